@@ -1,0 +1,133 @@
+"""Where the targets are: URL resolution, the embedded PostgreSQL, MongoDB clients.
+
+PostgreSQL URL precedence: explicit argument > spec `targets.postgres.url`
+(`env:VAR` allowed) > `NOVA_POSTGRES_URL` > `POSTGRES_*` variables > the
+embedded server from the `pgserver` wheel under `data/.nova/`.
+MongoDB: explicit > spec > `NOVA_MONGO_URI` > `MONGO_URI`; `mongomock://NAME`
+selects the in-process double (demo and tests only).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+from nova_pipeline.spec import Spec, resolve_setting
+
+EMBEDDED_DIR = Path("data/.nova/pg")
+_MOCK_CLIENTS: dict[str, object] = {}
+
+
+class TargetUnreachable(RuntimeError):
+    """A target could not be reached; the message is one line without secrets."""
+
+
+def redact(text: str) -> str:
+    """Replace passwords in URLs/URIs and `password=` pairs with '***'."""
+    text = re.sub(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", r"\g<scheme>\g<user>:***@", text)
+    return re.sub(r"(?i)(password\s*=\s*)([^\s&;]+)", r"\1***", text)
+
+
+def postgres_url_from_env() -> str | None:
+    """A URL from NOVA_POSTGRES_URL or the POSTGRES_* variables of the original deployment."""
+    if os.environ.get("NOVA_POSTGRES_URL"):
+        return os.environ["NOVA_POSTGRES_URL"]
+    if not os.environ.get("POSTGRES_HOST"):
+        return None
+    user = quote(os.environ.get("POSTGRES_USER", "nova_user"), safe="")
+    pw = os.environ.get("POSTGRES_PASSWORD")
+    auth = f"{user}:{quote(pw, safe='')}" if pw else user
+    host, port = os.environ["POSTGRES_HOST"], os.environ.get("POSTGRES_PORT", "5432")
+    db = os.environ.get("POSTGRES_DB", "nova_universe")
+    ssl = "require" if os.environ.get("POSTGRES_SSL", "false").lower() in ("1", "true", "yes") else "prefer"
+    return f"postgresql://{auth}@{host}:{port}/{db}?sslmode={ssl}"
+
+
+def embedded_postgres_url(data_dir: Path = EMBEDDED_DIR) -> str:
+    """Start (or reuse) the embedded PostgreSQL under data_dir and return its URL."""
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir.resolve(), cleanup_mode=None)
+    return server.get_uri()
+
+
+def postgres_url(spec: Spec | None = None, explicit: str | None = None, *, embedded: bool = True) -> str:
+    """The PostgreSQL URL to use, by the precedence in the module docstring."""
+    url = explicit or (resolve_setting(spec.targets.postgres.url) if spec and spec.targets.postgres else None)
+    url = url or postgres_url_from_env()
+    if url:
+        return url
+    if not embedded:
+        raise TargetUnreachable("no PostgreSQL configured: set NOVA_POSTGRES_URL or POSTGRES_HOST")
+    return embedded_postgres_url()
+
+
+def mongo_uri(spec: Spec | None = None, explicit: str | None = None) -> str | None:
+    """The MongoDB URI to use, or None when none is configured."""
+    uri = explicit or (resolve_setting(spec.targets.mongo.uri) if spec and spec.targets.mongo else None)
+    return uri or os.environ.get("NOVA_MONGO_URI") or os.environ.get("MONGO_URI") or None
+
+
+def connect_postgres(url: str, **kwargs) -> psycopg.Connection:
+    """Open a psycopg connection; unreachable servers raise TargetUnreachable (no secrets)."""
+    try:
+        return psycopg.connect(url, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TargetUnreachable(f"PostgreSQL unreachable at {redact(url)}: {redact(reason)}") from None
+
+
+def is_mock_uri(uri: str) -> bool:
+    return uri.startswith("mongomock://")
+
+
+def mongo_client(uri: str):
+    """A pymongo client, or the shared in-process mongomock client for mongomock:// URIs."""
+    if is_mock_uri(uri):
+        import mongomock
+
+        patch_mongomock_bulk_sort()
+        return _MOCK_CLIENTS.setdefault(uri, mongomock.MongoClient(tz_aware=True))
+    import pymongo
+
+    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+def ping_mongo(client, uri: str) -> None:
+    """Raise TargetUnreachable unless the server answers."""
+    if is_mock_uri(uri):
+        return
+    import pymongo.errors
+
+    try:
+        client.admin.command("ping")
+    except pymongo.errors.PyMongoError as e:
+        raise TargetUnreachable(f"MongoDB unreachable at {redact(uri)}: {redact(str(e).splitlines()[0])}") from None
+
+
+def patch_mongomock_bulk_sort() -> None:
+    """mongomock 4.3 rejects the `sort` keyword pymongo ≥ 4.11 passes to bulk builders; accept it when unused."""
+    from mongomock import collection as mc
+
+    builder = mc.BulkOperationBuilder
+    if getattr(builder, "_nova_sort_shim", False):
+        return
+
+    def drop_sort(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, sort=None, **kwargs):
+            if sort is not None:
+                raise NotImplementedError("sort= is not supported by mongomock")
+            return fn(self, *args, **kwargs)
+
+        return wrapper
+
+    builder.add_update = drop_sort(builder.add_update)
+    builder.add_replace = drop_sort(builder.add_replace)
+    builder._nova_sort_shim = True

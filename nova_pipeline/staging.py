@@ -1,0 +1,109 @@
+"""The staging area: where Parquet files of each phase live.
+
+Layout under the staging root (a local directory or any pyarrow/fsspec URI such
+as s3://bucket/prefix):
+
+    raw/<table>[/<partition>]/part-00000.parquet         SQLite values as exported
+    clean/<table>[/<partition>]/part-00000.parquet       cast to target types, target column names
+    quarantine/<table>[/<partition>]/part-00000.parquet  rows that could not be cast, with reasons
+
+Files are written under a temporary name and renamed when complete, so a
+killed run never leaves a half-written file that looks finished.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+KINDS = ("raw", "clean", "quarantine")
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A staging root; `fs` and `root` come from pyarrow's FileSystem.from_uri."""
+
+    uri: str
+
+    @property
+    def _fs_root(self) -> tuple[pafs.FileSystem, str]:
+        if "://" in self.uri:
+            fs, root = pafs.FileSystem.from_uri(self.uri)
+        else:
+            import os
+
+            fs, root = pafs.LocalFileSystem(), os.path.abspath(self.uri)
+        return fs, root.rstrip("/")
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return self._fs_root[0]
+
+    def dir(self, kind: str, table: str, partition: str | None = None) -> str:
+        """Directory (filesystem path, no scheme) of one table's files of one kind."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown staging kind {kind!r}")
+        root = self._fs_root[1]
+        return f"{root}/{kind}/{table}" + (f"/{partition}" if partition else "")
+
+    def files(self, kind: str, table: str, partition: str | None = None) -> list[str]:
+        """Completed Parquet files of a table, in name order (partitions included when partition is None)."""
+        fs = self.fs
+        base = self.dir(kind, table, partition)
+        info = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=partition is None))
+        return sorted(i.path for i in info if i.type == pafs.FileType.File and i.path.endswith(".parquet")
+                      and not i.base_name.startswith("."))
+
+    def clear(self, kind: str, table: str, partition: str | None = None) -> None:
+        """Remove a table's files of one kind (before rewriting them)."""
+        base = self.dir(kind, table, partition)
+        if self.fs.get_file_info(base).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(base)
+
+    def read_batches(self, kind: str, table: str, partition: str | None = None,
+                     columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the record batches of a table's files (row group at a time: bounded memory)."""
+        for path in self.files(kind, table, partition):
+            with self.fs.open_input_file(path) as f:
+                pf = pq.ParquetFile(f)
+                for i in range(pf.num_row_groups):
+                    yield from pf.read_row_group(i, columns=columns).to_batches()
+
+    def schema(self, kind: str, table: str, partition: str | None = None) -> pa.Schema | None:
+        """Arrow schema of the first file, or None when there is none."""
+        files = self.files(kind, table, partition)
+        if not files:
+            return None
+        with self.fs.open_input_file(files[0]) as f:
+            return pq.ParquetFile(f).schema_arrow
+
+    def row_count(self, kind: str, table: str, partition: str | None = None) -> int:
+        """Rows in a table's files, from Parquet footers only."""
+        total = 0
+        for path in self.files(kind, table, partition):
+            with self.fs.open_input_file(path) as f:
+                total += pq.ParquetFile(f).metadata.num_rows
+        return total
+
+    @contextmanager
+    def writer(self, kind: str, table: str, schema: pa.Schema, partition: str | None = None,
+               name: str = "part-00000.parquet") -> Iterator[pq.ParquetWriter]:
+        """A zstd ParquetWriter that becomes visible under `name` only when the block exits cleanly."""
+        fs = self.fs
+        base = self.dir(kind, table, partition)
+        fs.create_dir(base, recursive=True)
+        tmp = f"{base}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with fs.open_output_stream(tmp) as out, pq.ParquetWriter(out, schema, compression="zstd") as w:
+                yield w
+            fs.move(tmp, f"{base}/{name}")
+        except BaseException:
+            if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                fs.delete_file(tmp)
+            raise

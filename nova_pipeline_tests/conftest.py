@@ -1,0 +1,49 @@
+"""Shared fixtures: one real PostgreSQL server per test session, a fresh database per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import psycopg
+import pytest
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL 16 (pgserver wheel) for the session; yields the admin URL."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def _create_db(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """URL of a new, empty database on the session server."""
+    return _create_db(pg_server, f"t{next(_counter)}_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def make_pg_url(pg_server):
+    """Factory for further empty databases (restore targets, comparisons)."""
+    return lambda: _create_db(pg_server, f"t{next(_counter)}_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def mongo_uri() -> str:
+    """A fresh in-process MongoDB double (mongomock) URI."""
+    return f"mongomock://test-{uuid.uuid4().hex[:8]}"
