@@ -1,0 +1,67 @@
+"""Target identifiers: PostgreSQL's 63-byte limit and deterministic, reported renames.
+
+Source names are kept as they are (spaces, quotes, mixed case, reserved words
+are fine: every identifier is quoted with psycopg.sql.Identifier). Only names
+PostgreSQL cannot hold (longer than 63 bytes in UTF-8) or names that would
+collide with another in the same table are renamed, deterministically: the
+name is cut on a character boundary and suffixed with 8 hex digits of its
+sha1, so the same source always gives the same target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from nova_pipeline.spec import Spec, TableSpec
+
+PG_MAX_IDENTIFIER_BYTES = 63
+
+
+def fit_identifier(name: str, limit: int = PG_MAX_IDENTIFIER_BYTES) -> str:
+    """`name` if it fits in `limit` UTF-8 bytes, else a deterministic shortened form."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    head = name.encode("utf-8")[: limit - 9].decode("utf-8", errors="ignore")
+    return f"{head}_{digest}"
+
+
+def unique_identifiers(names: list[str]) -> dict[str, str]:
+    """Map each name to a target identifier that fits and is unique (case-sensitively, as quoted)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        target = fit_identifier(name)
+        if target in taken:
+            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+            target = fit_identifier(f"{name}_{digest}", PG_MAX_IDENTIFIER_BYTES)
+            if target in taken or len(target.encode()) > PG_MAX_IDENTIFIER_BYTES:
+                target = fit_identifier(name, PG_MAX_IDENTIFIER_BYTES - 9)[: PG_MAX_IDENTIFIER_BYTES - 9] + f"_{digest}"
+        taken.add(target)
+        out[name] = target
+    return out
+
+
+def target_columns(table: TableSpec) -> list[tuple[str, str]]:
+    """(source column, target column) pairs in source order, honouring explicit `name`s."""
+    explicit = {s: c.name for s, c in table.columns.items() if c.name}
+    fitted = unique_identifiers([explicit.get(s, s) for s in table.columns])
+    return [(s, fitted[explicit.get(s, s)]) for s in table.columns]
+
+
+def target_column(table: TableSpec, source_column: str) -> str:
+    """The target name of one source column."""
+    return dict(target_columns(table))[source_column]
+
+
+def pg_table(spec: Spec, source_table: str) -> tuple[str, str]:
+    """(schema, table) of a source table's PostgreSQL target."""
+    t = spec.tables[source_table]
+    schema, name = t.pg_schema_table
+    default_schema = spec.targets.postgres.schema_ if spec.targets.postgres else "public"
+    return fit_identifier(schema or default_schema), fit_identifier(name or source_table)
+
+
+def mongo_collection(spec: Spec, source_table: str) -> str:
+    """The MongoDB collection of a source table."""
+    return spec.tables[source_table].collection or source_table
