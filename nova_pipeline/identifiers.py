@@ -26,27 +26,22 @@ def fit_identifier(name: str, limit: int = PG_MAX_IDENTIFIER_BYTES) -> str:
     return f"{head}_{digest}"
 
 
-def unique_identifiers(names: list[str]) -> dict[str, str]:
-    """Map each name to a target identifier that fits and is unique (case-sensitively, as quoted)."""
-    out: dict[str, str] = {}
-    taken: set[str] = set()
+def unique_identifiers(names: list[str]) -> list[str]:
+    """Target identifiers for `names` (same order) that fit and are unique as quoted identifiers."""
+    out: list[str] = []
     for name in names:
         target = fit_identifier(name)
-        if target in taken:
-            digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
-            target = fit_identifier(f"{name}_{digest}", PG_MAX_IDENTIFIER_BYTES)
-            if target in taken or len(target.encode()) > PG_MAX_IDENTIFIER_BYTES:
-                target = fit_identifier(name, PG_MAX_IDENTIFIER_BYTES - 9)[: PG_MAX_IDENTIFIER_BYTES - 9] + f"_{digest}"
-        taken.add(target)
-        out[name] = target
+        if target in out:
+            digest = hashlib.sha1(f"{name}#{len(out)}".encode("utf-8")).hexdigest()[:8]
+            target = f"{fit_identifier(name, PG_MAX_IDENTIFIER_BYTES - 9)}_{digest}"
+        out.append(target)
     return out
 
 
 def target_columns(table: TableSpec) -> list[tuple[str, str]]:
     """(source column, target column) pairs in source order, honouring explicit `name`s."""
-    explicit = {s: c.name for s, c in table.columns.items() if c.name}
-    fitted = unique_identifiers([explicit.get(s, s) for s in table.columns])
-    return [(s, fitted[explicit.get(s, s)]) for s in table.columns]
+    wanted = [c.name or s for s, c in table.columns.items()]
+    return list(zip(table.columns, unique_identifiers(wanted)))
 
 
 def target_column(table: TableSpec, source_column: str) -> str:
