@@ -1,0 +1,235 @@
+"""`nova-pipeline`: parses arguments and calls the engine or Dagster.
+
+Exit codes: 0 success; 1 validation failed or rows quarantined beyond the
+spec's tolerance; 2 bad input (spec, arguments, unreachable target), with a
+one-line reason on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nova_pipeline import connections
+from nova_pipeline.spec import SpecError, load_spec
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+BAD_INPUT = (SpecError, connections.TargetUnreachable, FileNotFoundError)
+
+
+class NovaGroup(click.Group):
+    """Turns known bad-input errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BAD_INPUT as e:
+            _fail(e)
+        except Exception as e:
+            if type(e).__name__ in ("SourceError", "MigrationLocked", "BackupError", "DDLError"):
+                _fail(e)
+            raise
+
+
+def _fail(e: Exception):
+    click.echo(f"nova-pipeline: {connections.redact(str(e))}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=NovaGroup)
+@click.version_option(package_name="nova-pipeline")
+def main():
+    """Declarative, verified SQLite → PostgreSQL + MongoDB migrations on Dagster."""
+
+
+spec_option = click.option("--spec", "spec_path", default="data/nova.spec.yaml", show_default=True,
+                           type=click.Path(dir_okay=False), help="Migration spec (YAML).")
+pg_option = click.option("--postgres-url", default=None, help="PostgreSQL URL (default: spec, env, embedded server).")
+mongo_option = click.option("--mongo-uri", default=None, help="MongoDB URI (default: spec, NOVA_MONGO_URI, MONGO_URI).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+@main.command()
+@click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), help="SQLite database.")
+@click.option("--out", default="spec.yaml", show_default=True, type=click.Path(dir_okay=False), help="Spec to write.")
+@click.option("--schema", default="public", show_default=True, help="PostgreSQL schema of the tables.")
+def init(source, out, schema):
+    """Introspect a SQLite database and write a spec plus a type report to review."""
+    from nova_pipeline import introspect
+    from nova_pipeline.spec import dump_spec, parse_spec
+
+    proposed, type_report = introspect.propose_spec(Path(source), postgres_schema=schema)
+    out_path = Path(out)
+    src = Path(source).resolve()
+    try:
+        proposed["source"]["sqlite"] = os.path.relpath(src, out_path.resolve().parent)
+    except ValueError:
+        proposed["source"]["sqlite"] = str(src)
+    spec = parse_spec(proposed, str(out_path))
+    out_path.write_text(dump_spec(spec))
+    report_path = out_path.with_suffix(".types.md")
+    report_path.write_text(type_report.to_markdown())
+    for w in type_report.to_dict().get("warnings", []):
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"wrote {out_path} ({len(spec.tables)} tables) and the type report {report_path}")
+
+
+@main.command()
+@spec_option
+@json_option
+def plan(spec_path, as_json):
+    """Dry run: tables, targets, casts, DDL, row counts, partitions. Writes nothing."""
+    from nova_pipeline import planning
+
+    p = planning.plan(load_spec(spec_path))
+    click.echo(json.dumps(p, indent=2, default=str) if as_json else planning.to_text(p))
+
+
+@main.command()
+@spec_option
+@click.option("--target", type=click.Choice(["postgres", "mongo", "both"]), default="both", show_default=True)
+@pg_option
+@mongo_option
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write the report JSON here.")
+@click.option("--no-backup", is_flag=True, help="Skip the pre-migration backup.")
+@json_option
+def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, as_json):
+    """Run every phase for the spec's tables through Dagster and reconcile the result."""
+    from nova_pipeline import migration
+
+    spec = load_spec(spec_path)
+    rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                            report_path=Path(report_path) if report_path else None, backup=not no_backup)
+    _print_report(rep, as_json)
+    sys.exit(migration.exit_code(rep))
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@spec_option
+@pg_option
+@mongo_option
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None)
+@json_option
+def resume(run_id, spec_path, postgres_url, mongo_uri, report_path, as_json):
+    """Re-execute the last failed or interrupted migration (or RUN_ID) from where it stopped."""
+    from nova_pipeline import migration
+
+    spec = load_spec(spec_path)
+    try:
+        rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                                report_path=Path(report_path) if report_path else None, backup=False,
+                                resume=True, resume_run=run_id)
+    except ValueError as e:
+        _fail(e)
+    _print_report(rep, as_json)
+    sys.exit(migration.exit_code(rep))
+
+
+@main.command()
+@spec_option
+@pg_option
+@mongo_option
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None)
+@json_option
+def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
+    """Run every check against the existing targets (exit 1 when a blocking check fails)."""
+    from nova_pipeline import migration
+    from nova_pipeline.defs.assets import staging_of
+    from nova_pipeline.validation import run_all_checks
+
+    spec = load_spec(spec_path)
+    pg, mongo = migration.resolve_targets(spec, postgres_url, mongo_uri)
+    results = run_all_checks(spec, pg, mongo, staging_of(spec))
+    checks = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in results]
+    failed = [c for c in checks if not c["passed"] and c.get("severity", "ERROR") == "ERROR"]
+    if report_path:
+        Path(report_path).write_text(json.dumps({"status": "failed" if failed else "succeeded", "checks": checks},
+                                                indent=2, default=str))
+    if as_json:
+        click.echo(json.dumps(checks, indent=2, default=str))
+    else:
+        for c in checks:
+            click.echo(f"{'PASS' if c['passed'] else 'FAIL':4} {c['table']}: {c['check']} — {c.get('detail', '')}")
+        click.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+@main.command("report")
+@spec_option
+@json_option
+def show_report(spec_path, as_json):
+    """Print the last migration report."""
+    from nova_pipeline.report import REPORT_JSON, REPORT_MD
+
+    spec = load_spec(spec_path)
+    folder = spec.resolve(spec.reports)
+    path = folder / (REPORT_JSON if as_json else REPORT_MD)
+    if not path.exists():
+        raise FileNotFoundError(f"no report yet in {folder}: run `nova-pipeline migrate` first")
+    click.echo(path.read_text())
+
+
+@main.command()
+@spec_option
+@pg_option
+@mongo_option
+def doctor(spec_path, postgres_url, mongo_uri):
+    """Check configuration and connectivity of each target; say what is wrong and how to fix it."""
+    from nova_pipeline import doctor as doc
+
+    problems = 0
+    for ok, line in doc.diagnose(spec_path, postgres_url, mongo_uri):
+        click.echo(f"{'ok  ' if ok else 'FAIL'} {line}")
+        problems += not ok
+    sys.exit(2 if problems else 0)
+
+
+@main.command()
+@click.option("--scale", default=1.0, show_default=True, help="Sample size (1 ≈ 30k rows; 50 ≈ 2.16 M rows).")
+@click.option("--spec", "spec_path", default="data/nova.spec.yaml", show_default=True, type=click.Path(dir_okay=False))
+@pg_option
+@mongo_option
+@click.option("--regenerate", is_flag=True, help="Regenerate the sample database even if it exists.")
+@json_option
+def demo(scale, spec_path, postgres_url, mongo_uri, regenerate, as_json):
+    """Generate the Nova sample, migrate it (embedded PostgreSQL; in-process MongoDB double unless configured), report."""
+    from nova_pipeline import migration, sample
+
+    spec = load_spec(spec_path)
+    db = spec.resolve(spec.source.sqlite)
+    if regenerate or not db.exists():
+        counts = sample.generate(db, scale=scale)
+        click.echo(f"generated {db}: {sum(counts.values()):,} rows in {len(counts)} tables", err=True)
+    rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, backup=False,
+                            mock_mongo_fallback=True)
+    _print_report(rep, as_json)
+    sys.exit(migration.exit_code(rep))
+
+
+def _print_report(rep, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2, default=str))
+    else:
+        click.echo(rep.to_markdown())
+
+
+def _register_optional_commands() -> None:
+    try:
+        from nova_pipeline.backup.cli import backup_group, rollback_command
+    except ImportError:
+        return
+    main.add_command(backup_group, "backup")
+    main.add_command(rollback_command, "rollback")
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":
+    main()

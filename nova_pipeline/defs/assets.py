@@ -1,0 +1,251 @@
+"""Asset factories: the eight migration phases as Dagster assets, built from the spec.
+
+Per source table one multi-asset moves it through export → transform → load
+(`staging/raw/<t>`, `staging/clean/<t>`, and its target), subsettable so each
+phase can be re-materialized alone in the UI. Shared phases (snapshot,
+profile, setup, constraints, smoke tests, report) are single assets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from nova_pipeline import export, identifiers, introspect, postgres_ddl, postgres_load, snapshot, transform
+from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.spec import Spec, TableSpec
+from nova_pipeline.staging import Staging
+
+SNAPSHOT = dg.AssetKey(["source", "snapshot"])
+PROFILE = dg.AssetKey(["source", "profile"])
+PG_SCHEMA = dg.AssetKey(["setup", "postgres_schema"])
+MONGO_COLLECTIONS = dg.AssetKey(["setup", "mongo_collections"])
+PG_CONSTRAINTS = dg.AssetKey(["postgres", "constraints"])
+SMOKE_TESTS = dg.AssetKey(["validation", "smoke_tests"])
+REPORT = dg.AssetKey(["reports", "migration_report"])
+
+
+def staging_of(spec: Spec) -> Staging:
+    """The spec's staging area (relative paths resolve against the spec file)."""
+    return Staging(spec.staging if "://" in spec.staging else str(spec.resolve(spec.staging)))
+
+
+def snapshot_path(spec: Spec) -> Path:
+    """Local path of the consistent SQLite copy that every export reads."""
+    base = spec.resolve(spec.staging) if "://" not in spec.staging else Path("data/.nova")
+    return base / "snapshot" / "source.sqlite"
+
+
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["staging", "raw", table])
+
+
+def clean_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["staging", "clean", table])
+
+
+def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
+    """Asset key of a table's target, None for tables embedded into a parent document."""
+    t = spec.tables[table]
+    if t.target == "postgres":
+        return dg.AssetKey(["postgres", *identifiers.pg_table(spec, table)])
+    if t.target == "mongo" and table not in spec.embedded_tables():
+        return dg.AssetKey(["mongo", spec.targets.mongo.database, identifiers.mongo_collection(spec, table)])
+    return None
+
+
+def code_version(*parts: object) -> str:
+    """A short stable hash of what determines an asset's content."""
+    text = json.dumps([p.model_dump(mode="json") if hasattr(p, "model_dump") else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _rate(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    """Phase 1: the consistent snapshot and the storage-class profile."""
+
+    @dg.asset(key=SNAPSHOT, group_name="source", kinds={"sqlite"},
+              description="Consistent online copy of the SQLite source (backup API) with sha256, "
+                          "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
+    def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
+        s = nova.spec
+        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot_path(s))
+        if snap.integrity != ["ok"]:
+            context.log.warning(f"integrity_check: {snap.integrity[:5]}")
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(snap.path)), "sha256": snap.sha256, "bytes": snap.bytes,
+            "integrity_check": ", ".join(snap.integrity[:5]),
+            "foreign_key_violations": len(snap.foreign_key_violations), "seconds": round(snap.seconds, 3)})
+
+    @dg.asset(key=PROFILE, group_name="source", kinds={"sqlite"}, deps=[SNAPSHOT],
+              description="Per table row counts and per column storage classes (typeof) of the snapshot: "
+                          "what the casts will meet.")
+    def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
+        import sqlite3
+
+        s = nova.spec
+        profile, rows = {}, {}
+        with sqlite3.connect(f"file:{snapshot_path(s)}?mode=ro", uri=True) as conn:
+            for name, t in s.table_items():
+                prof = introspect.profile_table(conn, name, list(t.columns))
+                profile[name] = {c: p.storage_classes for c, p in prof.items()}
+                rows[name] = next(iter(prof.values())).rows if prof else 0
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": sum(rows.values()), "rows_per_table": dg.MetadataValue.json(rows),
+            "storage_classes": dg.MetadataValue.json(profile)})
+
+    return [source_snapshot, source_profile]
+
+
+def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    """Phase 2: target schemas, tables and collections (idempotent)."""
+    out = []
+    if spec.table_items("postgres"):
+        @dg.asset(key=PG_SCHEMA, group_name="setup", kinds={"postgres"}, deps=[PROFILE],
+                  code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
+                  description="Schemas and tables from the spec (columns, types, NOT NULL, defaults, partitioned "
+                              "parents); keys, indexes and FKs come after the data. Unchanged tables are kept.")
+        def postgres_schema(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+            with postgres.connect(nova.spec) as conn:
+                actions = postgres_ddl.create_tables(conn, nova.spec)
+                conn.commit()
+            for a in actions:
+                context.log.info(a)
+            return dg.MaterializeResult(metadata={"actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none")})
+
+        out.append(postgres_schema)
+    if spec.table_items("mongo"):
+        @dg.asset(key=MONGO_COLLECTIONS, group_name="setup", kinds={"mongodb"}, deps=[PROFILE],
+                  code_version=code_version(*[t for _, t in spec.table_items("mongo")]),
+                  description="MongoDB collections with JSON Schema validators, indexes and TTL indexes "
+                              "(time-series collections where the server supports them).")
+        def mongo_collections(context: dg.AssetExecutionContext, nova: NovaConfig, mongo: MongoResource):
+            from nova_pipeline import mongo_setup
+
+            actions = mongo_setup.setup_collections(mongo.database(nova.spec), nova.spec)
+            if mongo.is_mock(nova.spec):
+                actions.append("documents go to the in-process MongoDB double (mongomock), not a server")
+            return dg.MaterializeResult(metadata={"actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none")})
+
+        out.append(mongo_collections)
+    return out
+
+
+def _target_deps(spec: Spec, table: str, t: TableSpec) -> list[dg.AssetKey]:
+    if t.target == "postgres":
+        parents = [fk.references for fk in t.foreign_keys if fk.references != table]
+        return [clean_key(table), PG_SCHEMA, *(k for p in parents if (k := target_key(spec, p)))]
+    children = [e.table for e in _all_embeds(t)]
+    return [clean_key(table), MONGO_COLLECTIONS, *(clean_key(c) for c in children)]
+
+
+def _all_embeds(t: TableSpec):
+    stack = list(t.embed)
+    while stack:
+        e = stack.pop()
+        yield e
+        stack.extend(e.embed)
+
+
+def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
+    """Phases 3–5 for one table: export, transform and load as one subsettable multi-asset."""
+    t = spec.tables[table]
+    tkey = target_key(spec, table)
+    kind = {"postgres": "postgres", "mongo": "mongodb"}[t.target]
+    target_label = ".".join(tkey.path[1:]) if tkey else f"embedded into its parent in {t.target}"
+    version = code_version(t)
+    tags = {k: v for k, v in t.tags.items()}
+    about = f" {t.description}" if t.description else ""
+    specs = [
+        dg.AssetSpec(raw_key(table), deps=[SNAPSHOT], group_name="staging", kinds={"sqlite", "parquet"},
+                     code_version=version, owners=t.owners, tags=tags,
+                     description=f"Table `{table}` exported from the SQLite snapshot to zstd Parquet in bounded "
+                                 f"Arrow batches, values exactly as stored.{about}"),
+        dg.AssetSpec(clean_key(table), deps=[raw_key(table)], group_name="staging", kinds={"parquet"},
+                     code_version=version, owners=t.owners, tags=tags,
+                     description=f"Table `{table}` cast to its target types; rows that cannot be cast go to "
+                                 f"staging/quarantine/{table} with column, raw value and reason."),
+    ]
+    if tkey:
+        specs.append(dg.AssetSpec(tkey, deps=_target_deps(spec, table, t), group_name=t.target if t.target == "postgres" else "mongodb",
+                                  kinds={kind}, code_version=version, owners=t.owners, tags=tags,
+                                  description=f"Table `{table}` loaded into {t.target} `{target_label}`; a re-run "
+                                              f"replaces the content, never duplicates it.{about}"))
+
+    @dg.multi_asset(name=f"migrate_{_op_name(table)}", specs=specs, can_subset=True,
+                    description=f"Export, transform and load `{table}`.")
+    def migrate_table(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+                      mongo: MongoResource):
+        s = nova.spec
+        stg = staging_of(s)
+        selected = context.selected_asset_keys
+        if raw_key(table) in selected:
+            r = export.export_table(snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
+            yield dg.MaterializeResult(asset_key=raw_key(table), metadata={
+                "dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
+                "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table))})
+        if clean_key(table) in selected:
+            r = transform.transform_table(s, table, stg, run_id=context.run_id)
+            yield dg.MaterializeResult(asset_key=clean_key(table), metadata={
+                "dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
+                "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
+                "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table))})
+        if tkey and tkey in selected:
+            yield _load(context, s, table, stg, postgres, mongo, tkey)
+
+    return migrate_table
+
+
+def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource, mongo: MongoResource,
+          tkey: dg.AssetKey) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    if s.tables[table].target == "postgres":
+        url = postgres.url(s)
+        r = postgres_load.load_table(url, s, table, stg)
+        with postgres.connect(s) as conn:
+            postgres_load.store_quarantine(conn, stg, table, context.run_id)
+            conn.commit()
+        rows, extra = r.rows, {"table": ".".join(tkey.path[1:])}
+    else:
+        from nova_pipeline import mongo_load
+
+        r = mongo_load.load_collection(mongo.database(s), s, table, stg)
+        rows, extra = r.documents, {"collection": tkey.path[-1], "quarantined_orphans": r.quarantined_orphans,
+                                    "in_process_double": mongo.is_mock(s)}
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(asset_key=tkey, metadata={
+        "dagster/row_count": rows, "seconds": round(seconds, 3), "rows_per_s": _rate(rows, seconds), **extra})
+
+
+def _op_name(table: str) -> str:
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in table)
+    return f"{safe}_{hashlib.sha1(table.encode()).hexdigest()[:6]}" if safe != table else safe
+
+
+def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
+    """Phase 5 tail: keys, indexes and FKs once every PostgreSQL table holds its data."""
+    keys = [k for n, _ in spec.table_items("postgres") if (k := target_key(spec, n))]
+    if not keys:
+        return None
+
+    @dg.asset(key=PG_CONSTRAINTS, deps=keys, group_name="postgres", kinds={"postgres"},
+              code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
+              description="Primary keys, unique and secondary indexes and foreign keys, built after the data "
+                          "(FKs with orphans are added NOT VALID and reported).")
+    def postgres_constraints(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+        started = time.perf_counter()
+        with postgres.connect(nova.spec) as conn:
+            rep = postgres_ddl.add_constraints(conn, nova.spec)
+            conn.commit()
+        return dg.MaterializeResult(metadata={
+            "seconds": round(time.perf_counter() - started, 3),
+            "report": dg.MetadataValue.json(rep.to_dict() if hasattr(rep, "to_dict") else str(rep))})
+
+    return postgres_constraints

@@ -1,0 +1,75 @@
+"""Spec → one Dagster Definitions: assets of the eight phases, checks, jobs, schedules, sensors."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nova_pipeline.defs import assets as A
+from nova_pipeline.defs.completion import build_completion_assets
+from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.defs.sensors import build_source_change_sensor
+from nova_pipeline.spec import Spec
+
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _table_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
+    from nova_pipeline.defs.checks import build_table_checks
+
+    return [c for name, _ in spec.table_items() if (key := A.target_key(spec, name))
+            for c in build_table_checks(spec, name, key)]
+
+
+def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
+    keys = [A.SNAPSHOT, A.PROFILE]
+    tables = spec.table_items(target)
+    if target in (None, "postgres") and spec.table_items("postgres"):
+        keys += [A.PG_SCHEMA, A.PG_CONSTRAINTS]
+    if target in (None, "mongo") and spec.table_items("mongo"):
+        keys.append(A.MONGO_COLLECTIONS)
+    for name, _ in tables:
+        keys += [A.raw_key(name), A.clean_key(name)] + ([k] if (k := A.target_key(spec, name)) else [])
+    if target == "mongo":  # embedded children of mongo parents may themselves be declared elsewhere
+        for child in spec.embedded_tables():
+            keys += [A.raw_key(child), A.clean_key(child)]
+    return list(dict.fromkeys(keys + [A.SMOKE_TESTS, A.REPORT]))
+
+
+def build_jobs(spec: Spec) -> list[dg.UnresolvedAssetJobDefinition]:
+    """`migrate` (everything) and, when both targets are used, `migrate_postgres` / `migrate_mongo`."""
+    jobs = [dg.define_asset_job("migrate", selection=dg.AssetSelection.assets(*_job_keys(spec, None)), config=IN_PROCESS,
+                                description="All phases for every table: snapshot, setup, export, transform, load, "
+                                            "constraints, checks, smoke tests, report.")]
+    for target in ("postgres", "mongo"):
+        if spec.table_items(target) and len({t.target for _, t in spec.table_items()}) > 1:
+            jobs.append(dg.define_asset_job(
+                f"migrate_{target}", selection=dg.AssetSelection.assets(*_job_keys(spec, target)), config=IN_PROCESS,
+                description=f"All phases for the tables that go to {target} only."))
+    return jobs
+
+
+def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
+    """The code location for one spec."""
+    checks = _table_checks(spec)
+    check_keys = [k for c in checks for k in c.check_keys]
+    assets = [*A.build_source_assets(spec), *A.build_setup_assets(spec),
+              *(A.build_table_assets(spec, name) for name, _ in spec.table_items())]
+    if (constraints := A.build_constraints_asset(spec)) is not None:
+        assets.append(constraints)
+    assets += build_completion_assets(spec, check_keys)
+    jobs = build_jobs(spec)
+    migrate = jobs[0]
+    schedules, sensors = [], [build_source_change_sensor(spec, migrate)]
+    try:
+        from nova_pipeline.defs.backups import build_backup_defs
+    except ImportError:
+        build_backup_defs = None
+    if build_backup_defs is not None:
+        extra = build_backup_defs(migrate)
+        jobs += extra.get("jobs", [])
+        schedules += extra.get("schedules", [])
+        sensors += extra.get("sensors", [])
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
+        executor=dg.in_process_executor,
+        resources={"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(), "mongo": MongoResource()})

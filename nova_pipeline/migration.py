@@ -1,0 +1,95 @@
+"""One migration from the command line: resolve targets, lock, back up, run the job, reconcile, report."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+from nova_pipeline import connections, postgres_load, report
+from nova_pipeline.defs.assets import staging_of
+from nova_pipeline.defs.completion import snapshot_row_counts
+from nova_pipeline.runs import RunOutcome, resume_migration, run_migration
+from nova_pipeline.spec import Spec
+
+JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
+
+
+def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
+                    *, mock_mongo_fallback: bool = False) -> tuple[str | None, str | None]:
+    """URLs of the targets the spec uses, checked reachable (TargetUnreachable otherwise)."""
+    pg = None
+    if spec.table_items("postgres"):
+        pg = connections.postgres_url(spec, postgres_url)
+        connections.connect_postgres(pg).close()
+    mongo = None
+    if spec.table_items("mongo"):
+        mongo = connections.mongo_uri(spec, mongo_uri)
+        if not mongo and mock_mongo_fallback:
+            mongo = "mongomock://nova-demo"
+        if not mongo:
+            raise connections.TargetUnreachable(
+                "no MongoDB configured for the spec's mongo tables: pass --mongo-uri or set NOVA_MONGO_URI")
+        connections.ping_mongo(connections.mongo_client(mongo), mongo)
+    return pg, mongo
+
+
+def job_name(spec: Spec, target: str) -> str:
+    """The job for --target; a single-target spec has only `migrate`."""
+    if target == "both" or len({t.target for _, t in spec.table_items()}) <= 1:
+        return "migrate"
+    return JOB_FOR_TARGET[target]
+
+
+def exit_code(rep: report.MigrationReport) -> int:
+    """0 when every table reconciled and no blocking check failed, else 1."""
+    return 0 if rep.status == "succeeded" else 1
+
+
+def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
+              started_at: str, notes: list[str]) -> report.MigrationReport:
+    """Build the report of a run from the snapshot, the quarantine and the targets."""
+    mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
+    with ExitStack() as stack:
+        conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
+        rep = report.build_report(
+            spec, staging=staging_of(spec), source_rows=snapshot_row_counts(spec), pg_conn=conn, mongo_db=mongo_db,
+            status="succeeded", run_id=outcome.run_id, started_at=started_at, seconds={},
+            errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks, notes=notes)
+    other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
+    rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
+    blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)
+    if not outcome.success or blocking_failed or any(t.status == "failed" for t in rep.tables.values()):
+        rep.status = "failed"
+    return rep
+
+
+def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
+            mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
+            mock_mongo_fallback: bool = False, resume_run: str | None = None,
+            resume: bool = False) -> report.MigrationReport:
+    """Run (or resume) the migration under the target's advisory lock and write the report."""
+    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, mock_mongo_fallback=mock_mongo_fallback)
+    started = report.now_iso()
+    notes = []
+    if mongo and connections.is_mock_uri(mongo):
+        notes.append("MongoDB documents went to the in-process double (mongomock), not a MongoDB server.")
+    with ExitStack() as stack:
+        if pg:
+            lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
+            stack.enter_context(postgres_load.migration_lock(lock_conn, spec))
+        if backup:
+            notes.append(_pre_migration_backup(spec, pg, mongo))
+        if resume:
+            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo)
+        else:
+            outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo)
+    rep = reconcile(spec, outcome, pg, mongo, started, notes)
+    report.write_report(rep, spec.resolve(spec.reports), report_path)
+    return rep
+
+
+def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
+    from nova_pipeline.backup import create_backup
+
+    path = create_backup(spec, postgres_url=pg_url, mongo_uri=mongo_uri, label="pre-migration")
+    return f"pre-migration backup: {path}"

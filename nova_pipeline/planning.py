@@ -1,0 +1,60 @@
+"""Dry run: what a migration of the spec would do, computed without writing anything."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from nova_pipeline import identifiers, postgres_ddl
+from nova_pipeline.spec import Spec
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def plan(spec: Spec) -> dict[str, Any]:
+    """Tables with targets, row counts and column casts; the DDL; partitioned tables; embeds."""
+    source = spec.resolve(spec.source.sqlite)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: SQLite source not found (spec source.sqlite)")
+    tables = {}
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as conn:
+        for name, t in spec.table_items():
+            rows = conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0]
+            target = (".".join(identifiers.pg_table(spec, name)) if t.target == "postgres"
+                      else f"{spec.targets.mongo.database}.{identifiers.mongo_collection(spec, name)}")
+            entry: dict[str, Any] = {"target": t.target, "target_name": target, "source_rows": rows,
+                                     "columns": {src: {"declared": c.declared, "type": c.type, "target_column": dst}
+                                                 for (src, dst), c in zip(identifiers.target_columns(t), t.columns.values())}}
+            if t.partition:
+                entry["partition"] = {"column": t.partition.column, "grain": t.partition.grain,
+                                      "physical": t.partition.physical, "start": t.partition.start or "first reading"}
+            if t.embed:
+                entry["embed"] = [e.model_dump(by_alias=True, exclude_defaults=True) for e in t.embed]
+            if t.ttl:
+                entry["ttl"] = t.ttl.model_dump()
+            tables[name] = entry
+    skipped = [n for n, t in spec.tables.items() if t.target == "skip"]
+    return {"source": str(source), "tables": tables, "skipped": skipped,
+            "ddl": postgres_ddl.plan_ddl(spec) if spec.table_items("postgres") else [],
+            "partitioned": {n: e["partition"] for n, e in tables.items() if "partition" in e}}
+
+
+def to_text(p: dict[str, Any]) -> str:
+    """Human-readable plan."""
+    lines = [f"Plan for {p['source']} (dry run: nothing written)", ""]
+    for name, t in p["tables"].items():
+        lines.append(f"{name} → {t['target']} {t['target_name']}: {t['source_rows']:,} rows")
+        for col, c in t["columns"].items():
+            rename = f" as {c['target_column']}" if c["target_column"] != col else ""
+            lines.append(f"    {col}{rename}: {c['declared'] or '(none)'} → {c['type']}")
+    if p["partitioned"]:
+        lines += ["", "Partitioned tables:"]
+        lines += [f"    {n}: {v['column']} by {v['grain']} (physical {v['physical']}), from {v['start']}"
+                  for n, v in p["partitioned"].items()]
+    if p["skipped"]:
+        lines += ["", "Skipped: " + ", ".join(p["skipped"])]
+    if p["ddl"]:
+        lines += ["", "DDL:"] + [f"    {s};" for s in p["ddl"]]
+    return "\n".join(lines)

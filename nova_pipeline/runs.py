@@ -1,0 +1,121 @@
+"""Running the migration through the Dagster instance, so CLI runs show in the UI.
+
+The CLI resolves targets and options, then calls `run_migration` or
+`resume_migration`; both execute the spec's job in process against the
+instance in DAGSTER_HOME (default `data/.nova/dagster`) and return a
+`RunOutcome` the report is built from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from nova_pipeline.connections import redact
+from nova_pipeline.defs import assets as A
+from nova_pipeline.defs.build import IN_PROCESS, build_definitions
+from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.spec import Spec
+
+DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+MIGRATION_JOBS = ("migrate", "migrate_postgres", "migrate_mongo")
+
+
+@dataclass
+class RunOutcome:
+    """What a migration run did, per table and per check."""
+
+    run_id: str
+    success: bool
+    errors: dict[str, str] = field(default_factory=dict)
+    checks: list[dict] = field(default_factory=list)
+    materialized: set[dg.AssetKey] = field(default_factory=set)
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The persistent instance in DAGSTER_HOME (created with telemetry off when missing)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def _resources(spec_path: str, postgres_url: str | None, mongo_uri: str | None) -> dict:
+    return {"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(url_override=postgres_url or ""),
+            "mongo": MongoResource(uri_override=mongo_uri or "")}
+
+
+def _table_of_step(spec: Spec, step_key: str) -> str | None:
+    for name, _ in spec.table_items():
+        if step_key == f"migrate_{A._op_name(name)}":
+            return name
+    return None
+
+
+def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
+    out = RunOutcome(run_id=result.run_id, success=result.success)
+    for ev in result.get_step_failure_events():
+        err = ev.step_failure_data.error
+        message = redact(err.message.strip().splitlines()[-1] if err and err.message else "step failed")
+        table = _table_of_step(spec, ev.step_key)
+        out.errors[table or ev.step_key] = message
+    for ev in result.get_asset_check_evaluations():
+        meta = {k: getattr(v, "value", v) for k, v in (ev.metadata or {}).items()}
+        out.checks.append({"table": "/".join(ev.asset_key.path), "check": ev.check_name, "passed": ev.passed,
+                           "severity": ev.severity.value if ev.severity else None,
+                           "detail": str(meta.get("detail", "")), "failing_keys": meta.get("failing_keys", [])})
+    out.materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    return out
+
+
+def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_url: str | None = None,
+                  mongo_uri: str | None = None, asset_selection: list[dg.AssetKey] | None = None,
+                  tags: dict[str, str] | None = None) -> RunOutcome:
+    """Execute a migration job of the spec in process against the persistent instance."""
+    defs = build_definitions(spec, spec_path)
+    job_def = defs.resolve_job_def(job)
+    result = job_def.execute_in_process(
+        run_config=IN_PROCESS, instance=dagster_instance(), raise_on_error=False, asset_selection=asset_selection,
+        tags={"nova/spec": spec_path, **(tags or {})}, resources=_resources(spec_path, postgres_url, mongo_uri))
+    return _outcome(spec, result)
+
+
+def last_unfinished_run(instance: dg.DagsterInstance, run_id: str | None) -> dg.DagsterRun:
+    """The given run, or the newest migration run that failed or never finished (e.g. killed)."""
+    if run_id:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id} in {os.environ.get('DAGSTER_HOME')}")
+        return run
+    unfinished = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELED}
+    for run in instance.get_runs(limit=50):
+        if run.job_name in MIGRATION_JOBS:
+            if run.status in unfinished:
+                return run
+            if run.status == dg.DagsterRunStatus.SUCCESS:
+                break
+    raise ValueError("nothing to resume: the last migration run succeeded")
+
+
+def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres_url: str | None = None,
+                     mongo_uri: str | None = None) -> RunOutcome:
+    """Re-execute what an unfinished run did not materialize; what it finished is kept."""
+    instance = dagster_instance()
+    run = last_unfinished_run(instance, run_id)
+    planned = set(run.asset_selection or build_definitions(spec, spec_path).resolve_job_def(run.job_name)
+                  .asset_layer.executable_asset_keys)
+    done = {e.asset_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            if e.dagster_event and e.dagster_event.asset_key}
+    if run.status == dg.DagsterRunStatus.STARTED:
+        instance.report_run_failed(run, "interrupted: superseded by nova-pipeline resume")
+    todo = sorted(planned - done, key=lambda k: k.to_user_string())
+    if not todo:
+        raise ValueError(f"run {run.run_id} materialized everything it planned")
+    return run_migration(spec, spec_path, job=run.job_name, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                         asset_selection=todo, tags={"nova/resumed_from": run.run_id})
