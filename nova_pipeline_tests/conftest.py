@@ -15,6 +15,20 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _dagster_home(tmp_path_factory):
+    """CLI runs in tests record into a throwaway Dagster instance, never the user's."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
     """A real PostgreSQL 16 (pgserver wheel) for the session; yields the admin URL."""
