@@ -9,6 +9,7 @@ instance in DAGSTER_HOME (default `data/.nova/dagster`) and return a
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from nova_pipeline.connections import redact
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs.build import IN_PROCESS, build_definitions
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.progress import run_progress
 from nova_pipeline.spec import Spec
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
@@ -81,9 +83,13 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     """Execute a migration job of the spec in process against the persistent instance."""
     defs = build_definitions(spec, spec_path)
     job_def = defs.resolve_job_def(job)
-    result = job_def.execute_in_process(
-        run_config=IN_PROCESS, instance=dagster_instance(), raise_on_error=False, asset_selection=asset_selection,
-        tags={"nova/spec": spec_path, **(tags or {})}, resources=_resources(spec_path, postgres_url, mongo_uri))
+    instance, run_id = dagster_instance(), str(uuid.uuid4())
+    steps = len(asset_selection or job_def.asset_layer.executable_asset_keys)
+    with run_progress(instance, run_id, steps + len(job_def.asset_layer.asset_check_keys)):
+        result = job_def.execute_in_process(
+            run_config=IN_PROCESS, instance=instance, raise_on_error=False, asset_selection=asset_selection,
+            run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})},
+            resources=_resources(spec_path, postgres_url, mongo_uri))
     return _outcome(spec, result)
 
 
