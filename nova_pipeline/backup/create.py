@@ -1,0 +1,177 @@
+"""Create a backup set: pg_dump of the target schemas, BSON export of the Mongo database, SQLite snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from fsspec import AbstractFileSystem
+
+from nova_pipeline import connections
+from nova_pipeline.backup import mongo, pgtools
+from nova_pipeline.backup.crypto import ENCRYPTION_PARAMS, CHUNK_BYTES, SealedWriter, key_from_env
+from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, load_set, location_of,
+                                       new_set_id, write_json)
+from nova_pipeline.backup.verify import check_file
+from nova_pipeline.spec import Spec
+
+META_SCHEMA = "nova_meta"
+PRE_MIGRATION = "pre-migration"
+
+
+def target_schemas(spec: Spec) -> list[str]:
+    """PostgreSQL schemas a set covers: the default schema, schemas named in `table: schema.name`, nova_meta."""
+    if spec.targets.postgres is None:
+        return []
+    schemas = [spec.targets.postgres.schema_]
+    for _, t in spec.table_items("postgres"):
+        schema, _ = t.pg_schema_table
+        if schema:
+            schemas.append(schema)
+    return list(dict.fromkeys([*schemas, META_SCHEMA]))
+
+
+def backup_dest(spec: Spec, dest: str | None = None) -> str:
+    """The destination: explicit, else the spec's backup.dest (relative to the spec file)."""
+    if dest:
+        return dest
+    return spec.backup.dest if "://" in spec.backup.dest else str(spec.resolve(spec.backup.dest))
+
+
+def create_backup(spec: Spec, *, dest: str | None = None, postgres_url: str | None = None, mongo_uri: str | None = None,
+                  key: bytes | None = None, no_encrypt: bool = False, label: str | None = None) -> BackupSet:
+    """Write one complete, verified set under dest and return it.
+
+    Encrypts with `key` (default NOVA_BACKUP_KEY); refuses to write plain
+    files unless no_encrypt is True. Files are written under `.part` names and
+    renamed; manifest.json is written last.
+    """
+    if not no_encrypt:
+        key = key or key_from_env(required=True)
+    else:
+        key = None
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    fs, root = filesystem(backup_dest(spec, dest))
+    set_id = new_set_id(now)
+    set_path = f"{root}/{set_id}"
+    fs.makedirs(set_path, exist_ok=True)
+    files: list[dict[str, Any]] = []
+    versions: dict[str, str] = {"sqlite": sqlite3.sqlite_version}
+    sources: dict[str, Any] = {}
+
+    def add(name: str, kind: str, produce: Callable[[BinaryIO], dict[str, Any] | None], **fields) -> dict[str, Any]:
+        with fs.open(f"{set_path}/{name}.part", "wb") as raw:
+            writer = SealedWriter(raw, key)
+            extra = produce(writer) or {}
+            sizes = writer.close()
+        fs.mv(f"{set_path}/{name}.part", f"{set_path}/{name}")
+        files.append({"name": name, "kind": kind, **fields, **extra, **sizes})
+        return files[-1]
+
+    suffix = ".zst.enc" if key else ".zst"
+    with tempfile.TemporaryDirectory(prefix="nova-backup-") as tmp:
+        if spec.targets.postgres is not None:
+            url = connections.postgres_url(spec, postgres_url)
+            sources["postgres"] = _backup_postgres(url, target_schemas(spec), Path(tmp), versions, add, suffix)
+        uri = connections.mongo_uri(spec, mongo_uri) if spec.targets.mongo is not None else None
+        if uri:
+            sources["mongo"] = _backup_mongo(uri, spec.targets.mongo.database, versions, add, suffix)
+        sources["sqlite"] = _backup_sqlite(spec.resolve(spec.source.sqlite), Path(tmp), add, suffix)
+
+    problems = [p for f in files if (p := check_file(fs, set_path, f, key))]
+    manifest = {
+        "format": FORMAT,
+        "set_id": set_id,
+        "created_at": now.isoformat(),
+        "label": label,
+        "pre_migration": label == PRE_MIGRATION,
+        "spec": _spec_info(spec),
+        "sources": sources,
+        "versions": versions,
+        "compression": {"algorithm": "zstd", "level": 6},
+        "encryption": ENCRYPTION_PARAMS if key else None,
+        "files": files,
+        "verification": {"checked_at": datetime.now(UTC).isoformat(), "ok": not problems, "problems": problems,
+                         "by": "create"},
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+    write_json(fs, f"{set_path}/{MANIFEST}", manifest)
+    if problems:
+        raise BackupError(f"backup set {set_id} failed its read-back check: {problems[0]}")
+    return load_set(location_of(fs, set_path))
+
+
+def _backup_postgres(url: str, schemas: list[str], tmp: Path, versions: dict, add, suffix: str) -> dict[str, Any]:
+    major, server_version = pgtools.server_info(url)
+    bin_dir = pgtools.tool_dir(major)
+    versions["postgres_server"] = server_version
+    versions["pg_dump"] = pgtools.tool_version(bin_dir, "pg_dump")
+    present = pgtools.existing_schemas(url, schemas)
+    info = {"schemas": schemas, "schemas_dumped": present, "file": None}
+    if present:  # pg_dump fails when no schema matches; an empty list restores as "none of them exist"
+        dump = tmp / "postgres.dump"
+        pgtools.pg_dump(url, present, dump, bin_dir)
+        info["file"] = f"postgres.dump{suffix}"
+        add(info["file"], "postgres", lambda w: _copy_file(dump, w), schemas=present)
+    return info
+
+
+def _backup_mongo(uri: str, database: str, versions: dict, add, suffix: str) -> dict[str, Any]:
+    client = connections.mongo_client(uri)
+    connections.ping_mongo(client, uri)
+    versions["mongodb"] = mongo.server_version(client)
+    db = client[database]
+    collections = []
+    for name in mongo.collection_names(db):
+        stem = f"mongo.{quote(name, safe='')}"
+        meta = mongo.collection_metadata(db, name)
+        add(f"{stem}.metadata.json{suffix}", "mongo", lambda w: _copy_bytes(mongo.dump_metadata(meta), w), collection=name)
+        # A view's documents are computed from its source; restoring its definition is enough.
+        export = (lambda w: {"documents": 0}) if meta["type"] == "view" else (
+            lambda w: {"documents": mongo.export_documents(db, name, w)})
+        entry = add(f"{stem}.bson{suffix}", "mongo", export, collection=name)
+        collections.append({"name": name, "documents": entry["documents"], "bson": entry["name"],
+                            "metadata": f"{stem}.metadata.json{suffix}"})
+    return {"database": database, "collections": collections}
+
+
+def _backup_sqlite(source: Path, tmp: Path, add, suffix: str) -> dict[str, Any]:
+    if not source.is_file():
+        raise BackupError(f"SQLite source not found: {source}")
+    snapshot = tmp / "source.sqlite"
+    # The backup API gives a consistent copy while the application keeps writing.
+    with closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)) as src, \
+            closing(sqlite3.connect(snapshot)) as dst:
+        src.backup(dst)
+    name = f"source.sqlite{suffix}"
+    add(name, "sqlite", lambda w: _copy_file(snapshot, w))
+    return {"path": str(source), "file": name}
+
+
+def _copy_bytes(data: bytes, writer) -> None:
+    writer.write(data)
+
+
+def _copy_file(path: Path, writer) -> None:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            writer.write(chunk)
+
+
+def _spec_info(spec: Spec) -> dict[str, Any]:
+    info: dict[str, Any] = {"path": spec.spec_path, "sha256": None}
+    if spec.spec_path and Path(spec.spec_path).is_file():
+        info["sha256"] = hashlib.sha256(Path(spec.spec_path).read_bytes()).hexdigest()
+    info["mongo_database"] = spec.targets.mongo.database if spec.targets.mongo else None
+    info["postgres_schemas"] = target_schemas(spec)
+    return info

@@ -1,0 +1,13 @@
+"""Backup errors: one line for users, never containing secrets."""
+
+
+class BackupError(RuntimeError):
+    """A backup operation cannot proceed (bad input, unreachable tool, damaged set)."""
+
+
+class BackupKeyError(BackupError):
+    """NOVA_BACKUP_KEY is missing or malformed (the message never contains the key)."""
+
+
+class SealError(BackupError):
+    """A sealed file cannot be opened: wrong key, damaged, truncated or reordered bytes."""

@@ -1,0 +1,66 @@
+"""Rollback: return the targets to the last pre-migration set, keeping a safety backup and a history."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nova_pipeline.backup.crypto import key_from_env
+from nova_pipeline.backup.create import backup_dest, create_backup
+from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.restore import restore
+from nova_pipeline.backup.sets import BackupSet, list_sets
+from nova_pipeline.backup.verify import set_key, verify_set
+from nova_pipeline.spec import Spec
+
+SAFETY_LABEL = "pre-rollback"
+
+
+def last_pre_migration(dest: str) -> BackupSet:
+    """The newest complete set flagged pre_migration under dest."""
+    candidates = [s for s in list_sets(dest) if s.pre_migration]
+    if not candidates:
+        raise BackupError(f"no pre-migration backup set under {dest}")
+    return candidates[-1]
+
+
+def rollback(spec: Spec, postgres_url: str, mongo_uri: str | None, reason: str, dest: str | None = None, *,
+             key: bytes | None = None) -> dict[str, Any]:
+    """Restore the last pre-migration set into the targets; returns the history entry.
+
+    Order: find and verify that set (nothing changes if it is damaged), take a
+    safety backup of the current targets, restore, and append
+    {time, reason, restored_set, safety_set} to <reports>/history.json.
+    """
+    if not reason.strip():
+        raise BackupError("rollback needs a reason")
+    dest = backup_dest(spec, dest)
+    target = last_pre_migration(dest)
+    key = set_key(target, key)
+    check = verify_set(target.location, key)
+    if not check["ok"]:
+        raise BackupError(f"pre-migration set {target.set_id} failed verification, nothing changed: {check['problems'][0]}")
+    # An unencrypted pre-migration set was an explicit choice; the safety set follows the key when there is one.
+    safety_key = key or key_from_env(required=False)
+    safety = create_backup(spec, dest=dest, postgres_url=postgres_url, mongo_uri=mongo_uri, key=safety_key,
+                           no_encrypt=safety_key is None, label=SAFETY_LABEL)
+    restore(target.location, postgres_url, mongo_uri, key=key, mongo_database=spec.targets.mongo.database
+            if spec.targets.mongo else None)
+    entry = {"event": "rollback", "time": datetime.now(UTC).isoformat(), "reason": reason,
+             "restored_set": target.location, "safety_set": safety.location}
+    append_history(spec.resolve(spec.reports) / "history.json", entry)
+    return entry
+
+
+def append_history(path: Path, entry: dict[str, Any]) -> None:
+    """Append one entry to a JSON list file, replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    history = json.loads(path.read_text()) if path.exists() else []
+    if not isinstance(history, list):
+        raise BackupError(f"{path}: expected a JSON list of history entries")
+    history.append(entry)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(history, indent=2) + "\n")
+    tmp.replace(path)
