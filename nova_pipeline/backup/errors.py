@@ -11,3 +11,7 @@ class BackupKeyError(BackupError):
 
 class SealError(BackupError):
     """A sealed file cannot be opened: wrong key, damaged, truncated or reordered bytes."""
+
+
+class VerificationError(BackupError):
+    """A set failed verification, so nothing was restored."""

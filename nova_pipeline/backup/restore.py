@@ -9,7 +9,7 @@ from typing import Any
 from nova_pipeline import connections
 from nova_pipeline.backup import mongo, pgtools
 from nova_pipeline.backup.crypto import iter_plain
-from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.errors import VerificationError
 from nova_pipeline.backup.sets import filesystem, load_set
 from nova_pipeline.backup.verify import set_key, verify_set
 
@@ -28,7 +28,7 @@ def restore(set_path: str, postgres_url: str | None, mongo_uri: str | None = Non
     key = set_key(backup, key)
     check = verify_set(backup.location, key)
     if not check["ok"]:
-        raise BackupError(f"set {backup.set_id} failed verification, nothing restored: {check['problems'][0]}")
+        raise VerificationError(f"set {backup.set_id} failed verification, nothing restored: {check['problems'][0]}")
     fs, path = filesystem(backup.location)
     sources = backup.manifest["sources"]
     done: dict[str, Any] = {"set": backup.location}

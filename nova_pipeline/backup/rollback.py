@@ -9,7 +9,7 @@ from typing import Any
 
 from nova_pipeline.backup.crypto import key_from_env
 from nova_pipeline.backup.create import backup_dest, create_backup
-from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.errors import BackupError, VerificationError
 from nova_pipeline.backup.restore import restore
 from nova_pipeline.backup.sets import BackupSet, list_sets
 from nova_pipeline.backup.verify import set_key, verify_set
@@ -41,7 +41,7 @@ def rollback(spec: Spec, postgres_url: str, mongo_uri: str | None, reason: str, 
     key = set_key(target, key)
     check = verify_set(target.location, key)
     if not check["ok"]:
-        raise BackupError(f"pre-migration set {target.set_id} failed verification, nothing changed: {check['problems'][0]}")
+        raise VerificationError(f"pre-migration set {target.set_id} failed verification, nothing changed: {check['problems'][0]}")
     # An unencrypted pre-migration set was an explicit choice; the safety set follows the key when there is one.
     safety_key = key or key_from_env(required=False)
     safety = create_backup(spec, dest=dest, postgres_url=postgres_url, mongo_uri=mongo_uri, key=safety_key,
