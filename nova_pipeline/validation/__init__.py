@@ -1,0 +1,6 @@
+"""Validation: prove a migration by comparing target tables and collections with source facts from staging."""
+
+from nova_pipeline.validation.results import CheckResult
+from nova_pipeline.validation.source_facts import source_facts
+
+__all__ = ["CheckResult", "source_facts"]

@@ -1,0 +1,221 @@
+"""Source-side facts of one table, read once from staging: row counts, column aggregates, bucket hashes.
+
+The result is a JSON-able dict (Dagster metadata, reports) that the target
+checks compare against, so no check re-reads SQLite. Rows are spread over
+buckets by the hash of their primary key (of the whole row when there is
+none); each bucket holds its row count and the sum of its rows' hashes modulo
+2^60, so a differing bucket — and then the differing key — can be found in
+the target without moving the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from decimal import Context, Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nova_pipeline.spec import Embed, Spec
+from nova_pipeline.staging import Staging
+from nova_pipeline.identifiers import target_column
+from nova_pipeline.validation import canonical as cn
+
+FACTS_VERSION = 1
+ROWS_PER_BUCKET = 1000
+MAX_BUCKETS = 1024
+_TEXT_LIMIT = 200
+_EXACT = Context(prec=100_000)
+
+
+def bucket_count(rows: int) -> int:
+    """Buckets for a table of `rows` rows: about ROWS_PER_BUCKET rows each, at most MAX_BUCKETS."""
+    return max(1, min(MAX_BUCKETS, math.ceil(rows / ROWS_PER_BUCKET)))
+
+
+def aggregate_value(kind: str, v: Any) -> Any:
+    """A min/max/sum in the JSON-able form both sides are compared in."""
+    if v is None:
+        return None
+    if kind in ("float8", "float4"):
+        return float(v) if math.isfinite(v) else ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+    if kind == "numeric":
+        return cn.numeric_text(str(v))
+    if kind in ("text", "char", "uuid") and len(v) > _TEXT_LIMIT:
+        return "md5:" + hashlib.md5(v.encode()).hexdigest()
+    return int(v) if kind in ("int", "bool", "timestamp", "date", "time") else v
+
+
+class _Aggregate:
+    """count / nulls / min / max / sum of one column over streamed batches."""
+
+    def __init__(self, kind: str):
+        self.kind, self.count, self.nulls, self.nans = kind, 0, 0, 0
+        self.min = self.max = None
+        self.sum: Any = 0 if kind in ("int", "bool", "numeric") else (0.0 if kind.startswith("float") else None)
+        self.sum_abs = 0.0
+
+    def _minmax(self, lo, hi) -> None:
+        if lo is not None:
+            self.min = lo if self.min is None else min(self.min, lo)
+            self.max = hi if self.max is None else max(self.max, hi)
+
+    def add(self, arr: pa.Array, canonical: pa.Array) -> None:
+        self.nulls += arr.null_count
+        self.count += len(arr) - arr.null_count
+        k = self.kind
+        if k == "int":
+            mm = pc.min_max(arr)
+            self._minmax(mm["min"].as_py(), mm["max"].as_py())
+            self.sum += int(pc.sum(arr.cast(pa.decimal128(38, 0))).as_py() or 0)
+        elif k in ("float8", "float4"):
+            wide = arr.cast(pa.float64())
+            nan = pc.is_nan(wide)
+            self.nans += pc.sum(nan.cast(pa.int64())).as_py() or 0
+            mm = pc.min_max(wide.filter(pc.invert(nan)))
+            self._minmax(mm["min"].as_py(), mm["max"].as_py())
+            self.sum += pc.sum(wide).as_py() or 0.0
+            self.sum_abs += pc.sum(pc.abs(wide.filter(pc.invert(nan)))).as_py() or 0.0
+        elif k == "numeric":
+            for v in arr.to_pylist():
+                if v is not None:
+                    d = Decimal(v)
+                    if d.is_nan():
+                        self.nans += 1
+                        continue
+                    self._minmax(d, d)
+                    self.sum = _EXACT.add(self.sum, d)
+        elif k == "bool":
+            self.sum += pc.sum(arr.cast(pa.int64())).as_py() or 0
+        elif k in ("text", "char", "uuid"):
+            mm = pc.min_max(canonical)
+            self._minmax(mm["min"].as_py(), mm["max"].as_py())
+        elif k in ("timestamp", "date", "time"):
+            mm = pc.min_max(cn.sortable(k, arr))
+            self._minmax(mm["min"].as_py(), mm["max"].as_py())
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "count": self.count, "nulls": self.nulls}
+        if self.kind in ("json", "bytea"):
+            return out
+        lo, hi, total = self.min, self.max, self.sum
+        if self.nans:  # PostgreSQL orders NaN above every number; a NaN makes the sum NaN
+            nan = Decimal("NaN") if self.kind == "numeric" else math.nan
+            hi, lo, total = nan, (nan if lo is None else lo), nan
+        out.update(min=aggregate_value(self.kind, lo), max=aggregate_value(self.kind, hi))
+        if total is not None:
+            out["sum"] = aggregate_value(self.kind, total)
+        if self.kind.startswith("float"):
+            out["sum_abs"] = self.sum_abs
+        return out
+
+
+class BucketHasher:
+    """Row hashes and PK buckets of clean batches, the Python half of the content hash."""
+
+    def __init__(self, columns: list[cn.Column], pk: list[str], buckets: int):
+        self.columns, self.pk, self.buckets = columns, pk, buckets
+
+    def canonical(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        """Canonical texts of every column of the batch."""
+        return {c.name: cn.arrow_canonical(c.kind, batch.column(c.name)) for c in self.columns}
+
+    def rows(self, canon: dict[str, pa.Array]) -> tuple[list[bytes], list[bytes]]:
+        """(row texts, bucket-key texts) of a batch as bytes."""
+        fields = {name: cn.arrow_fields(a) for name, a in canon.items()}
+        row = cn.arrow_join(list(fields.values())).cast(pa.binary()).to_pylist()
+        key = cn.arrow_join([fields[c] for c in self.pk]).cast(pa.binary()).to_pylist() if self.pk else row
+        return row, key
+
+    def bucket(self, key_text: bytes) -> int:
+        return cn.h60(key_text) % self.buckets
+
+
+def _embedding(spec: Spec, table: str) -> tuple[str, list[str], Embed] | None:
+    """(parent table, path of array fields from the root document, embed) when `table` is embedded."""
+    def walk(parent: str, embeds: list[Embed], path: list[str]):
+        for e in embeds:
+            if e.table == table:
+                return parent, [*path, e.as_], e
+            found = walk(e.table, e.embed, [*path, e.as_])
+            if found:
+                return found
+        return None
+
+    for name, t in spec.table_items():
+        found = walk(name, t.embed, [])
+        if found:
+            return found
+    return None
+
+
+def _column_values(staging: Staging, table: str, column: str, partition: str | None) -> list[Any]:
+    return [v for b in staging.read_batches("clean", table, partition, columns=[column]) for v in b.column(0).to_pylist()]
+
+
+def _embedding_facts(spec: Spec, table: str, staging: Staging, partition: str | None) -> dict[str, Any] | None:
+    found = _embedding(spec, table)
+    if found is None:
+        return None
+    parent, path, e = found
+    pt = spec.tables[parent]
+    parent_col = e.parent_key or (pt.primary_key[0] if pt.primary_key else None)
+    if parent_col is None:
+        raise ValueError(f"table {table!r} is embedded into {parent!r}, which has no primary key and no parent_key")
+    names = lambda t, c: target_column(spec.tables[t], c) if spec.tables[t].columns else c  # noqa: E731
+    parents = set(_column_values(staging, parent, names(parent, parent_col), partition))
+    per_parent = Counter(_column_values(staging, table, names(table, e.on), partition))
+    orphans = sum(n for k, n in per_parent.items() if k not in parents)
+    expected = sum(min(n, e.limit or n) if e.mode == "array" else 1 for k, n in per_parent.items() if k in parents)
+    return {"parent": parent, "path": path, "mode": e.mode, "expected": expected, "orphans": orphans}
+
+
+def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | None = None) -> dict[str, Any]:
+    """Facts of one table (or partition) from its raw, clean and quarantine Parquet in staging."""
+    schema = staging.schema("clean", table, partition)
+    columns = cn.table_columns(spec, table, schema)
+    missing = [c.name for c in columns if schema is not None and c.name not in schema.names]
+    if missing:
+        raise ValueError(f"table {table!r}: clean Parquet lacks column(s) {', '.join(missing)}")
+    pk = cn.primary_key(spec, table)
+    clean_rows = staging.row_count("clean", table, partition)
+    hasher = BucketHasher(columns, pk, bucket_count(clean_rows))
+    aggs = {c.name: _Aggregate(c.kind) for c in columns}
+    counts, sums = [0] * hasher.buckets, [0] * hasher.buckets
+    for batch in staging.read_batches("clean", table, partition):
+        canon = hasher.canonical(batch)
+        for c in columns:
+            aggs[c.name].add(batch.column(c.name), canon[c.name])
+        rows, keys = hasher.rows(canon)
+        for row, key in zip(rows, keys):
+            b = hasher.bucket(key)
+            counts[b] += 1
+            sums[b] += cn.h60(row)
+    reasons = Counter()
+    for batch in staging.read_batches("quarantine", table, partition, columns=["column", "reason"]):
+        reasons.update(f"{c}: {r}" for c, r in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
+    raw_files = staging.files("raw", table, partition)
+    return {
+        "version": FACTS_VERSION,
+        "table": table,
+        "partition": partition,
+        "staging": staging.uri,
+        "raw_rows": staging.row_count("raw", table, partition) if raw_files else None,
+        "clean_rows": clean_rows,
+        "quarantined_rows": sum(reasons.values()),
+        "quarantine_reasons": dict(reasons.most_common(5)),
+        "primary_key": pk,
+        "columns": {name: a.result() for name, a in aggs.items()},
+        "buckets": hasher.buckets,
+        "bucket_hashes": [[n, s % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
+        "embedding": _embedding_facts(spec, table, staging, partition),
+    }
+
+
+def source_rows(facts: dict[str, Any]) -> int:
+    """Rows the source held: raw rows when exported, else clean + quarantined."""
+    raw = facts["raw_rows"]
+    return raw if raw is not None else facts["clean_rows"] + facts["quarantined_rows"]
