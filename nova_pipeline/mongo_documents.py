@@ -211,7 +211,7 @@ def _read_children(staging: Staging, spec: Spec, e: Embed, keys: pa.Array | pa.C
             seen[key] += 1
             if seen[key] <= e.limit:
                 keep.append(i)
-        rows = rows.take(keep)
+        rows = rows.take(pa.array(keep, pa.int64()))
     return rows
 
 
@@ -232,7 +232,7 @@ def _attach(spec: Spec, staging: Staging, parent: str, rows: pa.Table, docs: lis
                 group.append(doc)
         if e.mode == "document":
             # one-to-one was declared: a second child is a data error, kept with its reason
-            dup = children.take(extra)
+            dup = children.take(pa.array(extra, pa.int64()))
             out.quarantined[e.table] += quarantine_rows(
                 spec, e.table, dup, e.on, lambda v: f"duplicate: {parent} with {e.on}={v} already has a {e.as_} document")
         else:

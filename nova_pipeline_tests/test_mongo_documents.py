@@ -39,13 +39,14 @@ def write_clean(staging: Staging, table: str, columns: dict[str, pa.Array], *, f
         w.write_table(data)
 
 
-def mission_spec(uri: str, staging_dir, *, too_large: str = "quarantine", batch_size: int = 10_000, **tables):
+def mission_spec(uri: str, staging_dir, *, too_large: str = "quarantine", batch_size: int = 10_000,
+                 database: str = "nova", **tables):
     """missions ⟵ mission_drones (array, sort -seq, limit 3) ⟵ drone_events (array, two levels);
     mission_briefs as a sub-document; plus any extra tables given as keyword arguments."""
     return parse_spec({
         "source": {"sqlite": "nova.sqlite"},
         "staging": str(staging_dir),
-        "targets": {"postgres": None, "mongo": {"uri": uri, "database": "nova", "batch_size": batch_size}},
+        "targets": {"postgres": None, "mongo": {"uri": uri, "database": database, "batch_size": batch_size}},
         "tables": {
             "missions": {
                 "target": "mongo", "primary_key": ["id"], "reference": {"commander_id": "users"},

@@ -1,0 +1,196 @@
+"""Clean Parquet → MongoDB: idempotent bulk loads of checked documents.
+
+Re-runs replace, never duplicate:
+* full load, strategy "rename" (default): documents go into a fresh temporary
+  collection created like the target (validator, indexes), which then replaces
+  the target through renameCollection(dropTarget). Readers see the old or the
+  new collection, never a mix; a killed run leaves only the temporary
+  collection, which the next run drops first. Chosen by measurement: on
+  mongomock it loads 20,000 documents ~3.5x faster than "upsert" (figures in
+  the module's issue note); on a real server plain inserts also beat upserts.
+* full load, strategy "upsert": unordered bulk ReplaceOne upserts keyed by
+  `_id`, then deletion of the ids not in the source (the loaded ids are held
+  in memory as encoded keys). For targets that must stay in place (other
+  writers, no renameCollection privilege).
+* time-series collections cannot be renamed: dropped, re-created, filled.
+* partition window: the window's documents are deleted, then the partition's
+  documents inserted, so a re-run or backfill of a window is safe by design.
+
+Writes are unordered, MongoTarget.batch_size documents per call, with the
+spec's write concern, retried per batch with exponential backoff on transient
+errors (AutoReconnect, NetworkTimeout, NotPrimaryError).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import bson
+from bson import json_util
+from pymongo import ReplaceOne, WriteConcern
+from pymongo.errors import AutoReconnect, BulkWriteError, NetworkTimeout, NotPrimaryError
+
+from nova_pipeline.identifiers import mongo_collection
+from nova_pipeline.mongo_documents import (
+    MAX_DOCUMENT_BYTES, TIMESERIES_MAX_DOCUMENT_BYTES, UNLOADABLE_FILE, document_field, embedded_tables,
+    iter_documents, quarantine_orphans, split_collections, write_quarantine,
+)
+from nova_pipeline.mongo_setup import setup_collection
+from nova_pipeline.spec import MongoTarget, Spec
+from nova_pipeline.staging import Staging
+
+TMP_SUFFIX = "__nova_tmp"
+TRANSIENT_ERRORS = (AutoReconnect, NetworkTimeout, NotPrimaryError)
+RETRIES = 5
+BACKOFF_SECONDS = 0.5
+DUPLICATE_KEY = 11000
+
+
+class MongoLoadError(RuntimeError):
+    """Documents were rejected by the server; the message names the collection and the first `_id`."""
+
+
+@dataclass(frozen=True)
+class MongoLoadResult:
+    """What one collection load did."""
+
+    collection: str
+    strategy: str
+    documents: int
+    split_documents: int
+    quarantined_orphans: int
+    quarantined: int
+    too_large: list[str]
+    children_cut: int
+    seconds: float
+    docs_per_s: float
+
+
+def write_batch(coll, docs: list[dict], *, upsert: bool, where: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    """One unordered bulk write (inserts, or ReplaceOne upserts by `_id`), retried on transient errors."""
+    for attempt in range(RETRIES + 1):
+        try:
+            if upsert:
+                coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+            else:
+                coll.insert_many(docs, ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if attempt and errors and all(e.get("code") == DUPLICATE_KEY for e in errors):
+                return  # those documents were written by the attempt that failed transiently
+            first = errors[0] if errors else {}
+            key = json_util.dumps((first.get("op") or {}).get("_id"))
+            raise MongoLoadError(f"{where}: {len(errors)} of {len(docs)} documents rejected; "
+                                 f"first _id={key}: {first.get('errmsg', exc)}") from None
+        except TRANSIENT_ERRORS:
+            if attempt == RETRIES:
+                raise
+            sleep(BACKOFF_SECONDS * 2**attempt)
+
+
+class _Destination:
+    """One collection being (re)filled: buffers documents into bulk writes and replaces the old content."""
+
+    def __init__(self, db, name: str, mode: str, target: MongoTarget, create: Callable[[str], object]):
+        self.db, self.final, self.mode, self.batch_size = db, name, mode, target.batch_size
+        self.name = name + TMP_SUFFIX if mode == "rename" else name
+        if mode in ("rename", "recreate"):
+            db.drop_collection(self.name)
+        create(self.name)
+        self.coll = db.get_collection(self.name, write_concern=WriteConcern(w=target.write_concern))
+        self.buffer: list[dict] = []
+        self.count = 0
+        self.seen: set[bytes] = set()
+
+    def add(self, docs: list[dict]) -> None:
+        self.buffer += docs
+        while len(self.buffer) >= self.batch_size:
+            self._flush(self.buffer[: self.batch_size])
+            del self.buffer[: self.batch_size]
+
+    def _flush(self, docs: list[dict]) -> None:
+        if not docs:
+            return
+        upsert = self.mode == "upsert"
+        write_batch(self.coll, docs, upsert=upsert, where=self.final)
+        if upsert:
+            self.seen.update(_id_key(d["_id"]) for d in docs)
+        self.count += len(docs)
+
+    def finish(self) -> None:
+        self._flush(self.buffer)
+        self.buffer = []
+        if self.mode == "rename":
+            if self.name in self.db.list_collection_names():
+                self.db[self.name].rename(self.final, dropTarget=True)
+            else:
+                self.db.drop_collection(self.final)
+        elif self.mode == "upsert":
+            stale = [d["_id"] for d in self.coll.find({}, {"_id": 1}) if _id_key(d["_id"]) not in self.seen]
+            for i in range(0, len(stale), self.batch_size):
+                self.coll.delete_many({"_id": {"$in": stale[i: i + self.batch_size]}})
+
+
+def _id_key(value) -> bytes:
+    return bson.encode({"k": value})
+
+
+def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: str | None = None,
+                    window: tuple[datetime, datetime] | None = None,
+                    strategy: Literal["rename", "upsert"] = "rename") -> MongoLoadResult:
+    """Load a table's clean Parquet (one partition with `window` = its [start, end) range) into its collection."""
+    start = time.perf_counter()
+    tspec = spec.tables[table]
+    target = spec.targets.mongo or MongoTarget()
+    name = mongo_collection(spec, table)
+    if window is not None:
+        mode = "window"
+        _delete_window(db, spec, table, window)
+    else:
+        mode = "recreate" if tspec.timeseries else strategy
+    orphans = quarantine_orphans(spec, table, staging) if tspec.embed else 0
+    main = _Destination(db, name, mode, target, lambda n: setup_collection(db, spec, table, name=n))
+    splits = {n: _Destination(db, n, mode, target, lambda n: None) for n in split_collections(spec, table)}
+    quarantined: dict[str, list[dict]] = defaultdict(list)
+    too_large: list[str] = []
+    cut = 0
+    max_bytes = TIMESERIES_MAX_DOCUMENT_BYTES if tspec.timeseries else MAX_DOCUMENT_BYTES
+    for batch in iter_documents(spec, table, staging, partition=partition, max_bytes=max_bytes):
+        main.add(batch.documents)
+        for n, docs in batch.split.items():
+            splits[n].add(docs)
+        for t, rows in batch.quarantined.items():
+            quarantined[t] += rows
+        too_large += batch.too_large
+        cut += batch.children_cut
+    for dest in (main, *splits.values()):
+        dest.finish()
+    for t in (table, *embedded_tables(spec, table)):
+        write_quarantine(staging, t, UNLOADABLE_FILE, quarantined.get(t, []), partition)
+    seconds = time.perf_counter() - start
+    return MongoLoadResult(
+        collection=name, strategy=mode, documents=main.count, split_documents=sum(d.count for d in splits.values()),
+        quarantined_orphans=orphans, quarantined=sum(len(r) for r in quarantined.values()), too_large=too_large,
+        children_cut=cut, seconds=seconds, docs_per_s=main.count / seconds if seconds else 0.0)
+
+
+def _delete_window(db, spec: Spec, table: str, window: tuple[datetime, datetime]) -> None:
+    """Delete the window's documents (and their split-out children) so the partition can be inserted again."""
+    tspec = spec.tables[table]
+    if tspec.partition is None:
+        raise ValueError(f"{table}: a window load needs `partition` in the table's spec")
+    setup_collection(db, spec, table)
+    coll = db[mongo_collection(spec, table)]
+    query = {document_field(tspec, tspec.partition.column): {"$gte": window[0], "$lt": window[1]}}
+    splits = split_collections(spec, table)
+    if splits:
+        ids = [d["_id"] for d in coll.find(query, {"_id": 1})]
+        for n in splits:
+            db[n].delete_many({"_parent": {"$in": ids}})
+    coll.delete_many(query)
