@@ -1,0 +1,362 @@
+"""PostgreSQL DDL from the spec: schemas, tables, partitioned parents and partitions, constraints, indexes.
+
+Tables are created bare (columns, NOT NULL, DEFAULT) so the load can COPY
+into them at full speed; primary keys, indexes and foreign keys come after
+the data (`add_constraints`). Every identifier goes through
+psycopg.sql.Identifier; names of constraints and indexes are deterministic
+and fit PostgreSQL's 63 bytes, which is what makes every step idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import psycopg
+from psycopg import sql
+
+from nova_pipeline.identifiers import fit_identifier, pg_table, target_column, target_columns
+from nova_pipeline.spec import Spec, TableSpec
+
+PG_MAX_COLUMNS = 1600
+_CANONICAL_TYPES = {"timestamptz": "timestamp with time zone", "timestamp": "timestamp without time zone",
+                    "time": "time without time zone"}
+
+
+class DDLError(RuntimeError):
+    """A table cannot be created or altered; one line naming the table(s). `actions` holds what did succeed."""
+
+    def __init__(self, message: str, actions: list[str] | None = None):
+        super().__init__(message)
+        self.actions = actions or []
+
+
+@dataclass
+class ConstraintReport:
+    """What add_constraints did: names added, already present, FKs left NOT VALID (orphan count), notes, failures."""
+
+    added: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    not_valid: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def column_type(table: TableSpec, source_column: str) -> str:
+    """The PostgreSQL type of a column (`json_columns` make text columns jsonb)."""
+    t = table.columns[source_column].type
+    return "jsonb" if source_column in table.json_columns and t not in ("json", "jsonb") else t
+
+
+def _canonical(pg_type: str) -> str:
+    """A spec type as format_type() prints it, to compare with an existing table."""
+    t = _CANONICAL_TYPES.get(pg_type, pg_type)
+    t = re.sub(r"^varchar\(", "character varying(", t)
+    return re.sub(r"^char\(", "character(", t).replace(", ", ",")
+
+
+def _postgres_tables(spec: Spec, tables: list[str] | None) -> list[tuple[str, TableSpec]]:
+    items = spec.table_items("postgres")
+    return items if tables is None else [(n, t) for n, t in items if n in tables]
+
+
+def _check_table(name: str, table: TableSpec) -> None:
+    if not table.columns:
+        raise DDLError(f"table {name!r}: the spec lists no columns (run `nova-pipeline init` to fill them in)")
+    if len(table.columns) > PG_MAX_COLUMNS:
+        raise DDLError(f"table {name!r}: {len(table.columns)} columns, PostgreSQL allows at most {PG_MAX_COLUMNS}")
+
+
+def _create_table_sql(spec: Spec, name: str) -> sql.Composed:
+    table = spec.tables[name]
+    cols = []
+    for src, tgt in target_columns(table):
+        c = table.columns[src]
+        parts = [sql.Identifier(tgt), sql.SQL(column_type(table, src))]
+        if not c.nullable:
+            parts.append(sql.SQL("NOT NULL"))
+        if c.default is not None:
+            parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(c.default)))
+        cols.append(sql.SQL(" ").join(parts))
+    stmt = sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(*pg_table(spec, name)), sql.SQL(", ").join(cols))
+    if table.partition:
+        stmt += sql.SQL(" PARTITION BY RANGE ({})").format(sql.Identifier(target_column(table, table.partition.column)))
+    return stmt
+
+
+def _existing_shape(conn: psycopg.Connection, schema: str, name: str) -> tuple[str, list[tuple[str, str]], list[str]] | None:
+    """(relkind, [(column, type)], partition key columns) of an existing table, or None."""
+    rows = conn.execute(
+        "SELECT c.relkind, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE n.nspname = %s AND c.relname = %s ORDER BY a.attnum", (schema, name)).fetchall()
+    if not rows:
+        return None
+    keys = conn.execute(
+        "SELECT a.attname FROM pg_partitioned_table p JOIN pg_attribute a"
+        " ON a.attrelid = p.partrelid AND a.attnum = ANY(p.partattrs)"
+        " WHERE p.partrelid = %s::regclass", (sql.Identifier(schema, name).as_string(conn),)).fetchall()
+    return rows[0][0], [(r[1], r[2]) for r in rows if r[1] is not None], [k[0] for k in keys]
+
+
+def _wanted_shape(spec: Spec, name: str) -> tuple[str, list[tuple[str, str]], list[str]]:
+    table = spec.tables[name]
+    cols = [(tgt, _canonical(column_type(table, src))) for src, tgt in target_columns(table)]
+    if table.partition:
+        return "p", cols, [target_column(table, table.partition.column)]
+    return "r", cols, []
+
+
+def create_tables(conn: psycopg.Connection, spec: Spec, tables: list[str] | None = None) -> list[str]:
+    """Create the schemas and bare tables of the PostgreSQL targets; return what was done, one line per action.
+
+    An existing table of the same shape is kept (data and all); one whose
+    columns, types or partitioning differ is dropped (CASCADE) and re-created.
+    Each table is its own transaction: a table that cannot be created does not
+    stop the others, and a DDLError naming all such tables is raised at the end.
+    """
+    actions: list[str] = []
+    errors: list[str] = []
+    for name, table in _postgres_tables(spec, tables):
+        schema, target = pg_table(spec, name)
+        label = f"{schema}.{target}"
+        try:
+            _check_table(name, table)
+            with conn.transaction():
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                existing = _existing_shape(conn, schema, target)
+                wanted = _wanted_shape(spec, name)
+                if existing == wanted:
+                    actions.append(f"kept {label} (same columns and types)")
+                    continue
+                if existing is not None:
+                    conn.execute(sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(schema, target)))
+                conn.execute(_create_table_sql(spec, name))
+                verb = "re-created" if existing else "created"
+                why = " (columns, types or partitioning changed; old table dropped)" if existing else ""
+                actions.append(f"{verb} {label}{why}")
+        except DDLError as e:
+            errors.append(str(e))
+        except psycopg.Error as e:
+            errors.append(f"table {name!r}: {_first_line(e)}")
+    if errors:
+        raise DDLError("; ".join(errors), actions)
+    return actions
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _partition_bounds(table: TableSpec, start: datetime, end: datetime) -> list[tuple[str, object, object]]:
+    """(suffix, lower, upper) of the physical partitions covering [start, end)."""
+    col_type = column_type(table, table.partition.column)
+    daily = table.partition.physical == "day"
+
+    def typed(d: date) -> object:
+        if col_type == "date":
+            return d
+        naive = datetime(d.year, d.month, d.day)
+        return naive.replace(tzinfo=timezone.utc) if col_type == "timestamptz" else naive
+
+    def as_utc(t: datetime) -> datetime:
+        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+    lo, hi = as_utc(start), as_utc(end)
+    cur = date(lo.year, lo.month, lo.day if daily else 1)
+    out = []
+    while datetime(cur.year, cur.month, cur.day) < hi:
+        nxt = cur + timedelta(days=1) if daily else date(cur.year + cur.month // 12, cur.month % 12 + 1, 1)
+        suffix = f"p{cur:%Y_%m_%d}" if daily else f"p{cur:%Y_%m}"
+        out.append((suffix, typed(cur), typed(nxt)))
+        cur = nxt
+    return out
+
+
+def ensure_partitions(conn: psycopg.Connection, spec: Spec, table: str, start: datetime, end: datetime) -> list[str]:
+    """Create the missing monthly (or daily) partitions of a partitioned table covering [start, end).
+
+    Children are named `<table>_pYYYY_MM` (`_pYYYY_MM_DD` for daily); indexes
+    and the primary key of the parent reach them automatically (PostgreSQL
+    attaches partitioned indexes to new partitions).
+    """
+    ts = spec.tables[table]
+    if ts.partition is None:
+        raise DDLError(f"table {table!r}: not partitioned (no `partition` in the spec)")
+    schema, parent = pg_table(spec, table)
+    created = []
+    with conn.transaction():
+        for suffix, lower, upper in _partition_bounds(ts, start, end):
+            child = fit_identifier(f"{parent}_{suffix}")
+            exists = conn.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, child).as_string(conn),)).fetchone()[0]
+            if exists:
+                continue
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(schema, child), sql.Identifier(schema, parent), sql.Literal(lower), sql.Literal(upper)))
+            except psycopg.Error as e:
+                raise DDLError(f"table {table!r}: partition {child}: {_first_line(e)}") from None
+            created.append(f"created partition {schema}.{child} [{lower}, {upper})")
+    return created
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    kind: str  # "pk", "index" or "fk"
+    schema: str
+    table: str
+    name: str
+    stmt: sql.Composed
+    fk: tuple[sql.Composed, sql.Composed] | None = None  # (validated statement's NOT VALID form, orphan count query)
+
+
+def _index_columns(cols: list[str]) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.Identifier(c[1:]) + sql.SQL(" DESC") if c.startswith("-") else sql.Identifier(c) for c in cols)
+
+
+def _with_partition_column(cols: list[str], part: str | None) -> list[str]:
+    return cols if part is None or part in [c.lstrip("-") for c in cols] else [*cols, part]
+
+
+def _constraints(spec: Spec, name: str, notes: list[str]) -> list[_Constraint]:
+    """The PK, indexes and FKs of one table as statements, in that order."""
+    table = spec.tables[name]
+    schema, target = pg_table(spec, name)
+    ident = sql.Identifier(schema, target)
+    part = target_column(table, table.partition.column) if table.partition else None
+    out = []
+
+    def tgt(src: str) -> str:
+        return ("-" if src.startswith("-") else "") + target_column(table, src.removeprefix("-"))
+
+    if table.primary_key:
+        cols = [target_column(table, c) for c in table.primary_key]
+        full = _with_partition_column(cols, part)
+        if full != cols:
+            notes.append(f"{schema}.{target}: primary key extended with partition column {part!r} (PostgreSQL requires it)")
+        cname = fit_identifier(f"{target}_pkey")
+        out.append(_Constraint("pk", schema, target, cname, sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            ident, sql.Identifier(cname), sql.SQL(", ").join(map(sql.Identifier, full)))))
+    for idx in table.indexes:
+        cols = [tgt(c) for c in idx.columns]
+        if idx.unique:
+            full = _with_partition_column(cols, part)
+            if full != cols:
+                notes.append(f"{schema}.{target}: unique index on {cols} extended with partition column {part!r}")
+            cols = full
+        iname = idx.name or fit_identifier(f"{target}_{'_'.join(c.lstrip('-') for c in cols)}_{'key' if idx.unique else 'idx'}")
+        stmt = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+            sql.SQL("UNIQUE " if idx.unique else ""), sql.Identifier(iname), ident, _index_columns(cols))
+        if idx.where:
+            stmt += sql.SQL(" WHERE {}").format(sql.SQL(idx.where))
+        out.append(_Constraint("index", schema, target, iname, stmt))
+    for fk in table.foreign_keys:
+        ref = spec.tables[fk.references]
+        if ref.target != "postgres":
+            notes.append(f"{schema}.{target}: foreign key to {fk.references!r} skipped (that table goes to {ref.target})")
+            continue
+        cols = [target_column(table, c) for c in fk.columns]
+        rcols = [target_column(ref, c) for c in fk.referenced_columns]
+        rident = sql.Identifier(*pg_table(spec, fk.references))
+        fname = fit_identifier(f"{target}_{'_'.join(cols)}_fkey")
+        body = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {}").format(
+            ident, sql.Identifier(fname), sql.SQL(", ").join(map(sql.Identifier, cols)), rident,
+            sql.SQL(", ").join(map(sql.Identifier, rcols)), sql.SQL(fk.on_delete.upper()))
+        orphans = sql.SQL("SELECT count(*) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
+            ident, sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in cols), rident,
+            sql.SQL(" AND ").join(sql.SQL("p.{} = c.{}").format(sql.Identifier(r), sql.Identifier(c)) for c, r in zip(cols, rcols)))
+        out.append(_Constraint("fk", schema, target, fname, body, (body + sql.SQL(" NOT VALID"), orphans)))
+    return out
+
+
+def plan_ddl(spec: Spec) -> list[str]:
+    """The SQL create_tables and add_constraints would run on an empty target (dry run; no connection)."""
+    stmts, cons, notes = [], [], []
+    for schema in dict.fromkeys(pg_table(spec, n)[0] for n, _ in spec.table_items("postgres")):
+        stmts.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(None) + ";")
+    for name, table in spec.table_items("postgres"):
+        try:
+            _check_table(name, table)
+        except DDLError as e:
+            stmts.append(f"-- skipped: {e}")
+            continue
+        stmts.append(_create_table_sql(spec, name).as_string(None) + ";")
+        cons += _constraints(spec, name, notes)
+    order = {"pk": 0, "index": 1, "fk": 2}
+    stmts += [c.stmt.as_string(None) + ";" for c in sorted(cons, key=lambda c: order[c.kind])]
+    return stmts + [f"-- note: {n}" for n in notes]
+
+
+def _exists(conn: psycopg.Connection, c: _Constraint) -> bool:
+    if c.kind == "index":
+        query = "SELECT to_regclass(%s) IS NOT NULL"
+        return conn.execute(query, (sql.Identifier(c.schema, c.name).as_string(conn),)).fetchone()[0]
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s)",
+                        (sql.Identifier(c.schema, c.table).as_string(conn), c.name)).fetchone()[0]
+
+
+def add_foreign_key(conn: psycopg.Connection, stmt: sql.Composable, not_valid_stmt: sql.Composable,
+                    orphan_query: sql.Composable) -> int:
+    """Add an FK validated; when rows violate it, add it NOT VALID instead and return the orphan count (else 0).
+
+    Rows are never dropped: the validation phase reports the orphans.
+    """
+    try:
+        with conn.transaction():
+            conn.execute(stmt)
+        return 0
+    except psycopg.errors.ForeignKeyViolation:
+        with conn.transaction():
+            conn.execute(not_valid_stmt)
+            return conn.execute(orphan_query).fetchone()[0]
+
+
+def add_constraints(conn: psycopg.Connection, spec: Spec, tables: list[str] | None = None) -> ConstraintReport:
+    """Add primary keys, then indexes (unique, partial), then foreign keys; skip those already present.
+
+    All after the data, so FK order, self-references and cycles do not matter.
+    A statement that fails (e.g. duplicate keys) is recorded in `failed` and
+    the others go on.
+    """
+    report = ConstraintReport()
+    cons = []
+    for name, table in _postgres_tables(spec, tables):
+        if table.columns and len(table.columns) <= PG_MAX_COLUMNS:
+            cons += _constraints(spec, name, report.notes)
+    order = {"pk": 0, "index": 1, "fk": 2}
+    for c in sorted(cons, key=lambda c: order[c.kind]):
+        label = f"{c.schema}.{c.table}.{c.name}"
+        try:
+            with conn.transaction():
+                if _exists(conn, c):
+                    report.existing.append(label)
+                    continue
+                if c.kind == "fk":
+                    orphans = add_foreign_key(conn, c.stmt, *c.fk)
+                    if orphans:
+                        report.not_valid[label] = orphans
+                else:
+                    conn.execute(c.stmt)
+                report.added.append(label)
+        except psycopg.Error as e:
+            report.failed[label] = _first_line(e)
+    return report
+
+
+def fk_order(spec: Spec) -> list[str]:
+    """PostgreSQL tables, referenced tables first; self-references ignored, cycle members in spec order."""
+    names = [n for n, _ in spec.table_items("postgres")]
+    deps = {n: {fk.references for fk in spec.tables[n].foreign_keys if fk.references in names and fk.references != n}
+            for n in names}
+    out: list[str] = []
+    while len(out) < len(names):
+        remaining = [n for n in names if n not in out]
+        ready = [n for n in remaining if deps[n] <= set(out)]
+        # A cycle: take its first member in spec order and go on.
+        out.append(ready[0] if ready else remaining[0])
+    return out
