@@ -134,8 +134,8 @@ class BucketHasher:
         return cn.h60(key_text) % self.buckets
 
 
-def _embedding(spec: Spec, table: str) -> tuple[str, list[str], Embed] | None:
-    """(parent table, path of array fields from the root document, embed) when `table` is embedded."""
+def _embedding(spec: Spec, table: str) -> tuple[str, str, list[str], Embed] | None:
+    """(root table, parent table, array fields from the root document, embed) when `table` is embedded."""
     def walk(parent: str, embeds: list[Embed], path: list[str]):
         for e in embeds:
             if e.table == table:
@@ -148,7 +148,7 @@ def _embedding(spec: Spec, table: str) -> tuple[str, list[str], Embed] | None:
     for name, t in spec.table_items():
         found = walk(name, t.embed, [])
         if found:
-            return found
+            return (name, *found)
     return None
 
 
@@ -156,21 +156,26 @@ def _column_values(staging: Staging, table: str, column: str, partition: str | N
     return [v for b in staging.read_batches("clean", table, partition, columns=[column]) for v in b.column(0).to_pylist()]
 
 
-def _embedding_facts(spec: Spec, table: str, staging: Staging, partition: str | None) -> dict[str, Any] | None:
+def _embedding_facts(spec: Spec, table: str, staging: Staging, partition: str | None
+                     ) -> tuple[dict[str, Any], str, pa.Array] | None:
+    """(facts of the embedding, child column, parent keys) when `table` is embedded into a parent's documents."""
     found = _embedding(spec, table)
     if found is None:
         return None
-    parent, path, e = found
+    root, parent, path, e = found
     pt = spec.tables[parent]
     parent_col = e.parent_key or (pt.primary_key[0] if pt.primary_key else None)
     if parent_col is None:
         raise ValueError(f"table {table!r} is embedded into {parent!r}, which has no primary key and no parent_key")
     names = lambda t, c: target_column(spec.tables[t], c) if spec.tables[t].columns else c  # noqa: E731
-    parents = set(_column_values(staging, parent, names(parent, parent_col), partition))
-    per_parent = Counter(_column_values(staging, table, names(table, e.on), partition))
-    orphans = sum(n for k, n in per_parent.items() if k not in parents)
-    expected = sum(min(n, e.limit or n) if e.mode == "array" else 1 for k, n in per_parent.items() if k in parents)
-    return {"parent": parent, "path": path, "mode": e.mode, "expected": expected, "orphans": orphans}
+    parent_keys = set(_column_values(staging, parent, names(parent, parent_col), partition)) - {None}
+    on = names(table, e.on)
+    per_parent = Counter(_column_values(staging, table, on, partition))
+    orphans = sum(n for k, n in per_parent.items() if k not in parent_keys)
+    expected = sum(min(n, e.limit or n) if e.mode == "array" else 1 for k, n in per_parent.items() if k in parent_keys)
+    facts = {"root": root, "parent": parent, "path": path, "mode": e.mode, "expected": expected, "orphans": orphans,
+             "limited": e.limit is not None}
+    return facts, on, pa.array(list(parent_keys))
 
 
 def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | None = None) -> dict[str, Any]:
@@ -185,7 +190,10 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     hasher = BucketHasher(columns, pk, bucket_count(clean_rows))
     aggs = {c.name: _Aggregate(c.kind) for c in columns}
     counts, sums = [0] * hasher.buckets, [0] * hasher.buckets
+    embedding = _embedding_facts(spec, table, staging, partition)
     for batch in staging.read_batches("clean", table, partition):
+        if embedding:  # an embedded table's target holds only the children that have a parent
+            batch = batch.filter(pc.is_in(batch.column(embedding[1]), value_set=embedding[2]))
         canon = hasher.canonical(batch)
         for c in columns:
             aggs[c.name].add(batch.column(c.name), canon[c.name])
@@ -211,7 +219,7 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
         "columns": {name: a.result() for name, a in aggs.items()},
         "buckets": hasher.buckets,
         "bucket_hashes": [[n, s % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
-        "embedding": _embedding_facts(spec, table, staging, partition),
+        "embedding": embedding[0] if embedding else None,
     }
 
 
