@@ -1,0 +1,489 @@
+"""Understand any SQLite database and propose a migration spec for review (`init`).
+
+read_schema lists what the file holds (tables, views, triggers, virtual tables
+and what is skipped, with why); profile_table observes every column's values in
+one aggregate pass per table; propose_spec turns both into a spec mapping that
+nova_pipeline.spec.parse_spec accepts, plus a TypeReport that says, per column,
+what was seen and what was chosen, and warns about everything not migrated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nova_pipeline.identifiers import fit_identifier, unique_identifiers
+from nova_pipeline.snapshot import connect_readonly
+from nova_pipeline.typemap import (
+    BOOLEAN_WORDS, ColumnProfile, Inference, bson_type, declared_scale, infer_type, profile_needs, translate_default,
+)
+
+PG_MAX_COLUMNS = 1600
+# Tables a virtual-table module keeps its data in (FTS3/4/5, R*Tree); they go with the virtual table.
+_SHADOW_SUFFIXES = {"data", "idx", "content", "docsize", "config", "segments", "segdir", "stat", "node", "parent", "rowid"}
+_GENERATED = {2: "virtual", 3: "stored"}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    declared: str
+    notnull: bool
+    default: str | None  # SQL text as written in the CREATE TABLE
+    pk: int  # position in the primary key (1-based), 0 when not part of it
+    generated: str | None = None  # "virtual" | "stored" for generated columns
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    columns: list[str]
+    references: str
+    referenced_columns: list[str] | None  # None: the parent's primary key
+    on_delete: str
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    name: str
+    columns: list[str | None]  # None for an expression (or rowid) term
+    unique: bool
+    where: str | None  # partial index predicate, SQLite SQL
+    origin: str  # "c" CREATE INDEX, "u" UNIQUE constraint, "pk" PRIMARY KEY
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: list[Column]
+    without_rowid: bool
+    foreign_keys: list[ForeignKeyInfo]
+    indexes: list[IndexInfo]
+    row_count: int
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [c.name for c in sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)]
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    table: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class VirtualTable:
+    name: str
+    module: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    tables: list[Table]
+    views: list[View]
+    triggers: list[Trigger]
+    virtual_tables: list[VirtualTable]
+    skipped: list[Skipped]
+
+
+def quote_sqlite(name: str) -> str:
+    """A SQLite identifier, double-quoted (SQLite's own quoting; any character allowed)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_schema(conn: sqlite3.Connection) -> SourceSchema:
+    """Everything the database holds, in creation order, with skipped objects and their reasons."""
+    objects = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").fetchall()
+    virtual = [
+        VirtualTable(name, _module(sql)) for kind, name, _, sql in objects
+        if kind == "table" and sql and re.match(r"\s*CREATE\s+VIRTUAL\s+TABLE", sql, re.I)
+    ]
+    shadow_of = {f"{v.name}_{s}".lower(): v for v in virtual for s in _SHADOW_SUFFIXES}
+    index_sql = {name: sql for kind, name, _, sql in objects if kind == "index"}
+    tables, views, triggers, skipped = [], [], [], []
+    virtual_names = {v.name for v in virtual}
+    for kind, name, tbl_name, sql in objects:
+        if kind == "view":
+            views.append(View(name, sql))
+        elif kind == "trigger":
+            triggers.append(Trigger(name, tbl_name, sql))
+        elif kind != "table":
+            continue
+        elif name.lower().startswith("sqlite_"):
+            skipped.append(Skipped(name, "SQLite internal table"))
+        elif name in virtual_names:
+            skipped.append(Skipped(name, f"virtual table ({_module(sql)}); PostgreSQL has no equivalent"))
+        elif name.lower() in shadow_of:
+            v = shadow_of[name.lower()]
+            skipped.append(Skipped(name, f"shadow table of virtual table {v.name} ({v.module})"))
+        else:
+            tables.append(_read_table(conn, name, sql, index_sql))
+    return SourceSchema(tables, views, triggers, virtual, skipped)
+
+
+def _module(sql: str) -> str:
+    m = re.search(r"\bUSING\s+([\w]+)", sql, re.I)
+    return m.group(1).lower() if m else "unknown"
+
+
+def _read_table(conn: sqlite3.Connection, name: str, sql: str, index_sql: dict[str, str]) -> Table:
+    columns = [
+        Column(n, declared or "", bool(notnull), default, pk, _GENERATED.get(hidden))
+        for _, n, declared, notnull, default, pk, hidden in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,))
+    ]
+    fks: dict[int, list] = {}
+    for fk_id, _, parent, src, dst, _, on_delete, _ in conn.execute("SELECT * FROM pragma_foreign_key_list(?) ORDER BY id, seq", (name,)):
+        fks.setdefault(fk_id, [parent, [], [], on_delete.lower()])
+        fks[fk_id][1].append(src)
+        fks[fk_id][2].append(dst)
+    foreign_keys = [
+        ForeignKeyInfo(src, parent, None if all(d is None for d in dst) else dst, on_delete)
+        for parent, src, dst, on_delete in fks.values()
+    ]
+    indexes = []
+    for _, index, unique, origin, partial in conn.execute("SELECT * FROM pragma_index_list(?)", (name,)).fetchall():
+        terms = conn.execute("SELECT cid, name FROM pragma_index_xinfo(?) WHERE key ORDER BY seqno", (index,)).fetchall()
+        where = _partial_predicate(index_sql.get(index) or "") if partial else None
+        indexes.append(IndexInfo(index, [n if cid >= 0 else None for cid, n in terms], bool(unique), where, origin))
+    indexes.reverse()  # index_list lists the newest first
+    rows = conn.execute(f"SELECT count(*) FROM {quote_sqlite(name)}").fetchone()[0]
+    without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", sql[sql.rfind(")"):], re.I) is not None
+    return Table(name, columns, without_rowid, foreign_keys, indexes, rows)
+
+
+def _partial_predicate(sql: str) -> str | None:
+    """The WHERE clause of a CREATE INDEX, found outside quotes and parentheses."""
+    depth, i = 0, 0
+    while i < len(sql):
+        ch = sql[i]
+        if ch in "'\"`[":
+            close = "]" if ch == "[" else ch
+            i = sql.find(close, i + 1)
+            if i < 0:
+                return None
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and re.match(r"WHERE\b", sql[i:i + 6], re.I) and not (sql[i - 1].isalnum() or sql[i - 1] == "_"):
+            return sql[i + 5:].strip() or None
+        i += 1
+    return None
+
+
+_UUID_GLOB = "-".join("[0-9a-fA-F]" * n for n in (8, 4, 4, 4, 12))
+_DATE_GLOB = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
+_TIME_GLOB = "[0-2][0-9]:[0-5][0-9]"
+_COMMON_TESTS = ("integers", "reals", "texts", "blobs", "text_nul")
+_NUMBERS = ("integer", "real")
+# Per-row tests: storage classes they apply to, and a 0/1 condition on {q}, the quoted column.
+# SQLite does not short-circuit AND inside expressions, so the class is tested once, in a CASE.
+_COUNTERS = {
+    "integers": (("integer",), "1"),
+    "reals": (("real",), "1"),
+    "texts": (("text",), "1"),
+    "blobs": (("blob",), "1"),
+    "text_nul": (("text",), "instr(CAST({q} AS BLOB), x'00') > 0"),
+    "ints_01": (("integer",), "{q} IN (0, 1)"),
+    "reals_integral": (("real",), "abs({q}) < 9.2e18 AND {q} = CAST({q} AS INTEGER)"),
+    # +x has no affinity, so comparing it with a CAST applies numeric affinity: only well-formed numbers convert.
+    "text_integers": (("text",), "+{q} = CAST({q} AS INTEGER) AND {q} NOT GLOB '*[.eE]*'"),
+    "text_numbers": (("text",), "+{q} = CAST({q} AS REAL)"),
+    "text_dates": (("text",), f"{{q}} GLOB '{_DATE_GLOB}'"),
+    "text_datetimes": (("text",), f"{{q}} GLOB '{_DATE_GLOB}[ T]{_TIME_GLOB}*'"),
+    "text_times": (("text",), f"{{q}} GLOB '{_TIME_GLOB}*'"),
+    "text_booleans": (("text",), f"lower(trim({{q}})) IN ({', '.join(repr(w) for w in BOOLEAN_WORDS)})"),
+    "text_uuids": (("text",), f"{{q}} GLOB '{_UUID_GLOB}'"),
+    "text_json": (("text",), "json_valid({q})"),
+    "blobs_16": (("blob",), "length({q}) = 16"),
+    "epoch_seconds": (_NUMBERS, "{q} BETWEEN 1e8 AND 4.2e9"),
+    "epoch_millis": (_NUMBERS, "{q} BETWEEN 1e11 AND 4.2e12"),
+    "julian_days": (("real",), "{q} BETWEEN 2400000.5 AND 2500000.5"),
+    "over_scale": (_NUMBERS, "round({q}, {scale}) <> {q}"),
+}
+_AGGREGATES = {
+    "num_min": "min(CASE WHEN typeof({q}) IN ('integer', 'real') THEN {q} END)",
+    "num_max": "max(CASE WHEN typeof({q}) IN ('integer', 'real') THEN {q} END)",
+    "max_text_bytes": "max(CASE WHEN typeof({q}) = 'text' THEN length(CAST({q} AS BLOB)) END)",
+    "max_text_chars": "max(CASE WHEN typeof({q}) = 'text' THEN length({q}) END)",
+}
+
+
+def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
+    """One json_array of a column's aggregates, and the counter and aggregate names it holds, in order.
+
+    Aggregate steps and typeof() calls dominate the cost of a scan, so the 0/1
+    tests are packed `width` bits apart into shared sum()s over one CASE on
+    typeof(): each count is at most the row count < 2**width, so fields never
+    carry into each other and a sum stays below 2**63.
+    """
+    scale = declared_scale(c.declared)
+    q = quote_sqlite(c.name)
+    needs = [n for n in profile_needs(c.declared) if n != "over_scale" or scale]
+    counters = [*_COMMON_TESTS, *(n for n in needs if n in _COUNTERS)]
+    aggregates = [n for n in needs if n in _AGGREGATES]
+    per_sum = 63 // width
+    sums = []
+    for start in range(0, len(counters), per_sum):
+        branches = {}
+        for i, name in enumerate(counters[start:start + per_sum]):
+            classes, condition = _COUNTERS[name]
+            term = f"(({condition.format(q=q, scale=scale[1] if scale else 0)}) << {width * i})"
+            for storage_class in classes:
+                branches.setdefault(storage_class, []).append(term)
+        whens = " ".join(f"WHEN '{k}' THEN {' + '.join(v)}" for k, v in branches.items())
+        sums.append(f"sum(CASE typeof({q}) {whens} ELSE 0 END)")
+    return f"json_array({', '.join(sums + [_AGGREGATES[n].format(q=q) for n in aggregates])})", counters, aggregates
+
+
+def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column]) -> dict[str, ColumnProfile]:
+    """Per-column storage classes and the value tests type inference needs, in one aggregate pass over the table."""
+    if not columns:
+        return {}
+    conn.execute("BEGIN")  # the row count and the pass see the same state, so the packing width holds
+    try:
+        rows = conn.execute(f"SELECT count(*) FROM {quote_sqlite(table)}").fetchone()[0]
+        width = max(rows.bit_length(), 1)
+        plans = [_column_sql(c, width) for c in columns]
+        packed = conn.execute(f"SELECT {', '.join(sql for sql, _, _ in plans)} FROM {quote_sqlite(table)}").fetchone()
+    finally:
+        conn.execute("COMMIT")
+    out = {}
+    for column, (_, counters, aggregates), text in zip(columns, plans, packed):
+        values = json.loads(text)
+        sums, rest = values[: len(values) - len(aggregates)], values[len(values) - len(aggregates):]
+        per_sum, mask = 63 // width, (1 << width) - 1
+        found = {n: ((sums[i // per_sum] or 0) >> (width * (i % per_sum))) & mask for i, n in enumerate(counters)}
+        found.update(zip(aggregates, rest))
+        stored = found["integers"] + found["reals"] + found["texts"] + found["blobs"]
+        out[column.name] = ColumnProfile(rows=rows, nulls=rows - stored, **found)
+    return out
+
+
+@dataclass
+class ColumnReport:
+    column: str
+    target_name: str
+    declared: str
+    storage: dict[str, int]
+    pg_type: str
+    bson_type: str
+    rows_needing_cast: int
+    rows_to_quarantine: int
+    note: str
+
+
+@dataclass
+class TableReport:
+    table: str
+    target_table: str
+    rows: int
+    without_rowid: bool
+    primary_key: list[str]
+    columns: list[ColumnReport]
+    will_fail: str | None = None
+
+
+@dataclass
+class TypeReport:
+    """What init saw and chose, per table and column, and what it did not migrate."""
+
+    source: str
+    tables: list[TableReport] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    profile_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Type report: {self.source}", ""]
+        if self.warnings:
+            lines += ["## Warnings", "", *(f"- {_md(w)}" for w in self.warnings), ""]
+        if self.skipped:
+            lines += ["## Skipped", "", *(f"- `{_md(s['name'])}`: {_md(s['reason'])}" for s in self.skipped), ""]
+        for t in self.tables:
+            title = f"## {_md(t.table)}" + (f" → {_md(t.target_table)}" if t.target_table != t.table else "")
+            lines += [f"{title} ({t.rows} rows)", ""]
+            if t.will_fail:
+                lines += [f"**Will fail:** {_md(t.will_fail)}", ""]
+            lines += [
+                f"Primary key: {', '.join(t.primary_key) or '(none)'}" + (" · WITHOUT ROWID" if t.without_rowid else ""), "",
+                "| column | declared | storage classes | PostgreSQL | BSON | cast | quarantine | note |",
+                "|---|---|---|---|---|---:|---:|---|",
+            ]
+            for c in t.columns:
+                storage = ", ".join(f"{k} {n}" for k, n in c.storage.items() if n) or "(empty)"
+                name = c.column if c.target_name == c.column else f"{c.column} → {c.target_name}"
+                lines.append(f"| {_md(name)} | {_md(c.declared)} | {storage} | {c.pg_type} | {c.bson_type} "
+                             f"| {c.rows_needing_cast} | {c.rows_to_quarantine} | {_md(c.note)} |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") -> tuple[dict, TypeReport]:
+    """A spec mapping (for parse_spec) proposing every table → PostgreSQL, and the TypeReport behind it."""
+    conn = connect_readonly(Path(sqlite_path))
+    try:
+        schema = read_schema(conn)
+        started = time.perf_counter()
+        profiles = {t.name: profile_table(conn, t.name, t.columns) for t in schema.tables}
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    report = TypeReport(
+        source=str(sqlite_path),
+        views=[v.name for v in schema.views],
+        triggers=[t.name for t in schema.triggers],
+        skipped=[dataclasses.asdict(s) for s in schema.skipped],
+        profile_seconds=round(seconds, 3),
+    )
+    if schema.views:
+        report.warnings.append(f"views not migrated (recreate them in PostgreSQL): {', '.join(report.views)}")
+    if schema.triggers:
+        report.warnings.append(f"triggers not migrated (rewrite them for PostgreSQL): {', '.join(report.triggers)}")
+    for v in schema.virtual_tables:
+        report.warnings.append(f"virtual table {v.name} ({v.module}) skipped with its shadow tables; "
+                               "use PostgreSQL full-text search or an extension instead")
+    inferred = {t.name: {c.name: infer_type(c.declared, profiles[t.name][c.name]) for c in t.columns} for t in schema.tables}
+    tables = {}
+    for t in schema.tables:
+        spec, table_report = _propose_table(t, profiles[t.name], inferred, schema, report.warnings)
+        tables[t.name] = spec
+        report.tables.append(table_report)
+    spec = {
+        "source": {"sqlite": str(sqlite_path)},
+        "targets": {"postgres": {"url": "env:NOVA_POSTGRES_URL", "schema": postgres_schema}},
+        "tables": tables,
+    }
+    return spec, report
+
+
+def _propose_table(t: Table, profiles: dict[str, ColumnProfile], inferred: dict[str, dict[str, Inference]],
+                   schema: SourceSchema, warnings: list[str]) -> tuple[dict, TableReport]:
+    pk = t.primary_key
+    target_names = unique_identifiers([c.name for c in t.columns])
+    columns, reports = {}, []
+    for c, target in zip(t.columns, target_names):
+        inf, profile = inferred[t.name][c.name], profiles[c.name]
+        notes = [inf.note] if inf.note else []
+        quarantine = inf.rows_to_quarantine
+        col: dict = {"type": inf.pg_type, "declared": c.declared, "nullable": not (c.notnull or c.pk)}
+        if c.pk and profile.nulls:
+            quarantine += profile.nulls
+            notes.append(f"{profile.nulls} NULLs in primary key column; those rows will be quarantined")
+            warnings.append(f"{t.name}.{c.name}: {profile.nulls} rows have a NULL primary key and will be quarantined")
+        if c.generated:
+            notes.append(f"generated ({c.generated}) in SQLite; migrated as a plain column holding the computed value")
+        elif c.default is not None:
+            default, warning = translate_default(c.default, inf.pg_type)
+            if default is not None:
+                col["default"] = default
+            if warning:
+                warnings.append(f"{t.name}.{c.name}: {warning}")
+                notes.append(warning)
+        if inf.parse:
+            col["parse"] = list(inf.parse)
+        if target != c.name:
+            col["name"] = target
+            warnings.append(f"{t.name}.{c.name}: renamed to {target} (PostgreSQL identifiers hold 63 bytes and must be unique)")
+        columns[c.name] = col
+        reports.append(ColumnReport(c.name, target, c.declared, profile.storage(), inf.pg_type, bson_type(inf.pg_type),
+                                    inf.rows_needing_cast, quarantine, "; ".join(notes)))
+    spec: dict = {"target": "postgres"}
+    target_table = fit_identifier(t.name)
+    if target_table != t.name:
+        spec["table"] = target_table
+        warnings.append(f"table {t.name}: renamed to {target_table} (PostgreSQL identifiers hold 63 bytes)")
+    spec.update(primary_key=pk, columns=columns,
+                foreign_keys=_foreign_keys(t, inferred, schema, warnings), indexes=_indexes(t, warnings))
+    will_fail = None
+    if len(t.columns) > PG_MAX_COLUMNS:
+        will_fail = f"{len(t.columns)} columns; PostgreSQL tables hold at most {PG_MAX_COLUMNS}"
+        warnings.append(f"table {t.name}: {will_fail}, so creating it will fail (split it or move it to MongoDB)")
+    return spec, TableReport(t.name, target_table, t.row_count, t.without_rowid, pk, reports, will_fail)
+
+
+def _family(pg_type: str) -> str:
+    base = pg_type.split("(")[0]
+    return {"bigint": "number", "integer": "number", "smallint": "number", "numeric": "number",
+            "double precision": "number", "real": "number", "varchar": "text", "char": "text"}.get(base, base)
+
+
+def _foreign_keys(t: Table, inferred: dict[str, dict[str, Inference]], schema: SourceSchema,
+                  warnings: list[str]) -> list[dict]:
+    """Foreign keys PostgreSQL can hold; the others are dropped with a warning naming why."""
+    by_name = {x.name.lower(): x for x in schema.tables}
+    out = []
+    for fk in t.foreign_keys:
+        where = f"{t.name}: foreign key ({', '.join(fk.columns)}) → {fk.references}"
+        parent = by_name.get(fk.references.lower())
+        if parent is None:
+            warnings.append(f"{where} dropped: the referenced table is not migrated")
+            continue
+        parent_cols = {c.name.lower(): c.name for c in parent.columns}
+        referenced = [parent_cols.get(c.lower(), c) for c in fk.referenced_columns] if fk.referenced_columns else parent.primary_key
+        unique_keys = [{c.lower() for c in parent.primary_key}] + [
+            {c.lower() for c in i.columns if c} for i in parent.indexes if i.unique and i.where is None and None not in i.columns]
+        if not referenced or {c.lower() for c in referenced} not in unique_keys:
+            warnings.append(f"{where} dropped: PostgreSQL needs the referenced columns to be a primary key or unique")
+            continue
+        child_cols = {c.name.lower(): c.name for c in t.columns}
+        columns = [child_cols.get(c.lower(), c) for c in fk.columns]
+        mismatched = [
+            (c, r) for c, r in zip(columns, referenced)
+            if _family(inferred[t.name][c].pg_type) != _family(inferred[parent.name][r].pg_type)
+        ]
+        if mismatched:
+            c, r = mismatched[0]
+            warnings.append(f"{where} dropped: {c} is {inferred[t.name][c].pg_type} but {parent.name}.{r} is "
+                            f"{inferred[parent.name][r].pg_type}")
+            continue
+        out.append({"columns": columns, "references": parent.name, "referenced_columns": referenced, "on_delete": fk.on_delete})
+    return out
+
+
+def _indexes(t: Table, warnings: list[str]) -> list[dict]:
+    """Secondary indexes and UNIQUE constraints; the primary key's own index is implied."""
+    out = []
+    for i in t.indexes:
+        if i.origin == "pk":
+            continue
+        if None in i.columns:
+            warnings.append(f"{t.name}: index {i.name} on an expression dropped (the spec lists plain columns)")
+            continue
+        index: dict = {"columns": list(i.columns), "unique": i.unique}
+        if i.origin == "c":
+            index["name"] = fit_identifier(i.name)
+            if index["name"] != i.name:
+                warnings.append(f"{t.name}: index {i.name} renamed to {index['name']} (PostgreSQL identifiers hold 63 bytes)")
+        if i.where:
+            index["where"] = i.where
+            warnings.append(f"{t.name}: partial index {i.name} keeps its SQLite predicate ({i.where}); check it is valid PostgreSQL")
+        out.append(index)
+    return out

@@ -1,0 +1,98 @@
+"""SQLite source snapshot: a consistent online copy, its sha256 and its health.
+
+The copy is taken with SQLite's backup API from a read-only connection, so it
+is consistent even while the application keeps writing (WAL or rollback
+journal): the backup step reads one committed state of the database. Every
+later phase reads the snapshot, never the live file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+class SourceError(ValueError):
+    """The SQLite source is missing, unreadable or not a database; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot file and what was proven about it."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    integrity: list[str]
+    foreign_key_violations: list[dict]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when integrity_check passed and no foreign key is violated."""
+        return self.integrity == ["ok"] and not self.foreign_key_violations
+
+
+def connect_readonly(source: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing SQLite file; SourceError when it is not one."""
+    source = Path(source)
+    if not source.is_file():
+        raise SourceError(f"{source}: SQLite source not found")
+    try:
+        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        # Opening is lazy: the first read is what proves the file is a database.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as e:
+        raise SourceError(f"{source}: cannot read SQLite source: {e}") from None
+    return conn
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def take_snapshot(source: Path, dest: Path) -> Snapshot:
+    """Copy `source` to `dest` consistently, hash it, and run integrity and foreign key checks on the copy."""
+    started = time.perf_counter()
+    source, dest = Path(source), Path(dest)
+    src = connect_readonly(source)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    copy = sqlite3.connect(partial)
+    try:
+        src.backup(copy)  # pages=-1: one step, one read transaction, one committed state
+        # A WAL source leaves the copy flagged as WAL; make it one self-contained file.
+        copy.execute("PRAGMA journal_mode=DELETE").fetchone()
+        integrity = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+        violations = [
+            {"table": t, "rowid": rowid, "parent": parent, "fkid": fkid}
+            for t, rowid, parent, fkid in copy.execute("PRAGMA foreign_key_check")
+        ]
+    except sqlite3.Error as e:
+        copy.close()
+        partial.unlink(missing_ok=True)
+        raise SourceError(f"{source}: cannot snapshot SQLite source: {e}") from None
+    finally:
+        copy.close()
+        src.close()
+    os.replace(partial, dest)
+    return Snapshot(
+        path=dest,
+        sha256=sha256_file(dest),
+        bytes=dest.stat().st_size,
+        integrity=integrity,
+        foreign_key_violations=violations,
+        seconds=time.perf_counter() - started,
+    )
