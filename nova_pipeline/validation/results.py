@@ -37,7 +37,7 @@ class CheckResult:
     severity: Severity = "ERROR"
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-able form used by the report and the CLI."""
         return asdict(self)
 
