@@ -19,7 +19,8 @@ from nova_pipeline.sample import generate  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("nova.sqlite"), help="SQLite file to write (replaced)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("nova.sqlite"),
+                        help="SQLite file to write (replaced)")
     parser.add_argument("--scale", type=float, default=1.0, help="size multiplier (1 = demo, 50 = 2.16 M-row benchmark)")
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same content")
     args = parser.parse_args(argv)

@@ -417,7 +417,7 @@ def rows_for(scale: float = 1.0) -> dict[str, int]:
 
 
 def generate(path: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]:
-    """Write the Nova sample database to `path` (replaced if present); return rows per table.
+    """Write the Nova sample database to `path` (replaced atomically if present); return rows per table.
 
     The same (scale, seed) always gives the same logical content. Columns are
     built as Arrow arrays and bulk-inserted through ADBC, several times faster
@@ -428,9 +428,10 @@ def generate(path: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]
     counts = rows_for(scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
-        leftover.unlink(missing_ok=True)
-    with adbc_sqlite.connect(str(path), autocommit=True) as conn, conn.cursor() as cur:
+    # Written under a temporary name and renamed when complete: a failed run never leaves a half sample.
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    with adbc_sqlite.connect(str(partial), autocommit=True) as conn, conn.cursor() as cur:
         # A one-shot bulk write of a file nobody reads yet: no journal, no fsync.
         for statement in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
                           *_statements(SCHEMA), "BEGIN"):
@@ -443,6 +444,9 @@ def generate(path: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]
             cur.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE id = ?', (value, row_id))
         for statement in (*_statements(INDEXES), "COMMIT"):
             cur.execute(statement)
+    for stale in (path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm")):
+        stale.unlink(missing_ok=True)
+    partial.replace(path)
     return counts
 
 
@@ -768,7 +772,8 @@ def _missions(rng, counts) -> Iterator[Chunk]:
         "commander_id": _nulls(rng, _ids(rng, counts["users"], n), 0.1),
         "status": pa.array(statuses).take(status),
         "threat_level": rng.integers(1, 6, n),
-        "objective": _nulls(rng, _pick(rng, ("Perimeter patrol", "Pipeline inspection", "Search & rescue", "Cartographie"), n), 0.1),
+        "objective": _nulls(rng, _pick(rng, ("Perimeter patrol", "Pipeline inspection", "Search & rescue", "Cartographie"), n),
+                            0.1),
         "parameters": _concat('{"max_speed_ms":', rng.integers(8, 20, n), ',"return_home_battery":', rng.integers(15, 30, n),
                               ',"geofence":true}'),
         "scheduled_start": _timestamps(rng, start - rng.integers(0, 3 * _DAY_MS, n)),
@@ -898,7 +903,8 @@ def _error_logs(rng, counts) -> Iterator[Chunk]:
         "id": np.arange(1, n + 1),
         "error_code": code,
         "message": _concat(code, ": operation failed"),
-        "stack_trace": _nulls(rng, _concat("Error: ", code, "\n    at Database.run (db.js:", rng.integers(10, 400, n), ":13)"), 0.2),
+        "stack_trace": _nulls(rng, _concat("Error: ", code, "\n    at Database.run (db.js:", rng.integers(10, 400, n), ":13)"),
+                              0.2),
         "user_id": _nulls(rng, _ids(rng, counts["users"], n), 0.4),
         "request_path": _pick(rng, ("/api/v1/tickets", "/api/v1/drones/telemetry", "/auth/login"), n),
         "is_resolved": _booleans(rng, rng.random(n) < 0.4, strings=0.1),
@@ -926,7 +932,8 @@ def _api_usage(rng, counts) -> Iterator[Chunk]:
 
 def _search_analytics(rng, counts) -> Iterator[Chunk]:
     n = counts["search_analytics"]
-    queries = ("installation issue", "réinitialiser mot de passe", "drone battery", "ドローン 設定", "vpn", "mission 🚁 report")
+    queries = ("installation issue", "réinitialiser mot de passe", "drone battery", "ドローン 設定", "vpn",
+               "mission 🚁 report")
     yield {
         "id": np.arange(1, n + 1),
         "user_id": _nulls(rng, _ids(rng, counts["users"], n), 0.1),

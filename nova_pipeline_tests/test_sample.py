@@ -89,7 +89,8 @@ def test_timestamps_mix_text_and_epoch_forms(db):
         "SELECT sum(created_at < 1e11), sum(created_at >= 1e11) FROM users WHERE typeof(created_at) = 'integer'").fetchone()
     assert seconds > 0 and millis > 0
     with_t, without_t = db.execute(
-        "SELECT sum(created_at LIKE '%T%Z'), sum(created_at NOT LIKE '%T%') FROM users WHERE typeof(created_at) = 'text'").fetchone()
+        "SELECT sum(created_at LIKE '%T%Z'), sum(created_at NOT LIKE '%T%') FROM users "
+        "WHERE typeof(created_at) = 'text'").fetchone()
     assert with_t > 0 and without_t > 0
 
 
@@ -145,7 +146,8 @@ def test_spec_covers_exactly_the_database(db):
     assert all(spec.tables[t].target == "mongo" for t in ttl)
     telemetry = spec.tables["drone_telemetry"]
     assert telemetry.pg_schema_table == ("telemetry", "drone_telemetry")
-    assert (telemetry.partition.column, telemetry.partition.grain, telemetry.partition.physical) == ("recorded_at", "day", "month")
+    partition = telemetry.partition
+    assert (partition.column, partition.grain, partition.physical) == ("recorded_at", "day", "month")
 
 
 def test_smoke_test_expectations_match_the_source(db, demo_db):
