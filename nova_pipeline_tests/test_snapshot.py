@@ -1,0 +1,125 @@
+"""Source snapshots: consistent online copies, sha256, integrity and foreign key checks."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import pytest
+
+from nova_pipeline.snapshot import SourceError, connect_readonly, take_snapshot
+
+
+def _count(path, table="t") -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _make(path, rows=10, wal=False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    if wal:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    conn.executemany("INSERT INTO t(v) VALUES (?)", [(f"row {i}",) for i in range(rows)])
+    return conn
+
+
+def test_snapshot_is_a_verified_copy(tmp_path):
+    _make(tmp_path / "src.sqlite", rows=25).close()
+    snap = take_snapshot(tmp_path / "src.sqlite", tmp_path / "out" / "snap.sqlite")
+    assert snap.path == tmp_path / "out" / "snap.sqlite"
+    assert snap.sha256 == hashlib.sha256(snap.path.read_bytes()).hexdigest()
+    assert snap.bytes == snap.path.stat().st_size > 0
+    assert snap.integrity == ["ok"] and snap.foreign_key_violations == [] and snap.ok
+    assert snap.seconds > 0
+    assert _count(snap.path) == 25
+    assert not (tmp_path / "out" / "snap.sqlite.partial").exists()
+
+
+def test_snapshot_of_a_live_wal_database_holds_committed_rows_only(tmp_path):
+    src = tmp_path / "live.sqlite"
+    writer = _make(src, rows=100, wal=True)  # committed rows still sit in the -wal file
+    writer.execute("BEGIN")
+    writer.executemany("INSERT INTO t(v) VALUES (?)", [("uncommitted",)] * 50)
+
+    first = take_snapshot(src, tmp_path / "first.sqlite")
+    assert _count(first.path) == 100
+    writer.execute("COMMIT")
+    second = take_snapshot(src, tmp_path / "second.sqlite")
+    writer.close()
+
+    assert _count(second.path) == 150
+    assert first.sha256 != second.sha256
+    # The copy is one self-contained file: rollback-journal header, no -wal needed.
+    assert second.path.read_bytes()[18:20] == b"\x01\x01"
+    assert not (tmp_path / "second.sqlite-wal").exists()
+
+
+def test_snapshot_while_a_rollback_journal_writer_holds_a_reserved_lock(tmp_path):
+    src = tmp_path / "live.sqlite"
+    writer = _make(src, rows=5)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t(v) VALUES ('pending')")
+    snap = take_snapshot(src, tmp_path / "snap.sqlite")
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert _count(snap.path) == 5
+
+
+def test_foreign_key_violations_are_reported(tmp_path):
+    src = tmp_path / "fk.sqlite"
+    with sqlite3.connect(src) as conn:
+        conn.executescript("""
+            CREATE TABLE parent(id INTEGER PRIMARY KEY);
+            CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+            INSERT INTO parent VALUES (1);
+            INSERT INTO child VALUES (10, 1), (11, 2), (12, 3);
+        """)
+    conn.close()
+    snap = take_snapshot(src, tmp_path / "snap.sqlite")
+    assert snap.integrity == ["ok"] and not snap.ok
+    assert snap.foreign_key_violations == [
+        {"table": "child", "rowid": 11, "parent": "parent", "fkid": 0},
+        {"table": "child", "rowid": 12, "parent": "parent", "fkid": 0},
+    ]
+
+
+def test_integrity_problems_are_reported(tmp_path):
+    src = tmp_path / "broken.sqlite"
+    conn = sqlite3.connect(src, isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE t(a, b);
+        CREATE INDEX t_a ON t(a);
+        INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z');
+        PRAGMA writable_schema = ON;
+        UPDATE sqlite_master SET sql = 'CREATE INDEX t_a ON t(b)' WHERE name = 't_a';
+    """)
+    conn.close()  # the index now claims to cover b but holds the values of a
+    snap = take_snapshot(src, tmp_path / "snap.sqlite")
+    assert snap.integrity != ["ok"] and any("t_a" in line for line in snap.integrity)
+    assert not snap.ok
+
+
+def test_missing_source_is_a_one_line_error_naming_the_file(tmp_path):
+    missing = tmp_path / "nope.sqlite"
+    with pytest.raises(SourceError, match="nope.sqlite: SQLite source not found") as err:
+        take_snapshot(missing, tmp_path / "snap.sqlite")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "snap.sqlite").exists()
+
+
+def test_a_file_that_is_not_a_database_is_rejected(tmp_path):
+    bogus = tmp_path / "notes.sqlite"
+    bogus.write_text("this is not a database\n" * 100)
+    with pytest.raises(SourceError, match=r"notes.sqlite: cannot read SQLite source: file is not a database"):
+        take_snapshot(bogus, tmp_path / "snap.sqlite")
+    with pytest.raises(SourceError, match="notes.sqlite"):
+        connect_readonly(bogus)
+
+
+def test_readonly_connection_cannot_write(tmp_path):
+    _make(tmp_path / "src.sqlite").close()
+    conn = connect_readonly(tmp_path / "src.sqlite")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("INSERT INTO t(v) VALUES ('x')")
+    conn.close()
