@@ -356,7 +356,8 @@ def _iso_micros(s: pa.Array, fails: _Failures) -> pa.Array:
 
     zero = matched & (y == 0) & (mo == 0) & (d == 0)
     month_ok = (mo >= 1) & (mo <= 12)
-    month_start = (np.clip(y, 1, 9999) - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (np.clip(mo, 1, 12) - 1)
+    year = (np.clip(y, 1, 9999) - 1970).astype("datetime64[Y]")
+    month_start = year.astype("datetime64[M]") + (np.clip(mo, 1, 12) - 1)
     days_in_month = ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
     date_ok = month_ok & (d >= 1) & (d <= days_in_month) & (y >= 1)
     time_ok = (h <= 23) & (mi <= 59) & (sec <= 59) & (z_h <= 23) & (z_m <= 59)

@@ -131,7 +131,8 @@ def _conform(arr: pa.Array, typ: pa.DataType, table: str, column: str) -> pa.Arr
         return pa.nulls(len(arr), typ)
     if typ == pa.binary() and pa.types.is_string(arr.type):
         return arr.cast(pa.binary())
-    raise ExportError(f"{table}.{column}: driver returned {arr.type}, profile says {typ}; source changed during export?")
+    raise ExportError(f"{table}.{column}: driver returned {arr.type}, profile says {typ}; "
+                      "did the source change during the export?")
 
 
 def _to_raw(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
