@@ -6,18 +6,16 @@ import hashlib
 import sqlite3
 import tempfile
 import time
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from fsspec import AbstractFileSystem
-
 from nova_pipeline import connections
 from nova_pipeline.backup import mongo, pgtools
-from nova_pipeline.backup.crypto import ENCRYPTION_PARAMS, CHUNK_BYTES, SealedWriter, key_from_env
+from nova_pipeline.backup.crypto import CHUNK_BYTES, ENCRYPTION_PARAMS, ZSTD_LEVEL, SealedWriter, key_from_env
 from nova_pipeline.backup.errors import BackupError
 from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, load_set, location_of,
                                        new_set_id, write_json)
@@ -79,14 +77,18 @@ def create_backup(spec: Spec, *, dest: str | None = None, postgres_url: str | No
         return files[-1]
 
     suffix = ".zst.enc" if key else ".zst"
-    with tempfile.TemporaryDirectory(prefix="nova-backup-") as tmp:
-        if spec.targets.postgres is not None:
-            url = connections.postgres_url(spec, postgres_url)
-            sources["postgres"] = _backup_postgres(url, target_schemas(spec), Path(tmp), versions, add, suffix)
-        uri = connections.mongo_uri(spec, mongo_uri) if spec.targets.mongo is not None else None
-        if uri:
-            sources["mongo"] = _backup_mongo(uri, spec.targets.mongo.database, versions, add, suffix)
-        sources["sqlite"] = _backup_sqlite(spec.resolve(spec.source.sqlite), Path(tmp), add, suffix)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nova-backup-") as tmp:
+            if spec.targets.postgres is not None:
+                url = connections.postgres_url(spec, postgres_url)
+                sources["postgres"] = _backup_postgres(url, target_schemas(spec), Path(tmp), versions, add, suffix)
+            uri = connections.mongo_uri(spec, mongo_uri) if spec.targets.mongo is not None else None
+            if uri:
+                sources["mongo"] = _backup_mongo(uri, spec.targets.mongo.database, versions, add, suffix)
+            sources["sqlite"] = _backup_sqlite(spec.resolve(spec.source.sqlite), Path(tmp), add, suffix)
+    except BaseException:
+        fs.rm(set_path, recursive=True)  # no half-written set is left behind
+        raise
 
     problems = [p for f in files if (p := check_file(fs, set_path, f, key))]
     manifest = {
@@ -98,7 +100,7 @@ def create_backup(spec: Spec, *, dest: str | None = None, postgres_url: str | No
         "spec": _spec_info(spec),
         "sources": sources,
         "versions": versions,
-        "compression": {"algorithm": "zstd", "level": 6},
+        "compression": {"algorithm": "zstd", "level": ZSTD_LEVEL},
         "encryption": ENCRYPTION_PARAMS if key else None,
         "files": files,
         "verification": {"checked_at": datetime.now(UTC).isoformat(), "ok": not problems, "problems": problems,

@@ -26,6 +26,7 @@ from nova_pipeline.backup.errors import BackupKeyError, SealError
 MAGIC = b"NOVABK01"
 FRAME_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 20
+ZSTD_LEVEL = 3
 _FRAME_HEAD = struct.Struct(">IB")
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
@@ -161,7 +162,7 @@ class SealedWriter:
     def __init__(self, raw: BinaryIO, key: bytes | None):
         self.stored = _HashingWriter(raw)
         inner = _FrameWriter(self.stored, key) if key else self.stored
-        self._zstd = zstandard.ZstdCompressor(level=6, write_checksum=True).stream_writer(inner, closefd=True)
+        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(inner, closefd=True)
         self.plain_size, self.plain_sha256 = 0, hashlib.sha256()
 
     def write(self, data: bytes) -> int:

@@ -100,7 +100,7 @@ def pg_dump(url: str, schemas: list[str], out_file: Path, bin_dir: str) -> None:
     """`pg_dump -Fc` of the given schemas into out_file."""
     conninfo, env = _split_secret(url)
     patterns = [arg for s in schemas for arg in ("-n", '"' + s.replace('"', '""') + '"')]
-    _run([os.path.join(bin_dir, "pg_dump"), "-Fc", "--no-password", *patterns, "-f", str(out_file), "-d", conninfo],
+    _run([os.path.join(bin_dir, "pg_dump"), "-Fc", "-Z", "0", "--no-password", *patterns, "-f", str(out_file), "-d", conninfo],
          env, "pg_dump")
 
 
