@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 
 import psycopg
@@ -30,13 +32,19 @@ def _dagster_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    """A real PostgreSQL 16 (pgserver wheel) for the session; yields the admin URL."""
+def pg_server():
+    """A real PostgreSQL 16 (pgserver wheel) for the session; yields the admin URL.
+
+    Its directory is outside pytest's 0700 tmp root: as root, pgserver runs postgres as another user.
+    """
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    root = tempfile.mkdtemp(prefix="nova-pg-")
+    os.chmod(root, 0o755)
+    server = pgserver.get_server(root, cleanup_mode="stop")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _create_db(admin_url: str, name: str) -> str:

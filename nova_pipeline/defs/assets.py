@@ -6,7 +6,6 @@ phase can be re-materialized alone in the UI. Shared phases (snapshot,
 profile, setup, constraints, smoke tests, report) are single assets.
 """
 
-from __future__ import annotations
 
 import hashlib
 import json

@@ -1,6 +1,5 @@
 """Spec → one Dagster Definitions: assets of the eight phases, checks, jobs, schedules, sensors."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -35,7 +34,7 @@ def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
     return list(dict.fromkeys(keys + [A.SMOKE_TESTS, A.REPORT]))
 
 
-def build_jobs(spec: Spec) -> list[dg.UnresolvedAssetJobDefinition]:
+def build_jobs(spec: Spec) -> list:
     """`migrate` (everything) and, when both targets are used, `migrate_postgres` / `migrate_mongo`."""
     jobs = [dg.define_asset_job("migrate", selection=dg.AssetSelection.assets(*_job_keys(spec, None)), config=IN_PROCESS,
                                 description="All phases for every table: snapshot, setup, export, transform, load, "

@@ -1,6 +1,5 @@
 """Phases 7 and 8: smoke tests against the targets, and the migration report."""
 
-from __future__ import annotations
 
 import sqlite3
 from typing import Any

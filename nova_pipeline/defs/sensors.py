@@ -1,6 +1,5 @@
 """Source-change sensor: a new commit in the SQLite source requests a sync (migrate) run."""
 
-from __future__ import annotations
 
 import os
 
