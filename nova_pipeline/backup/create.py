@@ -53,10 +53,7 @@ def create_backup(spec: Spec, *, dest: str | None = None, postgres_url: str | No
     files unless no_encrypt is True. Files are written under `.part` names and
     renamed; manifest.json is written last.
     """
-    if not no_encrypt:
-        key = key or key_from_env(required=True)
-    else:
-        key = None
+    key = None if no_encrypt else (key or key_from_env(required=True))
     started = time.monotonic()
     now = datetime.now(UTC)
     fs, root = filesystem(backup_dest(spec, dest))
