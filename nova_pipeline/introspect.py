@@ -69,6 +69,15 @@ class Table:
     def primary_key(self) -> list[str]:
         return [c.name for c in sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)]
 
+    @property
+    def rowid_alias(self) -> str | None:
+        """The INTEGER PRIMARY KEY column that is the rowid (always a non-NULL integer), if any."""
+        pk = [c for c in self.columns if c.pk]
+        # INTEGER PRIMARY KEY DESC is the one spelling that is not an alias: it gets a 'pk' index.
+        if self.without_rowid or len(pk) != 1 or pk[0].declared.upper() != "INTEGER":
+            return None
+        return None if any(i.origin == "pk" for i in self.indexes) else pk[0].name
+
 
 @dataclass(frozen=True)
 class View:
@@ -150,7 +159,8 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str, index_sql: dict[s
         for _, n, declared, notnull, default, pk, hidden in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,))
     ]
     fks: dict[int, list] = {}
-    for fk_id, _, parent, src, dst, _, on_delete, _ in conn.execute("SELECT * FROM pragma_foreign_key_list(?) ORDER BY id, seq", (name,)):
+    fk_rows = conn.execute("SELECT * FROM pragma_foreign_key_list(?) ORDER BY id, seq", (name,))
+    for fk_id, _, parent, src, dst, _, on_delete, _ in fk_rows:
         fks.setdefault(fk_id, [parent, [], [], on_delete.lower()])
         fks[fk_id][1].append(src)
         fks[fk_id][2].append(dst)
@@ -192,7 +202,7 @@ def _partial_predicate(sql: str) -> str | None:
 _UUID_GLOB = "-".join("[0-9a-fA-F]" * n for n in (8, 4, 4, 4, 12))
 _DATE_GLOB = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
 _TIME_GLOB = "[0-2][0-9]:[0-5][0-9]"
-_COMMON_TESTS = ("integers", "reals", "texts", "blobs", "text_nul")
+_COMMON_TESTS = ("integers", "reals", "texts", "blobs")
 _NUMBERS = ("integer", "real")
 # Per-row tests: storage classes they apply to, and a 0/1 condition on {q}, the quoted column.
 # SQLite does not short-circuit AND inside expressions, so the class is tested once, in a CASE.
@@ -219,11 +229,14 @@ _COUNTERS = {
     "julian_days": (("real",), "{q} BETWEEN 2400000.5 AND 2500000.5"),
     "over_scale": (_NUMBERS, "round({q}, {scale}) <> {q}"),
 }
+# SQLite orders NULL < numbers < text < blob, so plain min/max give the numeric range without a
+# per-row CASE (max is not a number when text or blobs are present: then it is NULL).
+# Lengths cover every value: numbers and blobs become text in a text column too.
 _AGGREGATES = {
-    "num_min": "min(CASE WHEN typeof({q}) IN ('integer', 'real') THEN {q} END)",
-    "num_max": "max(CASE WHEN typeof({q}) IN ('integer', 'real') THEN {q} END)",
-    "max_text_bytes": "max(CASE WHEN typeof({q}) = 'text' THEN length(CAST({q} AS BLOB)) END)",
-    "max_text_chars": "max(CASE WHEN typeof({q}) = 'text' THEN length({q}) END)",
+    "num_min": "CASE WHEN typeof(min({q})) IN ('integer', 'real') THEN min({q}) END",
+    "num_max": "CASE WHEN typeof(max({q})) IN ('integer', 'real') THEN max({q}) END",
+    "max_text_bytes": "max(length(CAST({q} AS BLOB)))",
+    "max_text_chars": "max(length({q}))",
 }
 
 
@@ -254,20 +267,28 @@ def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
     return f"json_array({', '.join(sums + [_AGGREGATES[n].format(q=q) for n in aggregates])})", counters, aggregates
 
 
-def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column]) -> dict[str, ColumnProfile]:
-    """Per-column storage classes and the value tests type inference needs, in one aggregate pass over the table."""
-    if not columns:
-        return {}
-    conn.execute("BEGIN")  # the row count and the pass see the same state, so the packing width holds
+def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column], *,
+                  rowid_alias: str | None = None) -> dict[str, ColumnProfile]:
+    """Per-column storage classes and the value tests type inference needs, in one aggregate pass over the table.
+
+    `rowid_alias` names an INTEGER PRIMARY KEY column (Table.rowid_alias): it holds only
+    integers by construction, so it is not scanned.
+    """
+    scanned = [c for c in columns if c.name != rowid_alias]
+    own_transaction = not conn.in_transaction
+    if own_transaction:
+        conn.execute("BEGIN")  # the row count and the pass see the same state, so the packing width holds
     try:
         rows = conn.execute(f"SELECT count(*) FROM {quote_sqlite(table)}").fetchone()[0]
         width = max(rows.bit_length(), 1)
-        plans = [_column_sql(c, width) for c in columns]
-        packed = conn.execute(f"SELECT {', '.join(sql for sql, _, _ in plans)} FROM {quote_sqlite(table)}").fetchone()
+        plans = [_column_sql(c, width) for c in scanned]
+        select = ", ".join(sql for sql, _, _ in plans)
+        packed = conn.execute(f"SELECT {select} FROM {quote_sqlite(table)}").fetchone() if plans else ()
     finally:
-        conn.execute("COMMIT")
-    out = {}
-    for column, (_, counters, aggregates), text in zip(columns, plans, packed):
+        if own_transaction:
+            conn.execute("COMMIT")
+    out = {rowid_alias: ColumnProfile(rows=rows, integers=rows)}
+    for column, (_, counters, aggregates), text in zip(scanned, plans, packed):
         values = json.loads(text)
         sums, rest = values[: len(values) - len(aggregates)], values[len(values) - len(aggregates):]
         per_sum, mask = 63 // width, (1 << width) - 1
@@ -275,7 +296,7 @@ def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column]) -
         found.update(zip(aggregates, rest))
         stored = found["integers"] + found["reals"] + found["texts"] + found["blobs"]
         out[column.name] = ColumnProfile(rows=rows, nulls=rows - stored, **found)
-    return out
+    return {c.name: out[c.name] for c in columns}
 
 
 @dataclass
@@ -352,7 +373,7 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
     try:
         schema = read_schema(conn)
         started = time.perf_counter()
-        profiles = {t.name: profile_table(conn, t.name, t.columns) for t in schema.tables}
+        profiles = {t.name: profile_table(conn, t.name, t.columns, rowid_alias=t.rowid_alias) for t in schema.tables}
         seconds = time.perf_counter() - started
     finally:
         conn.close()
@@ -447,7 +468,9 @@ def _foreign_keys(t: Table, inferred: dict[str, dict[str, Inference]], schema: S
             warnings.append(f"{where} dropped: the referenced table is not migrated")
             continue
         parent_cols = {c.name.lower(): c.name for c in parent.columns}
-        referenced = [parent_cols.get(c.lower(), c) for c in fk.referenced_columns] if fk.referenced_columns else parent.primary_key
+        referenced = parent.primary_key
+        if fk.referenced_columns:
+            referenced = [parent_cols.get(c.lower(), c) for c in fk.referenced_columns]
         unique_keys = [{c.lower() for c in parent.primary_key}] + [
             {c.lower() for c in i.columns if c} for i in parent.indexes if i.unique and i.where is None and None not in i.columns]
         if not referenced or {c.lower() for c in referenced} not in unique_keys:
@@ -484,6 +507,7 @@ def _indexes(t: Table, warnings: list[str]) -> list[dict]:
                 warnings.append(f"{t.name}: index {i.name} renamed to {index['name']} (PostgreSQL identifiers hold 63 bytes)")
         if i.where:
             index["where"] = i.where
-            warnings.append(f"{t.name}: partial index {i.name} keeps its SQLite predicate ({i.where}); check it is valid PostgreSQL")
+            warnings.append(f"{t.name}: partial index {i.name} keeps its SQLite predicate ({i.where}); "
+                            "check it is valid PostgreSQL")
         out.append(index)
     return out

@@ -38,7 +38,7 @@ class ColumnProfile:
     texts: int = 0
     blobs: int = 0
     num_min: float | None = None  # smallest integer or real value
-    num_max: float | None = None
+    num_max: float | None = None  # largest, None when text or blobs are present (they sort above numbers)
     ints_01: int = 0  # integers that are 0 or 1
     reals_integral: int = 0  # reals without a fractional part that fit in int64
     text_integers: int = 0  # text that is a well-formed integer fitting in int64
@@ -176,8 +176,10 @@ def _fit(pg_type: str, p: ColumnProfile) -> tuple[str, int, int, str, tuple[str,
             precision, scale = map(int, pg_type[len("numeric("):-1].split(","))
             limit = 10 ** (precision - scale)
             if p.over_scale:
-                return _fit("numeric", p)[:3] + (f"{p.over_scale} values have more than {scale} decimals; {pg_type} would round them, so numeric", None)
-            if any(v is not None and abs(v) >= limit for v in (p.num_min, p.num_max)):
+                why = f"{p.over_scale} values have more than {scale} decimals; {pg_type} would round them, so numeric"
+                return _fit("numeric", p)[:3] + (why, None)
+            if p.num_max is None and p.integers + p.reals or any(
+                    v is not None and abs(v) >= limit for v in (p.num_min, p.num_max)):
                 return _fit("numeric", p)[:3] + (f"values of {limit:g} or more do not fit {pg_type}; numeric", None)
     elif base in ("text", "varchar"):
         if base == "varchar" and (p.max_text_chars or 0) > int(pg_type[8:-1]):
@@ -195,7 +197,8 @@ def _fit(pg_type: str, p: ColumnProfile) -> tuple[str, int, int, str, tuple[str,
     elif base in ("timestamptz", "date"):
         if base == "date" and p.text_datetimes:
             type_, cast, quarantine, _, parse = _fit("timestamptz", p)
-            return type_, cast, quarantine, f"{p.text_datetimes} values carry a time of day that date would drop; timestamptz", parse
+            why = f"{p.text_datetimes} values carry a time of day that date would drop; timestamptz"
+            return type_, cast, quarantine, why, parse
         cast = p.text_dates + p.text_datetimes + p.epoch_seconds + p.epoch_millis + p.julian_days
         quarantine = p.non_null - cast
         numeric = [("unix_seconds", p.epoch_seconds), ("unix_millis", p.epoch_millis), ("julian_day", p.julian_days)]
@@ -219,20 +222,21 @@ def _beyond_float(v: float | None) -> bool:
     return v is not None and abs(v) > _FLOAT_EXACT
 
 
-# Profile tests each proposed type needs, beyond the storage-class counts and NUL test every column gets.
+# Profile tests each proposed type needs beyond the storage-class counts every column gets. Each test
+# costs a share of an aggregate step per row, so only what infer_type reads for that type is measured.
 PROFILE_NEEDS: dict[str | None, tuple[str, ...]] = {
-    None: ("num_min", "num_max", "max_text_bytes"),
+    None: ("num_min", "num_max", "text_nul", "max_text_bytes"),
     "bigint": ("reals_integral", "text_integers"),
-    "double precision": ("text_numbers", "num_min", "num_max"),
+    "double precision": ("text_numbers",),  # REAL affinity stores every number as a real: no 2^53 question
     "numeric": ("text_numbers", "num_min", "num_max", "over_scale"),
-    "text": ("max_text_bytes",),
-    "varchar": ("max_text_bytes", "max_text_chars"),
+    "text": ("text_nul", "max_text_bytes"),
+    "varchar": ("text_nul", "max_text_bytes", "max_text_chars"),
     "bytea": (),
     "boolean": ("ints_01", "text_booleans"),
     "timestamptz": ("text_dates", "text_datetimes", "epoch_seconds", "epoch_millis", "julian_days"),
     "date": ("text_dates", "text_datetimes", "epoch_seconds", "epoch_millis", "julian_days"),
     "time": ("text_times",),
-    "jsonb": ("text_json", "max_text_bytes"),
+    "jsonb": ("text_json", "text_nul", "max_text_bytes"),
     "uuid": ("text_uuids", "blobs_16"),
 }
 
@@ -337,7 +341,8 @@ def translate_default(sqlite_default: str | None, pg_type: str) -> tuple[str | N
         translated = {"int": _EPOCH, "num": _EPOCH, "ts": "now()", "text": f"({_EPOCH})::text"}.get(kind)
     elif key in ("true", "false"):
         truth = key == "true"
-        translated = {"bool": key.upper(), "int": str(int(truth)), "num": str(int(truth)), "text": _quote(str(int(truth)))}.get(kind)
+        digit = str(int(truth))
+        translated = {"bool": key.upper(), "int": digit, "num": digit, "text": _quote(digit)}.get(kind)
     elif _NUMBER.match(expr) or _HEX.match(expr):
         translated = _number_default(expr, kind)
     elif len(expr) >= 2 and expr[0] == expr[-1] and expr[0] in "'\"":

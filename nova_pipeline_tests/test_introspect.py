@@ -122,15 +122,32 @@ def test_profile_counts_storage_classes_and_value_tests(tmp_path):
     schema = read_schema(conn)
     prof = profile_table(conn, "p", schema.tables[0].columns)
     conn.close()
+    assert list(prof) == list("ndjbxvm")
     n, d, j, b, x, v, m = (prof[c] for c in "ndjbxvm")
     assert n.storage() == {"null": 1, "integer": 3, "real": 0, "text": 1, "blob": 0}  # "42" → 42 and 2.0 → 2 by affinity
     assert (n.text_integers, n.reals_integral) == (0, 0)
     assert (d.texts, d.integers, d.text_dates, d.text_datetimes, d.epoch_seconds, d.epoch_millis) == (3, 2, 1, 1, 1, 1)
     assert (j.texts, j.integers, j.nulls, j.text_json) == (3, 1, 1, 2)  # JSON has numeric affinity: "1" → 1
     assert (b.integers, b.ints_01, b.texts, b.text_booleans) == (3, 2, 2, 1)
-    assert x.storage() == {"null": 1, "integer": 1, "real": 1, "text": 1, "blob": 1} and x.num_max == 2.5
+    assert x.storage() == {"null": 1, "integer": 1, "real": 1, "text": 1, "blob": 1}
+    assert (x.num_min, x.num_max) == (1, None)  # text and blobs sort above numbers: no numeric maximum
     assert (v.text_nul, v.max_text_chars, v.max_text_bytes) == (1, 4, 4)
     assert (m.over_scale, m.num_max) == (1, 10)
+
+
+def test_rowid_alias_is_known_without_a_scan(tmp_path):
+    path = _db(tmp_path / "r.sqlite", """
+        CREATE TABLE a(id INTEGER PRIMARY KEY, v);
+        CREATE TABLE b(id INTEGER PRIMARY KEY DESC, v);
+        CREATE TABLE c(id INT PRIMARY KEY, v);
+    """, {"a": [(1, "x"), (2, None)], "b": [("k", 1)], "c": [(1, 2)]})
+    conn = sqlite3.connect(path)
+    a, b, c = read_schema(conn).tables
+    assert (a.rowid_alias, b.rowid_alias, c.rowid_alias) == ("id", None, None)
+    prof = profile_table(conn, "a", a.columns, rowid_alias=a.rowid_alias)
+    assert list(prof) == ["id", "v"] and prof["id"].integers == 2 and prof["v"].nulls == 1
+    assert profile_table(conn, "b", b.columns, rowid_alias=b.rowid_alias)["id"].texts == 1  # DESC: not an alias
+    conn.close()
 
 
 def test_packed_counters_do_not_carry_when_every_row_matches(tmp_path):

@@ -55,6 +55,7 @@ def P(**kw) -> ColumnProfile:
     ("NUMERIC(10,2)", P(reals=3, num_min=1.5, num_max=99.25, over_scale=1), "numeric", 0, 0),
     ("NUMERIC(4,2)", P(reals=3, num_min=1.5, num_max=100.0, over_scale=0), "numeric", 0, 0),
     ("NUMERIC", P(integers=3, reals=1), "numeric", 0, 0),
+    ("NUMERIC(6,2)", P(reals=3, texts=1, num_min=1.0, num_max=None, over_scale=0), "numeric", 0, 1),  # range unknown
     ("BLOB", P(blobs=3), "bytea", 0, 0),
     ("", P(integers=3, nulls=1), "bigint", 0, 0),
     ("", P(reals=2, integers=1, num_min=1, num_max=2.5), "double precision", 1, 0),
