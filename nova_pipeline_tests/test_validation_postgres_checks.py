@@ -195,3 +195,29 @@ def test_quarantine_beyond_tolerance_fails(env, tmp_path):
     assert failed(res) == {r.QUARANTINE_TOLERANCE}
     assert "2 row(s) quarantined > max_quarantined_rows 1; top reasons: amount: not a number ×2" in \
         res[r.QUARANTINE_TOLERANCE].detail
+
+
+@pytest.mark.parametrize("primary_key", [["code", "day"], []], ids=["composite text key", "no key"])
+def test_hashed_buckets_locate_rows_without_an_integer_key(pg_url, tmp_path, primary_key):
+    spec = parse_spec({"source": {"sqlite": "x"}, "targets": {"postgres": {"schema": "core"}}, "tables": {"events": {
+        "primary_key": primary_key, "columns": {"code": {"type": "varchar(8)"}, "day": {"type": "date"},
+                                                "n": {"type": "bigint"}}}}})
+    data = pa.table({"code": [f"c{i % 40}" for i in range(2000)],
+                     "day": pa.array([i // 40 for i in range(2000)], pa.int32()).cast(pa.date32()),
+                     "n": pa.array([i * 7 for i in range(2000)], pa.int64()),
+                     "_nova_rowid": pa.array(range(1, 2001), pa.int64())})
+    staging = Staging(str(tmp_path))
+    stage(staging, "events", data)
+    facts = source_facts(spec, "events", staging)
+    assert facts["buckets"] == 2
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        load(conn, spec, "events", data)
+        conn.execute("UPDATE core.events SET n = -1 WHERE code = 'c5' AND day = date '1970-01-02'")
+        res = {c.check: c for c in postgres_checks(conn, spec, "events", facts)}
+    assert {n for n, c in res.items() if not c.passed} == {r.CONTENT_HASH, r.COLUMN_AGGREGATES}
+    if primary_key:
+        assert res[r.CONTENT_HASH].failing_keys == [{"code": "c5", "day": "1970-01-02"}]
+        assert "code='c5', day='1970-01-02' (column n)" in res[r.CONTENT_HASH].detail
+    else:  # the changed row is missing in its original form (named by rowid) and present in a new one
+        assert {"_nova_rowid": 46} in res[r.CONTENT_HASH].failing_keys
+        assert "2 row(s) differ" in res[r.CONTENT_HASH].detail

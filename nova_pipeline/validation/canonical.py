@@ -18,8 +18,9 @@ here has a Python half and an SQL half kept next to each other:
 |           | numeric text                                                     |
 | bytea     | lower-case hex                                                   |
 
-A field is `<length>:<text>` or `N` for NULL (so NULL ≠ empty string and no
-separator inside a value can shift fields); a row is its fields joined by `|`.
+A text, char or json field is `<length>:<text>`, any other field is its text
+(it holds no `|` and is never `N`); NULL is `N`. So NULL ≠ empty string and no
+separator inside a value can shift fields. A row is its fields joined by `|`.
 A hash is the first 60 bits of the MD5 of that text, as a non-negative bigint.
 """
 
@@ -31,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
@@ -40,6 +42,7 @@ from nova_pipeline.spec import Spec
 
 ROWID = "_nova_rowid"
 HASH_MODULUS = 1 << 60
+LENGTH_PREFIXED = frozenset({"text", "char", "json"})
 _PG_KINDS = {
     "smallint": "int", "integer": "int", "bigint": "int", "double precision": "float8", "real": "float4",
     "text": "text", "uuid": "uuid", "boolean": "bool", "timestamptz": "timestamp", "timestamp": "timestamp",
@@ -97,9 +100,10 @@ def primary_key(spec: Spec, table: str) -> list[str]:
     return [names.get(c, c) for c in t.primary_key]
 
 
-def h60(text: bytes) -> int:
-    """First 60 bits of the MD5 of `text` (same as the SQL `_h60`)."""
-    return int.from_bytes(hashlib.md5(text).digest()[:8], "big") >> 4
+def h60_many(texts: list[bytes]) -> np.ndarray:
+    """First 60 bits of the MD5 of each text, as uint64 (same as `sql_h60`)."""
+    digests = b"".join([hashlib.md5(t).digest()[:8] for t in texts])
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64) >> np.uint64(4)
 
 
 def numeric_text(v: str) -> str:
@@ -172,10 +176,11 @@ def sortable(kind: str, arr: pa.Array) -> pa.Array:
     return arr.cast(pa.date32()).cast(pa.int32())
 
 
-def arrow_fields(canonical: pa.Array) -> pa.Array:
-    """`<length>:<text>` per value, `N` for NULL."""
-    lengths = pc.utf8_length(canonical).cast(pa.string())
-    return pc.binary_join_element_wise(lengths, canonical, ":").fill_null("N")
+def arrow_fields(kind: str, canonical: pa.Array) -> pa.Array:
+    """Field texts of a column's canonical texts (see the module docstring)."""
+    if kind in LENGTH_PREFIXED:
+        canonical = pc.binary_join_element_wise(pc.utf8_length(canonical).cast(pa.string()), canonical, ":")
+    return canonical.fill_null("N")
 
 
 def arrow_join(fields: list[pa.Array]) -> pa.Array:
@@ -205,9 +210,18 @@ def sql_canonical(kind: str, column: sql.Composable) -> sql.Composed:
     return sql.SQL(_SQL[kind]).format(c=column)
 
 
-def sql_field(canonical: sql.Composable) -> sql.Composed:
-    """SQL of `<length>:<text>` or `N`."""
-    return sql.SQL("coalesce(length({c})::text || ':' || {c}, 'N')").format(c=canonical)
+def sql_field(kind: str, canonical: sql.Composable) -> sql.Composed:
+    """SQL of a field text (same as `arrow_fields`)."""
+    if kind in LENGTH_PREFIXED:
+        return sql.SQL("coalesce(length({c})::text || ':' || {c}, 'N')").format(c=canonical)
+    return sql.SQL("coalesce({c}, 'N')").format(c=canonical)
+
+
+def field_text(kind: str, text: str | None) -> str:
+    """The field text of one canonical text (Python, for rows fetched during a drill-down)."""
+    if text is None:
+        return "N"
+    return f"{len(text)}:{text}" if kind in LENGTH_PREFIXED else text
 
 
 def sql_join(fields: list[sql.Composable]) -> sql.Composable:

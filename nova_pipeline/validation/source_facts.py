@@ -16,6 +16,7 @@ from collections import Counter
 from decimal import Context, Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -114,24 +115,36 @@ class _Aggregate:
 
 
 class BucketHasher:
-    """Row hashes and PK buckets of clean batches, the Python half of the content hash."""
+    """Row hashes and buckets of clean batches, the Python half of the content hash.
+
+    A single integer primary key spreads rows by itself (bucket = key mod N,
+    no hashing); other keys are hashed; rows without a key go by their own hash.
+    """
 
     def __init__(self, columns: list[cn.Column], pk: list[str], buckets: int):
         self.columns, self.pk, self.buckets = columns, pk, buckets
+        self.kinds = {c.name: c.kind for c in columns}
+        self.int_key = len(pk) == 1 and self.kinds[pk[0]] == "int"
 
-    def canonical(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
-        """Canonical texts of every column of the batch."""
-        return {c.name: cn.arrow_canonical(c.kind, batch.column(c.name)) for c in self.columns}
+    def canonical(self, batch: pa.RecordBatch, names: list[str] | None = None) -> dict[str, pa.Array]:
+        """Canonical texts of the batch's columns (all, or `names`)."""
+        return {n: cn.arrow_canonical(self.kinds[n], batch.column(n)) for n in (names or self.kinds)}
 
-    def rows(self, canon: dict[str, pa.Array]) -> tuple[list[bytes], list[bytes]]:
-        """(row texts, bucket-key texts) of a batch as bytes."""
-        fields = {name: cn.arrow_fields(a) for name, a in canon.items()}
-        row = cn.arrow_join(list(fields.values())).cast(pa.binary()).to_pylist()
-        key = cn.arrow_join([fields[c] for c in self.pk]).cast(pa.binary()).to_pylist() if self.pk else row
-        return row, key
+    def row_hashes(self, canon: dict[str, pa.Array]) -> np.ndarray:
+        fields = [cn.arrow_fields(c.kind, canon[c.name]) for c in self.columns]
+        return cn.h60_many(cn.arrow_join(fields).cast(pa.binary()).to_pylist())
 
-    def bucket(self, key_text: bytes) -> int:
-        return cn.h60(key_text) % self.buckets
+    def bucket_ids(self, batch: pa.RecordBatch, row_hashes: np.ndarray | None = None) -> np.ndarray:
+        """Bucket of every row of the batch (`row_hashes` needed only for tables without a key)."""
+        n = np.uint64(self.buckets)
+        if self.int_key:
+            keys = batch.column(self.pk[0]).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+            return np.mod(keys, self.buckets).astype(np.int64)
+        if self.pk:
+            canon = self.canonical(batch, self.pk)
+            texts = cn.arrow_join([cn.arrow_fields(self.kinds[p], canon[p]) for p in self.pk])
+            return (cn.h60_many(texts.cast(pa.binary()).to_pylist()) % n).astype(np.int64)
+        return (row_hashes % n).astype(np.int64)
 
 
 def _embedding(spec: Spec, table: str) -> tuple[str, str, list[str], Embed] | None:
@@ -189,7 +202,7 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     clean_rows = staging.row_count("clean", table, partition)
     hasher = BucketHasher(columns, pk, bucket_count(clean_rows))
     aggs = {c.name: _Aggregate(c.kind) for c in columns}
-    counts, sums = [0] * hasher.buckets, [0] * hasher.buckets
+    counts, sums = np.zeros(hasher.buckets, np.int64), np.zeros(hasher.buckets, np.uint64)
     embedding = _embedding_facts(spec, table, staging, partition)
     for batch in staging.read_batches("clean", table, partition):
         if embedding:  # an embedded table's target holds only the children that have a parent
@@ -197,11 +210,10 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
         canon = hasher.canonical(batch)
         for c in columns:
             aggs[c.name].add(batch.column(c.name), canon[c.name])
-        rows, keys = hasher.rows(canon)
-        for row, key in zip(rows, keys):
-            b = hasher.bucket(key)
-            counts[b] += 1
-            sums[b] += cn.h60(row)
+        hashes = hasher.row_hashes(canon)
+        buckets = hasher.bucket_ids(batch, hashes)
+        counts += np.bincount(buckets, minlength=hasher.buckets)
+        np.add.at(sums, buckets, hashes)  # wraps modulo 2^64, a multiple of 2^60
     reasons = Counter()
     for batch in staging.read_batches("quarantine", table, partition, columns=["column", "reason"]):
         reasons.update(f"{c}: {r}" for c, r in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
@@ -218,7 +230,7 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
         "primary_key": pk,
         "columns": {name: a.result() for name, a in aggs.items()},
         "buckets": hasher.buckets,
-        "bucket_hashes": [[n, s % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
+        "bucket_hashes": [[int(n), int(s) % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
         "embedding": embedding[0] if embedding else None,
     }
 
