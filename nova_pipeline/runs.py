@@ -17,7 +17,7 @@ import dagster as dg
 
 from nova_pipeline.connections import redact
 from nova_pipeline.defs import assets as A
-from nova_pipeline.defs.build import IN_PROCESS, build_definitions
+from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.progress import run_progress
 from nova_pipeline.spec import Spec
@@ -56,16 +56,24 @@ def _resources(spec_path: str, postgres_url: str | None, mongo_uri: str | None) 
 
 def _table_of_step(spec: Spec, step_key: str) -> str | None:
     for name, _ in spec.table_items():
-        if step_key == f"migrate_{A._op_name(name)}":
+        if step_key == f"migrate_{A.key_part(name)}":
             return name
     return None
+
+
+def _root_cause(err) -> str:
+    """The innermost error's one-line message (Dagster wraps the user's exception)."""
+    while err is not None and err.cause is not None:
+        err = err.cause
+    if err is None or not err.message.strip():
+        return "step failed"
+    return err.message.strip().splitlines()[-1]
 
 
 def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
     out = RunOutcome(run_id=result.run_id, success=result.success)
     for ev in result.get_step_failure_events():
-        err = ev.step_failure_data.error
-        message = redact(err.message.strip().splitlines()[-1] if err and err.message else "step failed")
+        message = redact(_root_cause(ev.step_failure_data.error))
         table = _table_of_step(spec, ev.step_key)
         out.errors[table or ev.step_key] = message
     for ev in result.get_asset_check_evaluations():
@@ -84,10 +92,12 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     defs = build_definitions(spec, spec_path)
     job_def = defs.resolve_job_def(job)
     instance, run_id = dagster_instance(), str(uuid.uuid4())
-    steps = len(asset_selection or job_def.asset_layer.executable_asset_keys)
-    with run_progress(instance, run_id, steps + len(job_def.asset_layer.asset_check_keys)):
+    graph = job_def.asset_layer.asset_graph
+    keys = set(asset_selection or job_def.asset_layer.executable_asset_keys)
+    checks = [c for c in graph.asset_check_keys if c.asset_key in keys]
+    with run_progress(instance, run_id, len(keys) + len(checks)):
         result = job_def.execute_in_process(
-            run_config=IN_PROCESS, instance=instance, raise_on_error=False, asset_selection=asset_selection,
+            instance=instance, raise_on_error=False, asset_selection=asset_selection,
             run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})},
             resources=_resources(spec_path, postgres_url, mongo_uri))
     return _outcome(spec, result)

@@ -97,7 +97,7 @@ def test_constraints_exist_after_the_data(migrated):
     _, pg_url, _, _ = migrated
     with psycopg.connect(pg_url) as conn:
         cons = {r[0] for r in conn.execute(
-            "SELECT contype || ':' || conrelid::regclass::text FROM pg_constraint WHERE connamespace = 'public'::regnamespace")}
+            "SELECT contype::text || ':' || conrelid::regclass::text FROM pg_constraint WHERE connamespace = 'public'::regnamespace")}
     assert 'p:"Customer Accounts"' in cons and "p:order_lines" in cons and "f:order_lines" in cons and "f:staff" in cons
 
 

@@ -10,6 +10,7 @@ profile, setup, constraints, smoke tests, report) are single assets.
 import hashlib
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -39,21 +40,28 @@ def snapshot_path(spec: Spec) -> Path:
     return base / "snapshot" / "source.sqlite"
 
 
+def key_part(name: str) -> str:
+    """A Dagster-safe name ([A-Za-z0-9_]); odd names get a short hash so they stay distinct."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
+    return safe if safe == name else f"{safe}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
 def raw_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", "raw", table])
+    return dg.AssetKey(["staging", "raw", key_part(table)])
 
 
 def clean_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", "clean", table])
+    return dg.AssetKey(["staging", "clean", key_part(table)])
 
 
 def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
     """Asset key of a table's target, None for tables embedded into a parent document."""
     t = spec.tables[table]
     if t.target == "postgres":
-        return dg.AssetKey(["postgres", *identifiers.pg_table(spec, table)])
+        return dg.AssetKey(["postgres", *map(key_part, identifiers.pg_table(spec, table))])
     if t.target == "mongo" and table not in spec.embedded_tables():
-        return dg.AssetKey(["mongo", spec.targets.mongo.database, identifiers.mongo_collection(spec, table)])
+        return dg.AssetKey(["mongo", key_part(spec.targets.mongo.database),
+                            key_part(identifiers.mongo_collection(spec, table))])
     return None
 
 
@@ -87,14 +95,15 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
               description="Per table row counts and per column storage classes (typeof) of the snapshot: "
                           "what the casts will meet.")
     def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
-        import sqlite3
-
         s = nova.spec
         profile, rows = {}, {}
-        with sqlite3.connect(f"file:{snapshot_path(s)}?mode=ro", uri=True) as conn:
-            for name, t in s.table_items():
-                prof = introspect.profile_table(conn, name, list(t.columns))
-                profile[name] = {c: p.storage_classes for c, p in prof.items()}
+        with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
+            tables = {t.name: t for t in introspect.read_schema(conn).tables}
+            for name, _ in s.table_items():
+                t = tables[name]
+                prof = introspect.profile_table(conn, name, t.columns, rowid_alias=t.rowid_alias)
+                profile[name] = {c: {"null": p.nulls, "integer": p.integers, "real": p.reals, "text": p.texts,
+                                     "blob": p.blobs} for c, p in prof.items()}
                 rows[name] = next(iter(prof.values())).rows if prof else 0
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(rows.values()), "rows_per_table": dg.MetadataValue.json(rows),
@@ -158,7 +167,8 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
     t = spec.tables[table]
     tkey = target_key(spec, table)
     kind = {"postgres": "postgres", "mongo": "mongodb"}[t.target]
-    target_label = ".".join(tkey.path[1:]) if tkey else f"embedded into its parent in {t.target}"
+    target_label = (".".join(identifiers.pg_table(spec, table)) if t.target == "postgres"
+                    else identifiers.mongo_collection(spec, table)) if tkey else f"embedded into its parent in {t.target}"
     version = code_version(t)
     tags = {k: v for k, v in t.tags.items()}
     about = f" {t.description}" if t.description else ""
@@ -178,7 +188,7 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
                                   description=f"Table `{table}` loaded into {t.target} `{target_label}`; a re-run "
                                               f"replaces the content, never duplicates it.{about}"))
 
-    @dg.multi_asset(name=f"migrate_{_op_name(table)}", specs=specs, can_subset=True,
+    @dg.multi_asset(name=f"migrate_{key_part(table)}", specs=specs, can_subset=True,
                     description=f"Export, transform and load `{table}`.")
     def migrate_table(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
                       mongo: MongoResource):
@@ -211,21 +221,16 @@ def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource
         with postgres.connect(s) as conn:
             postgres_load.store_quarantine(conn, stg, table, context.run_id)
             conn.commit()
-        rows, extra = r.rows, {"table": ".".join(tkey.path[1:])}
+        rows, extra = r.rows, {"table": ".".join(identifiers.pg_table(s, table))}
     else:
         from nova_pipeline import mongo_load
 
         r = mongo_load.load_collection(mongo.database(s), s, table, stg)
-        rows, extra = r.documents, {"collection": tkey.path[-1], "quarantined_orphans": r.quarantined_orphans,
+        rows, extra = r.documents, {"collection": identifiers.mongo_collection(s, table), "quarantined_orphans": r.quarantined_orphans,
                                     "in_process_double": mongo.is_mock(s)}
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(asset_key=tkey, metadata={
         "dagster/row_count": rows, "seconds": round(seconds, 3), "rows_per_s": _rate(rows, seconds), **extra})
-
-
-def _op_name(table: str) -> str:
-    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in table)
-    return f"{safe}_{hashlib.sha1(table.encode()).hexdigest()[:6]}" if safe != table else safe
 
 
 def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:

@@ -9,8 +9,6 @@ from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresReso
 from nova_pipeline.defs.sensors import build_source_change_sensor
 from nova_pipeline.spec import Spec
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
 
 def _table_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
     from nova_pipeline.defs.checks import build_table_checks
@@ -36,13 +34,13 @@ def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
 
 def build_jobs(spec: Spec) -> list:
     """`migrate` (everything) and, when both targets are used, `migrate_postgres` / `migrate_mongo`."""
-    jobs = [dg.define_asset_job("migrate", selection=dg.AssetSelection.assets(*_job_keys(spec, None)), config=IN_PROCESS,
+    jobs = [dg.define_asset_job("migrate", selection=dg.AssetSelection.assets(*_job_keys(spec, None)),
                                 description="All phases for every table: snapshot, setup, export, transform, load, "
                                             "constraints, checks, smoke tests, report.")]
     for target in ("postgres", "mongo"):
         if spec.table_items(target) and len({t.target for _, t in spec.table_items()}) > 1:
             jobs.append(dg.define_asset_job(
-                f"migrate_{target}", selection=dg.AssetSelection.assets(*_job_keys(spec, target)), config=IN_PROCESS,
+                f"migrate_{target}", selection=dg.AssetSelection.assets(*_job_keys(spec, target)),
                 description=f"All phases for the tables that go to {target} only."))
     return jobs
 
@@ -64,7 +62,7 @@ def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
     except ImportError:
         build_backup_defs = None
     if build_backup_defs is not None:
-        extra = build_backup_defs(migrate)
+        extra = build_backup_defs(migrate, spec)
         jobs += extra.get("jobs", [])
         schedules += extra.get("schedules", [])
         sensors += extra.get("sensors", [])
