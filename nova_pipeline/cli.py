@@ -15,31 +15,33 @@ from pathlib import Path
 import click
 
 from nova_pipeline import connections
+from nova_pipeline.backup.cli import backup_group, rollback_command
+from nova_pipeline.backup.errors import BackupError, VerificationError
+from nova_pipeline.postgres_load import MigrationLocked
+from nova_pipeline.snapshot import SourceError
 from nova_pipeline.spec import SpecError, load_spec
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-BAD_INPUT = (SpecError, connections.TargetUnreachable, FileNotFoundError)
+BAD_INPUT = (SpecError, SourceError, connections.TargetUnreachable, FileNotFoundError, MigrationLocked, BackupError)
 
 
 class NovaGroup(click.Group):
-    """Turns known bad-input errors into one line on stderr and exit code 2."""
+    """Turns known bad-input errors into one line on stderr: exit 1 for a damaged backup, else 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except VerificationError as e:
+            _fail(e, code=1)
         except BAD_INPUT as e:
             _fail(e)
-        except Exception as e:
-            if type(e).__name__ in ("SourceError", "MigrationLocked", "BackupError", "DDLError"):
-                _fail(e)
-            raise
 
 
-def _fail(e: Exception):
+def _fail(e: Exception, code: int = 2):
     click.echo(f"nova-pipeline: {connections.redact(str(e))}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 @click.group(cls=NovaGroup)
@@ -220,16 +222,8 @@ def _print_report(rep, as_json: bool) -> None:
         click.echo(rep.to_markdown())
 
 
-def _register_optional_commands() -> None:
-    try:
-        from nova_pipeline.backup.cli import backup_group, rollback_command
-    except ImportError:
-        return
-    main.add_command(backup_group, "backup")
-    main.add_command(rollback_command, "rollback")
-
-
-_register_optional_commands()
+main.add_command(backup_group, "backup")
+main.add_command(rollback_command, "rollback")
 
 if __name__ == "__main__":
     main()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from nova_pipeline import connections, postgres_load, report
 from nova_pipeline.defs.assets import staging_of
-from nova_pipeline.defs.completion import snapshot_row_counts
-from nova_pipeline.runs import RunOutcome, resume_migration, run_migration
+from nova_pipeline.defs.completion import latest_seconds, snapshot_row_counts
+from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
 
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
@@ -53,7 +53,8 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
         conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
         rep = report.build_report(
             spec, staging=staging_of(spec), source_rows=snapshot_row_counts(spec), pg_conn=conn, mongo_db=mongo_db,
-            status="succeeded", run_id=outcome.run_id, started_at=started_at, seconds={},
+            status="succeeded", run_id=outcome.run_id, started_at=started_at,
+            seconds=latest_seconds(dagster_instance(), spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks, notes=notes)
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]

@@ -63,7 +63,8 @@ class MigrationReport:
             "source_rows": sum(t.source_rows for t in self.tables.values()),
             "loaded_rows": sum(t.loaded_rows for t in self.tables.values()),
             "quarantined_rows": sum(t.quarantined_rows for t in self.tables.values()),
-            "checks_failed": sum(not c.get("passed", False) for c in self.checks),
+            "checks_failed": sum(not c.get("passed", False) and c.get("severity") != "WARN" for c in self.checks),
+            "checks_warned": sum(not c.get("passed", False) and c.get("severity") == "WARN" for c in self.checks),
         }
         return data
 
@@ -76,7 +77,8 @@ class MigrationReport:
             f"Run `{self.run_id or '-'}` · {self.started_at} → {self.finished_at} · spec `{self.spec or '-'}`",
             "",
             f"**{tot['tables']} tables**, {tot['source_rows']:,} source rows, {tot['loaded_rows']:,} loaded, "
-            f"{tot['quarantined_rows']:,} quarantined, {tot['failed_tables']} failed tables, {tot['checks_failed']} failed checks.",
+            f"{tot['quarantined_rows']:,} quarantined, {tot['failed_tables']} failed tables, {tot['checks_failed']} failed checks, "
+            f"{tot['checks_warned']} warnings.",
             "",
             "| table | target | source rows | loaded | quarantined | s | rows/s | status | top quarantine reasons |",
             "|---|---|---:|---:|---:|---:|---:|---|---|",
@@ -92,7 +94,7 @@ class MigrationReport:
         if self.checks:
             lines += ["", "## Checks", "", "| table | check | result | detail |", "|---|---|---|---|"]
             for c in self.checks:
-                mark = "pass" if c.get("passed") else "**FAIL**"
+                mark = "pass" if c.get("passed") else ("warn" if c.get("severity") == "WARN" else "**FAIL**")
                 lines.append(f"| {c.get('table')} | {c.get('check')} | {mark} | {str(c.get('detail', '')).replace('|', '/')} |")
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]

@@ -4,6 +4,8 @@
 import dagster as dg
 
 from nova_pipeline.defs import assets as A
+from nova_pipeline.defs.backups import build_backup_defs
+from nova_pipeline.defs.checks import build_table_checks
 from nova_pipeline.defs.completion import build_completion_assets
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.defs.sensors import build_source_change_sensor
@@ -11,8 +13,6 @@ from nova_pipeline.spec import Spec
 
 
 def _table_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
-    from nova_pipeline.defs.checks import build_table_checks
-
     return [c for name, _ in spec.table_items() if (key := A.target_key(spec, name))
             for c in build_table_checks(spec, name, key)]
 
@@ -57,15 +57,10 @@ def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
     jobs = build_jobs(spec)
     migrate = jobs[0]
     schedules, sensors = [], [build_source_change_sensor(spec, migrate)]
-    try:
-        from nova_pipeline.defs.backups import build_backup_defs
-    except ImportError:
-        build_backup_defs = None
-    if build_backup_defs is not None:
-        extra = build_backup_defs(migrate, spec)
-        jobs += extra.get("jobs", [])
-        schedules += extra.get("schedules", [])
-        sensors += extra.get("sensors", [])
+    extra = build_backup_defs(migrate, spec)
+    jobs += extra["jobs"]
+    schedules += extra["schedules"]
+    sensors += extra["sensors"]
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
         executor=dg.in_process_executor,
