@@ -28,6 +28,7 @@ quarantined (or, for `too_large: split`, its children move to the collection
 from __future__ import annotations
 
 import decimal
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -93,6 +94,9 @@ def _json_int(text: str) -> Any:
         return float(text)
 
 
+_JSON = json.JSONDecoder(parse_int=_json_int)
+
+
 def bson_values(column: pa.ChunkedArray | pa.Array, pg_type: str | None, *, where: str,
                 keep_invalid_json: bool = False) -> list[Any]:
     """BSON-ready Python values of one Arrow column (`where` names table.column in errors)."""
@@ -113,16 +117,21 @@ def bson_values(column: pa.ChunkedArray | pa.Array, pg_type: str | None, *, wher
 
 def _parse_json(text: str, where: str, keep_invalid: bool) -> Any:
     try:
-        return json.loads(text, parse_int=_json_int)
+        return _JSON.decode(text)
     except ValueError:
         if keep_invalid:
             return text
         raise ValueError(f"{where}: invalid JSON text {text[:60]!r} in clean Parquet") from None
 
 
+@functools.lru_cache(maxsize=65_536)  # amounts repeat; Decimal128 parsing dominates numeric columns
+def _decimal128(text: str) -> Decimal128:
+    return Decimal128(text)
+
+
 def _decimal(value: Any, where: str) -> Decimal128:
     try:
-        return Decimal128(str(value))
+        return _decimal128(str(value))
     except (decimal.Inexact, decimal.InvalidOperation):
         raise ValueError(f"{where}: {str(value)[:60]!r} is not representable as Decimal128 (34 digits)") from None
 
