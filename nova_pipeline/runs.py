@@ -24,6 +24,7 @@ from nova_pipeline.spec import Spec
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI keeps the full event log
 MIGRATION_JOBS = ("migrate", "migrate_postgres", "migrate_mongo")
 
 
@@ -97,7 +98,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     checks = [c for c in graph.asset_check_keys if c.asset_key in keys]
     with run_progress(instance, run_id, len(keys) + len(checks)):
         result = job_def.execute_in_process(
-            instance=instance, raise_on_error=False, asset_selection=asset_selection,
+            run_config=QUIET, instance=instance, raise_on_error=False, asset_selection=asset_selection,
             run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})},
             resources=_resources(spec_path, postgres_url, mongo_uri))
     return _outcome(spec, result)

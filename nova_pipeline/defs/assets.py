@@ -19,6 +19,7 @@ from nova_pipeline import export, identifiers, introspect, postgres_ddl, postgre
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.spec import Spec, TableSpec
 from nova_pipeline.staging import Staging
+from nova_pipeline.validation.source_facts import source_facts
 
 SNAPSHOT = dg.AssetKey(["source", "snapshot"])
 PROFILE = dg.AssetKey(["source", "profile"])
@@ -202,7 +203,11 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
                 "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table))})
         if clean_key(table) in selected:
             r = transform.transform_table(s, table, stg, run_id=context.run_id)
-            yield dg.MaterializeResult(asset_key=clean_key(table), metadata={
+            # Checks reuse these facts instead of re-reading staging; Mongo loads may still quarantine
+            # (orphans, oversize documents), so their facts are computed at check time.
+            facts = ({"source_facts": dg.MetadataValue.json(source_facts(s, table, stg))}
+                     if s.tables[table].target == "postgres" else {})
+            yield dg.MaterializeResult(asset_key=clean_key(table), metadata={**facts,
                 "dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
                 "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
                 "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table))})
