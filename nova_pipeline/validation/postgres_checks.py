@@ -38,7 +38,7 @@ class _Table:
         self.conn, self.spec, self.name, self.facts = conn, spec, table, facts
         self.schema, self.relname = pg_table(spec, table)
         self.ref = sql.Identifier(self.schema, self.relname)
-        self.columns = [cn.Column(n, c["kind"]) for n, c in facts["columns"].items()]
+        self.columns = [cn.Column(n, facts["columns"][n]["kind"]) for n in facts["column_order"]]
         self.kinds = {c.name: c.kind for c in self.columns}
         self.pk = facts["primary_key"]
         self.where = _partition_filter(spec, table, facts.get("partition"))

@@ -25,7 +25,7 @@ from nova_pipeline.staging import Staging
 from nova_pipeline.identifiers import target_column
 from nova_pipeline.validation import canonical as cn
 
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 ROWS_PER_BUCKET = 1000
 MAX_BUCKETS = 1024
 _TEXT_LIMIT = 200
@@ -229,6 +229,8 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
         "quarantine_reasons": dict(reasons.most_common(5)),
         "primary_key": pk,
         "columns": {name: a.result() for name, a in aggs.items()},
+        # Row hashes depend on column order; JSON metadata stores may sort mapping keys.
+        "column_order": list(aggs),
         "buckets": hasher.buckets,
         "bucket_hashes": [[int(n), int(s) % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
         "embedding": embedding[0] if embedding else None,
