@@ -400,12 +400,11 @@ def _to_timestamp(parts: _Parts, base: str, rules: CastOptions, fails: _Failures
     from_number = pc.if_else(in_range, from_number, pa.scalar(None, pa.float64())).cast(pa.int64())
     micros = pc.coalesce(iso, from_number)
     if base == "date":
-        midnight = pc.equal(pc.subtract(micros, pc.multiply(pc.floor(pc.divide(micros.cast(pa.float64()),
-                                                                                 _US_PER_DAY)).cast(pa.int64()),
-                                                              _US_PER_DAY)), 0)
-        fails.add(pc.invert(midnight), "time part in a date column")
-        days = pc.if_else(midnight, pc.divide(micros, _US_PER_DAY), pa.scalar(None, pa.int64()))
-        return days.cast(pa.int32()).cast(pa.date32())
+        # Integer arithmetic: microseconds of years far from 1970 (0001, 9999) exceed float64's exact range.
+        valid = pc.is_valid(micros).to_numpy(zero_copy_only=False)
+        days, rest = np.divmod(pc.fill_null(micros, 0).to_numpy(zero_copy_only=False), _US_PER_DAY)
+        fails.add(pa.array(valid & (rest != 0)), "time part in a date column")
+        return pa.array(days.astype(np.int32), mask=~valid | (rest != 0)).cast(pa.date32())
     return micros.cast(pa.timestamp("us", "UTC") if base == "timestamptz" else pa.timestamp("us"))
 
 

@@ -393,8 +393,10 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
                                "use PostgreSQL full-text search or an extension instead")
     inferred = {t.name: {c.name: infer_type(c.declared, profiles[t.name][c.name]) for c in t.columns} for t in schema.tables}
     tables = {}
-    for t in schema.tables:
-        spec, table_report = _propose_table(t, profiles[t.name], inferred, schema, report.warnings)
+    # Unique across tables too: two source names that shorten to the same identifier would share one target table.
+    target_names = unique_identifiers([t.name for t in schema.tables])
+    for t, target_table in zip(schema.tables, target_names):
+        spec, table_report = _propose_table(t, target_table, profiles[t.name], inferred, schema, report.warnings)
         tables[t.name] = spec
         report.tables.append(table_report)
     spec = {
@@ -405,8 +407,9 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
     return spec, report
 
 
-def _propose_table(t: Table, profiles: dict[str, ColumnProfile], inferred: dict[str, dict[str, Inference]],
-                   schema: SourceSchema, warnings: list[str]) -> tuple[dict, TableReport]:
+def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfile],
+                   inferred: dict[str, dict[str, Inference]], schema: SourceSchema,
+                   warnings: list[str]) -> tuple[dict, TableReport]:
     pk = t.primary_key
     target_names = unique_identifiers([c.name for c in t.columns])
     columns, reports = {}, []
@@ -437,10 +440,10 @@ def _propose_table(t: Table, profiles: dict[str, ColumnProfile], inferred: dict[
         reports.append(ColumnReport(c.name, target, c.declared, profile.storage(), inf.pg_type, bson_type(inf.pg_type),
                                     inf.rows_needing_cast, quarantine, "; ".join(notes)))
     spec: dict = {"target": "postgres"}
-    target_table = fit_identifier(t.name)
     if target_table != t.name:
         spec["table"] = target_table
-        warnings.append(f"table {t.name}: renamed to {target_table} (PostgreSQL identifiers hold 63 bytes)")
+        why = "PostgreSQL identifiers hold 63 bytes" if target_table == fit_identifier(t.name) else "another table has that name"
+        warnings.append(f"table {t.name}: renamed to {target_table} ({why})")
     spec.update(primary_key=pk, columns=columns,
                 foreign_keys=_foreign_keys(t, inferred, schema, warnings), indexes=_indexes(t, warnings))
     will_fail = None

@@ -110,7 +110,10 @@ def _json_value(value, blob: bool = False):
 
 
 def _text_value(value, blob: bool) -> str | None:
+    """The raw value as text for the quarantine; text holding NUL as x'..' hex (PostgreSQL text cannot hold NUL)."""
     v = _json_value(value, blob)
+    if isinstance(v, str) and "\x00" in v:
+        return f"x'{v.encode('utf-8').hex()}'"
     return None if v is None else v if isinstance(v, str) else repr(v) if isinstance(v, float) else str(v)
 
 
