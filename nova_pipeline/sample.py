@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +379,12 @@ DOMAINS = ("nova.example", "novauniverse.io", "example.org")
 _DAY_MS = 86_400_000
 _T0_MS = int(TELEMETRY_START.timestamp() * 1000)
 _SPAN_MS = TELEMETRY_DAYS * _DAY_MS
+# Log tables go to MongoDB collections with TTLs (shortest: 7 days), so their rows are dated in the
+# LOG_DAYS before the anchor day: a real server's TTL monitor would delete older ones on arrival.
+LOG_DAYS = 6
+LOG_TABLES = ("audit_logs", "system_logs", "user_activity", "performance_metrics", "error_logs", "api_usage",
+              "search_analytics")
+_LOG_SPAN_MS = LOG_DAYS * _DAY_MS
 _EPOCH_2022_MS = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _MIXED = (0.5, 0.35, 0.1, 0.05)  # sqlite text, ISO 'T…Z', epoch millis, epoch seconds
 
@@ -416,10 +422,12 @@ def rows_for(scale: float = 1.0) -> dict[str, int]:
     }
 
 
-def generate(path: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]:
+def generate(path: Path, *, scale: float = 1.0, seed: int = 7, anchor: date | None = None) -> dict[str, int]:
     """Write the Nova sample database to `path` (replaced atomically if present); return rows per table.
 
-    The same (scale, seed) always gives the same logical content. Columns are
+    Log tables are dated in the LOG_DAYS before `anchor` (default: today, UTC) so
+    that their MongoDB TTLs keep them; everything else is fixed in time. The same
+    (scale, seed, anchor) always gives the same logical content. Columns are
     built as Arrow arrays and bulk-inserted through ADBC, several times faster
     than sqlite3's row-by-row binding. Columns mixing storage classes are
     written as text and SQLite's NUMERIC affinity (DATETIME, BOOLEAN) stores
@@ -436,9 +444,13 @@ def generate(path: Path, *, scale: float = 1.0, seed: int = 7) -> dict[str, int]
         for statement in ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
                           *_statements(SCHEMA), "BEGIN"):
             cur.execute(statement)
+        anchor = anchor or datetime.now(UTC).date()
+        log_t0_ms = int(datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC).timestamp() * 1000) - _LOG_SPAN_MS
         for table in counts:
             rng = np.random.default_rng([seed, zlib.crc32(table.encode())])
-            for chunk in _BUILDERS[table](rng, counts):
+            builder = _BUILDERS[table]
+            chunks = builder(rng, counts, log_t0_ms) if table in LOG_TABLES else builder(rng, counts)
+            for chunk in chunks:
                 cur.adbc_ingest(table, pa.table(chunk), mode="append")
         for table, column, row_id, value in BAD_VALUES:
             cur.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE id = ?', (value, row_id))
@@ -828,7 +840,7 @@ def _telemetry(rng, counts) -> Iterator[Chunk]:
         }
 
 
-def _audit_logs(rng, counts) -> Iterator[Chunk]:
+def _audit_logs(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     total = counts["audit_logs"]
     actions = ("login", "logout", "user.update", "role.assign", "mission.create", "config.update", "export")
     entities = ("session", "session", "user", "role", "mission", "config", "report")
@@ -848,11 +860,11 @@ def _audit_logs(rng, counts) -> Iterator[Chunk]:
             "ip_address": ips,
             "user_agent": _nulls(rng, _pick(rng, agents, n), 0.1),
             "details": _concat('{"ip":"', ips, '","success":', success, ',"method":"password"}'),
-            "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng, first=start, total=total)),
+            "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng, first=start, total=total)),
         }
 
 
-def _system_logs(rng, counts) -> Iterator[Chunk]:
+def _system_logs(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     total = counts["system_logs"]
     for start, stop in _chunks(total):
         n = stop - start
@@ -865,11 +877,11 @@ def _system_logs(rng, counts) -> Iterator[Chunk]:
             "context": _nulls(rng, _concat('{"duration_ms":', duration, ',"route":"/api/v1/tickets"}'), 0.4),
             "hostname": _pick(rng, ("api-1", "api-2", "worker-1"), n),
             "pid": rng.integers(1000, 65000, n),
-            "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng, first=start, total=total)),
+            "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng, first=start, total=total)),
         }
 
 
-def _user_activity(rng, counts) -> Iterator[Chunk]:
+def _user_activity(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     n = counts["user_activity"]
     yield {
         "id": np.arange(1, n + 1),
@@ -878,11 +890,11 @@ def _user_activity(rng, counts) -> Iterator[Chunk]:
         "activity": _pick(rng, ("page_view", "ticket_created", "search", "download"), n),
         "page": _pick(rng, ("/dashboard", "/tickets", "/missions/map", "/kb/articles/héliport", "/settings"), n),
         "metadata": _nulls(rng, _concat('{"duration_s":', rng.integers(1, 600, n), "}"), 0.3),
-        "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng)),
+        "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng)),
     }
 
 
-def _performance_metrics(rng, counts) -> Iterator[Chunk]:
+def _performance_metrics(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     n = counts["performance_metrics"]
     yield {
         "id": np.arange(1, n + 1),
@@ -892,11 +904,11 @@ def _performance_metrics(rng, counts) -> Iterator[Chunk]:
         "value": rng.gamma(2.0, 60.0, n),
         "unit": _pick(rng, ("ms", "%", "MB"), n),
         "tags": _nulls(rng, _concat('{"resultsCount":', rng.integers(0, 100, n), "}"), 0.5),
-        "recorded_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng)),
+        "recorded_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng)),
     }
 
 
-def _error_logs(rng, counts) -> Iterator[Chunk]:
+def _error_logs(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     n = counts["error_logs"]
     code = _pick(rng, ("ECONNRESET", "SQLITE_BUSY", "E_VALIDATION", "ETIMEDOUT"), n)
     yield {
@@ -909,11 +921,11 @@ def _error_logs(rng, counts) -> Iterator[Chunk]:
         "request_path": _pick(rng, ("/api/v1/tickets", "/api/v1/drones/telemetry", "/auth/login"), n),
         "is_resolved": _booleans(rng, rng.random(n) < 0.4, strings=0.1),
         "metadata": _nulls(rng, _concat('{"attempt":', rng.integers(1, 4, n), "}"), 0.3),
-        "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng)),
+        "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng)),
     }
 
 
-def _api_usage(rng, counts) -> Iterator[Chunk]:
+def _api_usage(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     n = counts["api_usage"]
     yield {
         "id": np.arange(1, n + 1),
@@ -926,11 +938,11 @@ def _api_usage(rng, counts) -> Iterator[Chunk]:
         "request_size": rng.integers(0, 4096, n),
         "response_size": rng.integers(100, 200_000, n),
         "ip_address": _ips(rng, n),
-        "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng)),
+        "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng)),
     }
 
 
-def _search_analytics(rng, counts) -> Iterator[Chunk]:
+def _search_analytics(rng, counts, t0_ms: int) -> Iterator[Chunk]:
     n = counts["search_analytics"]
     queries = ("installation issue", "réinitialiser mot de passe", "drone battery", "ドローン 設定", "vpn",
                "mission 🚁 report")
@@ -943,7 +955,7 @@ def _search_analytics(rng, counts) -> Iterator[Chunk]:
         "results_count": rng.integers(0, 60, n),
         "clicked_result_id": _nulls(rng, _concat("T", rng.integers(1000, 9999, n)), 0.5),
         "response_time_ms": rng.gamma(2.0, 25.0, n),
-        "created_at": _timestamps(rng, _spread(_T0_MS, _SPAN_MS, n, rng)),
+        "created_at": _timestamps(rng, _spread(t0_ms, _LOG_SPAN_MS, n, rng)),
     }
 
 
