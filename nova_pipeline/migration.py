@@ -7,7 +7,8 @@ from pathlib import Path
 
 from nova_pipeline import connections, postgres_load, report
 from nova_pipeline.defs.assets import staging_of
-from nova_pipeline.defs.completion import latest_seconds, snapshot_row_counts
+from nova_pipeline.defs.assets import SMOKE_TESTS
+from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
 
@@ -49,13 +50,16 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
               started_at: str, notes: list[str]) -> report.MigrationReport:
     """Build the report of a run from the snapshot, the quarantine and the targets."""
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
+    instance = dagster_instance()
+    smoke = latest_smoke_checks(instance) if SMOKE_TESTS in outcome.materialized else []
     with ExitStack() as stack:
         conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
         rep = report.build_report(
             spec, staging=staging_of(spec), source_rows=snapshot_row_counts(spec), pg_conn=conn, mongo_db=mongo_db,
             status="succeeded", run_id=outcome.run_id, started_at=started_at,
-            seconds=latest_seconds(dagster_instance(), spec),
-            errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks, notes=notes)
+            seconds=latest_seconds(instance, spec),
+            errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
+            notes=notes)
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
     blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)

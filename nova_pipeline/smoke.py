@@ -23,19 +23,29 @@ class SmokeResult:
     ms: float
     detail: str
 
+    over_budget_only: bool = False
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def as_check(self) -> dict[str, Any]:
+        """A report check row: a wrong result is an ERROR, a blown latency budget only a WARN."""
+        severity = "WARN" if self.over_budget_only else "ERROR"
+        return {"table": f"smoke/{self.target}", "check": self.name, "passed": self.passed, "severity": severity,
+                "detail": self.detail, "failing_keys": []}
 
-def _verdict(test: SmokeTest, rows: int, value: Any, ms: float) -> tuple[bool, str]:
+
+def _verdict(test: SmokeTest, rows: int, value: Any, ms: float) -> tuple[bool, bool, str]:
+    """(passed, only the latency budget was missed, detail)."""
     problems = []
     if test.expect_rows is not None and rows != test.expect_rows:
         problems.append(f"expected {test.expect_rows} rows, got {rows}")
     if test.expect_value is not None and value != test.expect_value and str(value) != str(test.expect_value):
         problems.append(f"expected value {test.expect_value!r}, got {value!r}")
+    wrong = bool(problems)
     if test.max_ms is not None and ms > test.max_ms:
         problems.append(f"took {ms:.1f} ms, budget {test.max_ms:g} ms")
-    return not problems, "; ".join(problems) or f"{rows} rows in {ms:.1f} ms"
+    return not problems, bool(problems) and not wrong, "; ".join(problems) or f"{rows} rows in {ms:.1f} ms"
 
 
 def run_postgres_test(conn: psycopg.Connection, test: SmokeTest) -> SmokeResult:
@@ -49,8 +59,8 @@ def run_postgres_test(conn: psycopg.Connection, test: SmokeTest) -> SmokeResult:
         return SmokeResult(test.name, "postgres", False, None, None, 0.0, f"query failed: {str(e).splitlines()[0]}")
     ms = (time.perf_counter() - started) * 1000
     value = rows[0][0] if rows and rows[0] else None
-    passed, detail = _verdict(test, len(rows), value, ms)
-    return SmokeResult(test.name, "postgres", passed, len(rows), value, round(ms, 2), detail)
+    passed, slow, detail = _verdict(test, len(rows), value, ms)
+    return SmokeResult(test.name, "postgres", passed, len(rows), value, round(ms, 2), detail, slow)
 
 
 def run_mongo_test(db, test: SmokeTest) -> SmokeResult:
@@ -67,8 +77,8 @@ def run_mongo_test(db, test: SmokeTest) -> SmokeResult:
         rows = coll.count_documents(test.find or {})
         value = rows
     ms = (time.perf_counter() - started) * 1000
-    passed, detail = _verdict(test, rows, value, ms)
-    return SmokeResult(test.name, "mongo", passed, rows, value, round(ms, 2), detail)
+    passed, slow, detail = _verdict(test, rows, value, ms)
+    return SmokeResult(test.name, "mongo", passed, rows, value, round(ms, 2), detail, slow)
 
 
 def postgres_health(conn: psycopg.Connection) -> dict[str, Any]:

@@ -41,6 +41,13 @@ def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.Ass
     return rows
 
 
+def latest_smoke_checks(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
+    """The last smoke_tests materialization's results, as report check rows."""
+    ev = instance.get_latest_materialization_event(SMOKE_TESTS)
+    meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
+    return list(meta["checks"].value) if "checks" in meta else []
+
+
 def latest_seconds(instance: dg.DagsterInstance, spec: Spec) -> dict[str, float]:
     """Per table: seconds of its last export + transform + load materializations."""
     from nova_pipeline.defs.assets import clean_key, raw_key
@@ -85,6 +92,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                              for r in results])
         return dg.MaterializeResult(metadata={
             "passed": len(results) - len(failed), "failed": len(failed), "results": dg.MetadataValue.md(table),
+            "checks": dg.MetadataValue.json([r.as_check() for r in results]),
             "health": dg.MetadataValue.json(health)})
 
     @dg.asset(key=REPORT, deps=[SMOKE_TESTS], group_name="reports", kinds={"json"},
@@ -93,7 +101,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
     def migration_report(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
                          mongo: MongoResource) -> dg.MaterializeResult:
         s = nova.spec
-        checks = latest_check_results(context.instance, check_keys)
+        checks = latest_check_results(context.instance, check_keys) + latest_smoke_checks(context.instance)
         mongo_db = mongo.database(s) if s.table_items("mongo") else None
         with postgres.connect(s) as conn:
             rep = report.build_report(
