@@ -82,7 +82,7 @@ VALUE_CASES: dict[str, tuple[str, list[tuple[int, object, tuple]]]] = {
         (24, "2024-01-05 25:00:00", (Q, "invalid time of day")),
     ]),
     "julian": ("DATETIME", [
-        (1, 2460000.5, (V, _ts(2023, 2, 24))),
+        (1, 2460000.5, (V, _ts(2023, 2, 25))),  # SQLite: datetime(2460000.5, 'julianday')
         (2, 2451545.0, (V, _ts(2000, 1, 1, 12))),
         (3, 2440587.5, (V, _ts(1970, 1, 1))),
         (4, None, (V, None)),
