@@ -95,6 +95,10 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
 
 def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
     from nova_pipeline.backup import create_backup
+    from nova_pipeline.backup.errors import BackupKeyError
 
-    path = create_backup(spec, postgres_url=pg_url, mongo_uri=mongo_uri, label="pre-migration")
-    return f"pre-migration backup: {path}"
+    try:
+        backup_set = create_backup(spec, postgres_url=pg_url, mongo_uri=mongo_uri, label="pre-migration")
+    except BackupKeyError as e:
+        raise BackupKeyError(f"pre-migration backup: {e}; or pass --no-backup to migrate without one") from None
+    return f"pre-migration backup: {backup_set.location}"

@@ -89,3 +89,29 @@ def test_doctor_names_what_is_wrong(spec_file, monkeypatch):
     assert res.exit_code == 2
     assert "FAIL PostgreSQL unreachable" in res.output and "NOVA_BACKUP_KEY not set" in res.output
     assert "pw@" not in res.output
+
+
+def test_migrate_takes_a_pre_migration_backup_and_rollback_returns_to_it(spec_file, pg_url, monkeypatch):
+    import psycopg
+
+    monkeypatch.setenv("NOVA_BACKUP_KEY", "ab" * 32)
+    runner = CliRunner()
+    res = runner.invoke(main, ["migrate", "--spec", str(spec_file), "--postgres-url", pg_url], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "pre-migration backup:" in res.output
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] == 2
+    res = runner.invoke(main, ["rollback", "--spec", str(spec_file), "--reason", "test rollback"],
+                        env={"NOVA_POSTGRES_URL": pg_url}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.users')").fetchone()[0] is None
+    history = (spec_file.parent / "data" / "reports" / "history.json")
+    assert "test rollback" in history.read_text()
+
+
+def test_migrate_without_backup_key_says_how_to_proceed(spec_file, pg_url, monkeypatch):
+    monkeypatch.delenv("NOVA_BACKUP_KEY", raising=False)
+    res = CliRunner().invoke(main, ["migrate", "--spec", str(spec_file), "--postgres-url", pg_url])
+    assert res.exit_code == 2
+    assert "NOVA_BACKUP_KEY" in res.output and "--no-backup" in res.output
