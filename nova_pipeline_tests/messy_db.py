@@ -1,8 +1,8 @@
 """Builders of deliberately messy SQLite databases for the bad-input and failure tests.
 
-Each value table is `(id INTEGER PRIMARY KEY, v <declared type>)` so every row
-holds one case and its fate (loaded value or quarantine reason) is read by id.
-`VALUE_CASES` says, per table, what each row must become in PostgreSQL:
+Value cases live in one table, one column per bad-input class, one row per case
+with only that column set, so each row's fate (loaded value or quarantine
+reason) is read by id. `VALUE_CASES` says, per column, what each case must become:
 `("value", python value)` read back through psycopg, or `("quarantine", reason)`.
 Good values outnumber bad ones so `init` proposes the intended type.
 """
@@ -28,7 +28,7 @@ def _ts(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-# table → (declared type, [(id, stored value, expected)]); a stored value `("sql", expr)` is inserted as SQL.
+# column → (declared type, [(case, stored value, expected)]); a stored value `("sql", expr)` is inserted as SQL.
 VALUE_CASES: dict[str, tuple[str, list[tuple[int, object, tuple]]]] = {
     "ints": ("INTEGER", [
         (1, 42, (V, 42)),
@@ -161,20 +161,26 @@ VALUE_CASES: dict[str, tuple[str, list[tuple[int, object, tuple]]]] = {
 }
 
 
-def _insert_values(conn: sqlite3.Connection, table: str, declared: str, rows) -> None:
-    conn.execute(f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, v {declared})')
-    for key, value, _ in rows:
-        if isinstance(value, tuple):
-            conn.execute(f'INSERT INTO "{table}" VALUES (?, {value[1]})', (key,))
-        else:
-            conn.execute(f'INSERT INTO "{table}" VALUES (?, ?)', (key, value))
+MESSY = "messy"
+
+
+def row_id(column: str, key: int) -> int:
+    """The id of case `key` of a VALUE_CASES column in the `messy` table."""
+    return 1000 * (list(VALUE_CASES).index(column) + 1) + key
 
 
 def build_values_db(path: Path) -> Path:
-    """One table per bad-value class (VALUE_CASES), plus a TEXT primary key holding NULLs."""
+    """Table `messy`: one column per bad-value class (VALUE_CASES), one row per case holding a value in that
+    column only (so a quarantined row names its case); plus `textpk`, a TEXT primary key holding NULLs."""
     conn = sqlite3.connect(path)
-    for table, (declared, rows) in VALUE_CASES.items():
-        _insert_values(conn, table, declared, rows)
+    columns = ", ".join(f"{name} {declared}" for name, (declared, _) in VALUE_CASES.items())
+    conn.execute(f"CREATE TABLE {MESSY} (id INTEGER PRIMARY KEY, {columns})")
+    for column, (_, rows) in VALUE_CASES.items():
+        for key, value, _ in rows:
+            if isinstance(value, tuple):
+                conn.execute(f"INSERT INTO {MESSY} (id, {column}) VALUES (?, {value[1]})", (row_id(column, key),))
+            else:
+                conn.execute(f"INSERT INTO {MESSY} (id, {column}) VALUES (?, ?)", (row_id(column, key), value))
     conn.execute("CREATE TABLE textpk (code TEXT PRIMARY KEY, label TEXT)")  # SQLite lets NULL into it
     conn.executemany("INSERT INTO textpk VALUES (?, ?)", [("a", "first"), ("b", "second"), (None, "null key 1"),
                                                           (None, "null key 2"), ("c", "third")])
