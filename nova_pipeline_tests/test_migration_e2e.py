@@ -108,3 +108,23 @@ def test_rerun_replaces_never_duplicates(migrated, tmp_path):
     assert res.exit_code == 0, res.output
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM public.order_lines").fetchone()[0] == 4
+
+
+def test_a_table_postgres_cannot_hold_fails_alone(tmp_path, pg_url):
+    db = tmp_path / "wide.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE wide (" + ", ".join(f"c{i} INTEGER" for i in range(1601)) + ")")
+        conn.execute("INSERT INTO wide (c0) VALUES (1)")
+        conn.execute("CREATE TABLE narrow (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.execute("INSERT INTO narrow VALUES (1, 'a'), (2, 'b')")
+    spec = tmp_path / "wide.yaml"
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
+                               "--report", str(out)], catch_exceptions=False)
+    assert res.exit_code == 1
+    report = json.loads(out.read_text())
+    assert report["tables"]["narrow"]["status"] == "loaded" and report["tables"]["narrow"]["loaded_rows"] == 2
+    assert report["tables"]["wide"]["status"] == "failed"
+    assert "1600" in report["tables"]["wide"]["error"]

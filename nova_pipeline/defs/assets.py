@@ -122,12 +122,19 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                   description="Schemas and tables from the spec (columns, types, NOT NULL, defaults, partitioned "
                               "parents); keys, indexes and FKs come after the data. Unchanged tables are kept.")
         def postgres_schema(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+            failed = ""
             with postgres.connect(nova.spec) as conn:
-                actions = postgres_ddl.create_tables(conn, nova.spec)
+                try:
+                    actions = postgres_ddl.create_tables(conn, nova.spec)
+                except postgres_ddl.DDLError as e:
+                    # One table PostgreSQL cannot hold must not stop the others: its own load step fails with this reason.
+                    actions, failed = e.actions, str(e)
+                    context.log.error(failed)
                 conn.commit()
             for a in actions:
                 context.log.info(a)
-            return dg.MaterializeResult(metadata={"actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none")})
+            return dg.MaterializeResult(metadata={
+                "actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none"), "failed": failed})
 
         out.append(postgres_schema)
     if spec.table_items("mongo"):
@@ -222,6 +229,9 @@ def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource
     started = time.perf_counter()
     if s.tables[table].target == "postgres":
         url = postgres.url(s)
+        with postgres.connect(s) as conn:
+            postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
+            conn.commit()
         r = postgres_load.load_table(url, s, table, stg)
         with postgres.connect(s) as conn:
             postgres_load.store_quarantine(conn, stg, table, context.run_id)
