@@ -98,12 +98,13 @@ def write_batch(coll, docs: list[dict], *, upsert: bool, where: str, sleep: Call
 class _Destination:
     """One collection being (re)filled: buffers documents into bulk writes and replaces the old content."""
 
-    def __init__(self, db, name: str, mode: str, target: MongoTarget, create: Callable[[str], object]):
+    def __init__(self, db, name: str, mode: str, target: MongoTarget, create: Callable[..., object]):
         self.db, self.final, self.mode, self.batch_size = db, name, mode, target.batch_size
         self.name = name + TMP_SUFFIX if mode == "rename" else name
-        if mode in ("rename", "recreate"):
+        self.create, self.bulk = create, mode in ("rename", "recreate")
+        if self.bulk:
             db.drop_collection(self.name)
-        create(self.name)
+        create(self.name, indexes=not self.bulk)
         self.coll = db.get_collection(self.name, write_concern=WriteConcern(w=target.write_concern))
         self.buffer: list[dict] = []
         self.count = 0
@@ -127,6 +128,8 @@ class _Destination:
     def finish(self) -> None:
         self._flush(self.buffer)
         self.buffer = []
+        if self.bulk:
+            self.create(self.name, indexes=True)
         if self.mode == "rename":
             if self.name in self.db.list_collection_names():
                 self.db[self.name].rename(self.final, dropTarget=True)
@@ -156,8 +159,9 @@ def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: 
     else:
         mode = "recreate" if tspec.timeseries else strategy
     orphans = quarantine_orphans(spec, table, staging) if tspec.embed else 0
-    main = _Destination(db, name, mode, target, lambda n: setup_collection(db, spec, table, name=n))
-    splits = {n: _Destination(db, n, mode, target, lambda n: None) for n in split_collections(spec, table)}
+    main = _Destination(db, name, mode, target,
+                        lambda n, indexes: setup_collection(db, spec, table, name=n, indexes=indexes))
+    splits = {n: _Destination(db, n, mode, target, lambda n, indexes: None) for n in split_collections(spec, table)}
     quarantined: dict[str, list[dict]] = defaultdict(list)
     too_large: list[str] = []
     cut = 0

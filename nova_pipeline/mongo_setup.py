@@ -33,8 +33,13 @@ def setup_collections(db, spec: Spec, tables: list[str] | None = None) -> list[s
     return actions
 
 
-def setup_collection(db, spec: Spec, table: str, name: str | None = None) -> list[str]:
-    """Create or update one table's collection (under `name`, e.g. a load's temporary twin); return actions."""
+def setup_collection(db, spec: Spec, table: str, name: str | None = None, *, indexes: bool = True) -> list[str]:
+    """Create or update one table's collection (under `name`, e.g. a load's temporary twin); return actions.
+
+    `indexes=False` leaves the indexes to a second call after a bulk load: building them once over
+    the loaded documents is cheaper than maintaining them per insert (mongomock's TTL index costs
+    a scan per insert).
+    """
     tspec = spec.tables[table]
     collection = name or mongo_collection(spec, table)
     validator = json_schema(spec, table)
@@ -43,7 +48,7 @@ def setup_collection(db, spec: Spec, table: str, name: str | None = None) -> lis
         timeseries = info is not None and info.get("type") == "timeseries"
     else:
         actions, timeseries = _create(db, collection, tspec, validator)
-    return actions + _ensure_indexes(db[collection], collection, _indexes(tspec, timeseries))
+    return actions + (_ensure_indexes(db[collection], collection, _indexes(tspec, timeseries)) if indexes else [])
 
 
 def json_schema(spec: Spec, table: str) -> dict[str, Any]:
