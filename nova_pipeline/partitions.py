@@ -1,0 +1,237 @@
+"""Time windows over a SQLite timestamp column, exactly as casts.py reads its values.
+
+A window is a range of whole UTC days [first, end). A row belongs to the
+window holding the instant casts.py produces for its partition column (ISO
+text with or without 'T', 'Z', offsets, fractions or time; epoch seconds,
+epoch milliseconds or Julian days, stored as INTEGER, REAL or numeric text,
+chosen by the column's effective parse formats and casts' magnitude rule).
+So every row is in exactly one window, or in none when casts cannot read its
+timestamp ("unplaced": those rows are exported on their own and quarantined
+by the transform, never silently dropped).
+
+The SQL mirrors casts.py step by step: the same whitespace trim, the same
+ISO grammar (GLOB and substr instead of the regex), the same float products
+(IEEE doubles in both engines) rounded half to even, the same year range.
+Only the day is needed, so fractions of a second never matter for ISO text.
+A cheap prefilter (numeric ranges, a text range of the window's dates ±1
+day, and the texts not starting with a date) keeps the exact test off all
+but the candidate rows; an index on the column can serve the first two, the
+third (whitespace-led or numeric text) is a scan.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from datetime import date, datetime, timedelta, timezone
+
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+from nova_pipeline.casts import cast_options
+from nova_pipeline.export import quote
+from nova_pipeline.spec import Spec
+
+EPOCH = date(1970, 1, 1)
+DAY_US = 86_400_000_000
+_MIN_US = -62135596800 * 1_000_000  # casts._MIN_US: 0001-01-01
+_MAX_US = 253402300800 * 1_000_000  # casts._MAX_US: 10000-01-01, exclusive
+_MIN_DAY = _MIN_US // DAY_US
+# pyarrow's utf8_trim_whitespace set (measured over every code point) and RE2's \s.
+_TRIM = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_RE2_SPACE = " \t\n\f\r"
+_DATE_GLOB = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'"
+
+
+class PartitionError(ValueError):
+    """A partition window or column cannot be used; the message names the table."""
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _int(expr: str) -> str:
+    return f"CAST({expr} AS INTEGER)"
+
+
+def _rounded_day(y: str) -> str:
+    """UTC day of round-half-even(y) microseconds; NULL outside casts' years 1–9999."""
+    yi, fr = _int(y), f"({y} - {_int(y)})"  # y - trunc(y) is exact for doubles
+    adjust = (f"CASE WHEN {fr} > 0.5 THEN 1 WHEN {fr} < -0.5 THEN -1 "
+              f"WHEN abs({fr}) = 0.5 AND {yi} % 2 != 0 THEN ({fr} > 0) - ({fr} < 0) ELSE 0 END")
+    # Shifted to be non-negative so SQLite's truncating division floors.
+    day = f"(({yi} + {adjust} - ({_MIN_US})) / {DAY_US} + ({_MIN_DAY}))"
+    return f"CASE WHEN {y} >= {_MIN_US} AND {y} < {_MAX_US} THEN {day} END"
+
+
+def _numeric_day(x: str, parse: tuple[str, ...]) -> str:
+    """casts._numeric_seconds for a number x (any SQLite numeric expression)."""
+    numeric = [f for f in parse if f != "iso8601"]
+    if not numeric:
+        return "NULL"
+    if numeric[0] == "julian_day":
+        return _rounded_day(f"(({x}) - 2440587.5) * {float(DAY_US)}")
+    seconds, millis = _rounded_day(f"({x}) * 1000000.0"), _rounded_day(f"({x}) * 1000.0")
+    if "unix_seconds" in numeric and "unix_millis" in numeric:
+        return f"CASE WHEN abs({x}) >= 1e11 THEN {millis} ELSE {seconds} END"
+    return millis if numeric[0] == "unix_millis" else seconds
+
+
+def _iso_day(s: str) -> str:
+    """casts._iso_micros' day for trimmed text s that starts with YYYY-MM-DD."""
+    ds, rest = f"substr({s}, 1, 10)", f"substr({s}, 11)"
+    zlen = (f"(CASE WHEN {rest} GLOB '*[Zz]' THEN 1 WHEN {rest} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN 6 "
+            f"WHEN {rest} GLOB '*[+-][0-9][0-9][0-9][0-9]' THEN 5 WHEN {rest} GLOB '*[+-][0-9][0-9]' THEN 3 ELSE 0 END)")
+    zone = f"substr({rest}, length({rest}) - {zlen} + 1)"
+    zsign = f"(CASE WHEN substr({zone}, 1, 1) = '-' THEN -1 ELSE 1 END)"
+    zh = f"(CASE WHEN {zlen} >= 3 THEN {_int(f'substr({zone}, 2, 2)')} ELSE 0 END)"
+    zm = f"(CASE WHEN {zlen} >= 5 THEN {_int(f'substr({zone}, -2)')} ELSE 0 END)"
+    t = f"rtrim(substr({rest}, 1, length({rest}) - {zlen}), {_text(_RE2_SPACE)})"
+    time_ok = (f"({t} = '' OR {t} GLOB '[Tt ][0-9][0-9]:[0-9][0-9]' OR {t} GLOB '[Tt ][0-9][0-9]:[0-9][0-9]:[0-9][0-9]'"
+               f" OR (length({t}) >= 11 AND {t} GLOB '[Tt ][0-9][0-9]:[0-9][0-9]:[0-9][0-9][.,][0-9]*'"
+               f" AND substr({t}, 11) NOT GLOB '*[^0-9]*'))")
+    h, mi, sec = (_int(f"substr({t}, {p}, 2)") for p in (2, 5, 8))  # '' casts to 0
+    valid = (f"{time_ok} AND substr({s}, 1, 4) != '0000' AND date(julianday({ds})) = {ds}"
+             f" AND {h} <= 23 AND {mi} <= 59 AND {sec} <= 59 AND {zh} <= 23 AND {zm} <= 59")
+    seconds = f"({h} * 3600 + {mi} * 60 + {sec} - {zsign} * ({zh} * 3600 + {zm} * 60))"  # within ±2 days
+    day = f"({_int(f'julianday({ds}) - 2440587.5')} + ({seconds} + 86400) / 86400 - 1)"
+    return f"CASE WHEN {valid} THEN {day} END"
+
+
+def _is_number(s: str) -> str:
+    """s matches casts._NUMBER: [+-]?(digits[.digits]|.digits)([eE][+-]?digits)?"""
+    body = f"(CASE WHEN substr({s}, 1, 1) IN ('+', '-') THEN substr({s}, 2) ELSE {s} END)"
+    e = f"instr(lower({body}), 'e')"
+    mant = f"(CASE WHEN {e} > 0 THEN substr({body}, 1, {e} - 1) ELSE {body} END)"
+    exp = f"(CASE WHEN {e} > 0 THEN substr({body}, {e} + 1) ELSE '0' END)"
+    exp_digits = f"(CASE WHEN substr({exp}, 1, 1) IN ('+', '-') THEN substr({exp}, 2) ELSE {exp} END)"
+    return (f"({mant} NOT GLOB '*[^0-9.]*' AND {mant} GLOB '*[0-9]*' AND {mant} NOT GLOB '*.*.*'"
+            f" AND {exp_digits} != '' AND {exp_digits} NOT GLOB '*[^0-9]*')")
+
+
+def day_expression(spec: Spec, table: str) -> str:
+    """SQLite expression: the UTC day number (days since 1970-01-01) casts.py gives the partition column, or NULL."""
+    t = spec.tables[table]
+    if t.partition is None:
+        raise PartitionError(f"table {table!r}: no `partition` in the spec")
+    col = t.partition.column
+    if col not in t.columns:
+        raise PartitionError(f"table {table!r}: partition column {col!r} is not in the table's columns")
+    parse = cast_options(spec, t.columns[col]).parse
+    c = quote(col)
+    s = f"trim({c}, {_text(_TRIM)})"
+    iso = _iso_day(s) if "iso8601" in parse else "NULL"
+    return (f"(CASE typeof({c}) WHEN 'integer' THEN {_numeric_day(c, parse)} WHEN 'real' THEN {_numeric_day(c, parse)}"
+            f" WHEN 'text' THEN CASE WHEN {s} GLOB {_DATE_GLOB} THEN {iso}"
+            f" WHEN {_is_number(s)} THEN {_numeric_day(f'CAST({s} AS REAL)', parse)} END END)")
+
+
+def day_number(d: date) -> int:
+    return (d - EPOCH).days
+
+
+def day_of(number: int) -> date:
+    return EPOCH + timedelta(days=number)
+
+
+def _days(table: str, start: datetime | date, end: datetime | date) -> tuple[int, int]:
+    out = []
+    for v in (start, end):
+        if isinstance(v, datetime):
+            utc = v.astimezone(timezone.utc) if v.tzinfo else v
+            if utc.time() != datetime.min.time():
+                raise PartitionError(f"table {table!r}: window bound {v.isoformat()} is not a UTC midnight")
+            v = utc.date()
+        out.append(day_number(v))
+    if out[0] >= out[1]:
+        raise PartitionError(f"table {table!r}: empty window [{start}, {end})")
+    return out[0], out[1]
+
+
+def _prefilter(spec: Spec, table: str, lo: int, hi: int) -> str:
+    """A superset of the window's rows that is cheap to test (see the module docstring)."""
+    t = spec.tables[table]
+    c = quote(t.partition.column)
+    numeric = [f for f in cast_options(spec, t.columns[t.partition.column]).parse if f != "iso8601"]
+    scale = {"unix_seconds": 86_400, "unix_millis": 86_400_000}
+    ranges = [f"({c} >= {lo * scale[f] - 1} AND {c} < {hi * scale[f] + 1})" for f in numeric if f in scale]
+    if "julian_day" in numeric:
+        ranges.append(f"({c} >= {lo + 2440587.5 - 1e-3!r} AND {c} < {hi + 2440587.5 + 1e-3!r})")
+    # A text starting with date D holds an instant within a day of D (offsets are below 24 h).
+    first, after = day_of(lo - 1).isoformat(), day_of(hi + 1).isoformat()
+    ranges.append(f"({c} >= {_text(first)} AND {c} < {_text(after)})")
+    ranges.append(f"(typeof({c}) = 'text' AND {c} NOT GLOB {_DATE_GLOB})")
+    return " OR ".join(ranges)
+
+
+def window_filter(spec: Spec, table: str, start: datetime | date, end: datetime | date) -> tuple[str, tuple]:
+    """(SQL condition, params) selecting the rows of [start, end) (whole UTC days) — export_table's `where`."""
+    lo, hi = _days(table, start, end)
+    return f"({_prefilter(spec, table, lo, hi)}) AND {day_expression(spec, table)} BETWEEN ? AND ?", (lo, hi - 1)
+
+
+def unplaced_filter(spec: Spec, table: str) -> tuple[str, tuple]:
+    """(SQL condition, params) selecting the rows no window holds: casts cannot read their timestamp."""
+    return f"{day_expression(spec, table)} IS NULL", ()
+
+
+def _connect(sqlite_path: str | os.PathLike):
+    return adbc_sqlite.connect(f"file:{urllib.parse.quote(os.path.abspath(sqlite_path))}?mode=ro")
+
+
+def _query(sqlite_path: str | os.PathLike, sql: str) -> list[tuple]:
+    with _connect(sqlite_path) as conn:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+
+def _has_rowid(sqlite_path: str | os.PathLike, table: str) -> bool:
+    return not _query(sqlite_path, f"PRAGMA table_list({quote(table)})")[0][4]
+
+
+def day_fingerprints(sqlite_path: str | os.PathLike, spec: Spec, table: str) -> dict[int | None, tuple[int, int]]:
+    """Per UTC day number (None: unplaced rows): (rows, max rowid) — one scan; the sensor's cursor."""
+    rowid = "max(rowid)" if _has_rowid(sqlite_path, table) else "0"
+    rows = _query(sqlite_path, f"SELECT {day_expression(spec, table)} AS d, count(*), {rowid} "
+                               f"FROM {quote(table)} GROUP BY d")
+    return {d: (int(n), int(m or 0)) for d, n, m in rows}
+
+
+def partition_key(spec: Spec, table: str, day: date) -> str:
+    """The Dagster partition key holding `day` (its month's first day for monthly grain)."""
+    d = day if spec.tables[table].partition.grain == "day" else day.replace(day=1)
+    return d.isoformat()
+
+
+def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike) -> tuple[date, date]:
+    """(first_day, last_day) of a partitioned table: `partition.start` or the first reading, and the last reading.
+
+    An empty table (or one without readable timestamps) gives today for the missing ends.
+    """
+    part = spec.tables[table].partition
+    if part is None:
+        raise PartitionError(f"table {table!r}: no `partition` in the spec")
+    lo, hi = _query(sqlite_path, f"SELECT min(d), max(d) FROM (SELECT {day_expression(spec, table)} AS d "
+                                 f"FROM {quote(table)})")[0]
+    today = datetime.now(timezone.utc).date()
+    if part.start:
+        try:
+            first = date.fromisoformat(part.start)
+        except ValueError:
+            raise PartitionError(f"table {table!r}: partition.start {part.start!r} is not YYYY-MM-DD") from None
+    else:
+        first = day_of(int(lo)) if lo is not None else today
+    last = day_of(int(hi)) if hi is not None else max(first, today)
+    return first, max(first, last)
+
+
+def with_partition_column_required(spec: Spec, table: str) -> Spec:
+    """The spec with the partition column NOT NULL: a row without a timestamp has no window, so it is quarantined."""
+    t = spec.tables[table]
+    col = t.partition.column
+    columns = {**t.columns, col: t.columns[col].model_copy(update={"nullable": False})}
+    return spec.model_copy(update={"tables": {**spec.tables, table: t.model_copy(update={"columns": columns})}})
