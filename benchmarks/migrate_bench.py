@@ -1,0 +1,400 @@
+"""End-to-end benchmark: `nova-pipeline migrate` against pgloader and a raw Arrow → COPY ingest.
+
+Usage: python benchmarks/migrate_bench.py [--scale 50] [--runs 3] [--skip-pgloader] [--workdir DIR]
+
+Generates the Nova sample once (scale 50 ≈ 2.16 M rows, 250 ≈ 10 M), starts one
+local PostgreSQL (the pgserver wheel's binaries) listening on 127.0.0.1 and a
+Unix socket, then per run, in turn and each into a fresh database:
+
+  nova      `nova-pipeline migrate --no-backup` (every phase: snapshot, setup, export,
+            transform, load, constraints, validation, smoke tests, report), a subprocess;
+            the Mongo tables go to the in-process double (NOVA_MONGO_URI=mongomock://bench)
+  pgloader  `pgloader <sqlite> <postgres url>` on the same SQLite file
+  raw       Arrow batches from SQLite (ADBC) → adbc_ingest (COPY) of the PostgreSQL tables
+            of the spec: the floor any loader of these tables can reach on this machine
+
+Peak RSS is the sum over the whole process tree of each path (psutil, every
+0.2 s); the PostgreSQL server is shared and not counted. Per-phase times of
+the nova run come from its Dagster run (step events and the `seconds` metadata
+of each materialization). Figures are medians over the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "data" / "nova.spec.yaml"
+MONGO_URI = "mongomock://bench"
+POLL_S = 0.2
+RSS_LIMIT_MB = 400
+PHASES = ("snapshot", "setup", "export", "transform", "load postgres", "load mongo", "constraints", "validation",
+          "report", "dagster overhead")
+
+
+class TreeMonitor:
+    """Peak summed RSS of a process and all its descendants, polled in a thread."""
+
+    def __init__(self, pid: int):
+        self.root, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(POLL_S)
+
+    def stop(self) -> float:
+        """Stop polling; peak RSS in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak tree RSS MB, exit code) of a command."""
+    started = time.perf_counter()
+    with open(log or os.devnull, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        mon = TreeMonitor(proc.pid)
+        code = proc.wait()
+    return time.perf_counter() - started, mon.stop(), code
+
+
+class Postgres:
+    """A throwaway PostgreSQL 16 (pgserver's binaries) on 127.0.0.1:<free port> and a socket in `root`."""
+
+    def __init__(self, root: Path):
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        self.bin, self.data, self.sock = POSTGRES_BIN_PATH, root / "pgdata", root / "pgsock"
+        # postgres refuses to run as root; pgserver's wheel creates the `pgserver` user for that.
+        self.user = "pgserver" if os.geteuid() == 0 else None
+        self.sock.mkdir(parents=True)
+        for d in (root, self.sock):
+            d.chmod(0o777)
+        self.data.mkdir()
+        if self.user:
+            shutil.chown(self.data, self.user)
+        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._pg("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "server.log"),
+                 "-o", f"-h 127.0.0.1 -p {self.port} -k {self.sock}", "start")
+
+    def _pg(self, exe: str, *args: str) -> None:
+        subprocess.run([str(self.bin / exe), *args], user=self.user, check=True, stdout=subprocess.DEVNULL)
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+
+    def fresh_db(self, name: str) -> str:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
+
+
+def table_rows(url: str) -> dict[str, int]:
+    """Exact row count of every user table of a database, keyed by schema.table."""
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'nova_meta')").fetchall()
+        return {f"{s}.{t}": conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(
+            psycopg.sql.Identifier(s, t))).fetchone()[0] for s, t in tables}
+
+
+def bench_spec(work: Path, sqlite: Path) -> Path:
+    """The Nova spec pointed at the benchmark's files; smoke tests keep their queries, not scale-1 answers."""
+    s = yaml.safe_load(SPEC.read_text())
+    s.update(source={"sqlite": str(sqlite)}, staging=str(work / "staging"), reports=str(work / "reports"),
+             backup={"dest": str(work / "backups")})
+    for t in s.get("smoke_tests", []):
+        for k in ("expect_rows", "expect_value", "max_ms"):
+            t.pop(k, None)
+    path = work / "bench.spec.yaml"
+    path.write_text(yaml.safe_dump(s, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def nova_phases(dagster_home: Path, run_id: str, spec) -> dict[str, float]:
+    """Seconds per phase of one Dagster run: step wall times, per-table steps split by their assets' `seconds`."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    phases = dict.fromkeys(PHASES, 0.0)
+    starts, steps, assets = {}, {}, {}
+    run_start = run_end = None
+    for rec in instance.all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None:
+            continue
+        if ev.event_type == dg.DagsterEventType.RUN_START:
+            run_start = rec.timestamp
+        elif ev.event_type in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
+            run_end = rec.timestamp
+        elif ev.event_type == dg.DagsterEventType.STEP_START:
+            starts[ev.step_key] = rec.timestamp
+        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            steps[ev.step_key] = rec.timestamp - starts[ev.step_key]
+        elif ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = ev.event_specific_data.materialization
+            seconds = mat.metadata.get("seconds")
+            if seconds is not None:
+                assets[(ev.step_key, tuple(mat.asset_key.path))] = float(seconds.value)
+    busy = 0.0
+    for step, seconds in steps.items():
+        busy += seconds
+        if step.startswith("migrate_"):
+            inner = 0.0
+            for (s_key, path), sec in assets.items():
+                if s_key != step:
+                    continue
+                phase = {"raw": "export", "clean": "transform"}.get(path[1]) if path[0] == "staging" else \
+                    "load postgres" if path[0] == "postgres" else "load mongo"
+                phases[phase] += sec
+                inner += sec
+            phases["dagster overhead"] += max(seconds - inner, 0.0)
+        elif step.startswith("source__"):
+            phases["snapshot"] += seconds
+        elif step.startswith("setup__"):
+            phases["setup"] += seconds
+        elif step == "postgres__constraints":
+            phases["constraints"] += seconds
+        elif step.startswith("validat"):
+            phases["validation"] += seconds
+        elif step.startswith("reports__"):
+            phases["report"] += seconds
+        else:
+            phases["validation" if "smoke" in step else "dagster overhead"] += seconds
+    if run_start and run_end:
+        phases["dagster overhead"] += max(run_end - run_start - busy, 0.0)
+    phases["steps"] = float(len(steps))
+    return phases
+
+
+def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int) -> dict:
+    url = pg.fresh_db(f"nova_{i}")
+    report = work / f"nova_report_{i}.json"
+    env = {**os.environ, "NOVA_MONGO_URI": MONGO_URI, "DAGSTER_HOME": str(work / "dagster"),
+           "DAGSTER_DISABLE_TELEMETRY": "1"}
+    cmd = [sys.executable, "-m", "nova_pipeline.cli", "migrate", "--spec", str(spec_path), "--postgres-url", url,
+           "--no-backup", "--report", str(report)]
+    wall, rss, code = run_measured(cmd, env, work / f"nova_{i}.log")
+    rep = json.loads(report.read_text()) if report.exists() else {}
+    if code != 0 or rep.get("status") != "succeeded":
+        raise SystemExit(f"nova-pipeline migrate failed (exit {code}); see {work / f'nova_{i}.log'}")
+    from nova_pipeline.spec import load_spec
+
+    phases = nova_phases(work / "dagster", rep["run_id"], load_spec(spec_path))
+    cli_outside_run = wall - sum(v for k, v in phases.items() if k in PHASES)
+    phases["report"] += max(cli_outside_run, 0.0)  # process start-up, imports, reconcile and report files
+    loaded = sum(t.get("loaded_rows", 0) for t in rep.get("tables", {}).values())
+    quarantined = sum(t.get("quarantined_rows", 0) for t in rep.get("tables", {}).values())
+    return {"wall": wall, "rss": rss, "phases": phases, "kept": loaded, "quarantined": quarantined}
+
+
+def run_pgloader(work: Path, sqlite: Path, pg: Postgres, i: int) -> dict:
+    url = pg.fresh_db(f"pgloader_{i}")
+    wall, rss, code = run_measured(["pgloader", str(sqlite), url],
+                                   log=work / f"pgloader_{i}.log")
+    return {"wall": wall, "rss": rss, "code": code, "kept": sum(table_rows(url).values())}
+
+
+def run_raw(work: Path, sqlite: Path, tables: list[str], pg: Postgres, i: int) -> dict:
+    url = pg.fresh_db(f"raw_{i}")
+    cmd = [sys.executable, __file__, "--raw-ingest-worker", str(sqlite), url, *tables]
+    wall, rss, code = run_measured(cmd, log=work / f"raw_{i}.log")
+    if code != 0:
+        raise SystemExit(f"raw ingest failed; see {work / f'raw_{i}.log'}")
+    return {"wall": wall, "rss": rss, "kept": sum(table_rows(url).values())}
+
+
+def raw_ingest_worker(sqlite: str, url: str, tables: list[str]) -> None:
+    """Arrow record batches from SQLite straight into PostgreSQL (adbc_ingest: COPY), one table after another."""
+    import adbc_driver_postgresql.dbapi as pg_adbc
+    import adbc_driver_sqlite.dbapi as sqlite_adbc
+
+    with sqlite_adbc.connect(f"file:{sqlite}?mode=ro") as src, pg_adbc.connect(url) as dst:
+        for table in tables:
+            with src.cursor() as cur, dst.cursor() as out:
+                cur.execute(f'SELECT * FROM "{table}"')
+                out.adbc_ingest(table, cur.fetch_record_batch(), mode="create")
+            dst.commit()
+
+
+def mongo_reference(spec_path: Path) -> list[dict]:
+    """Per Mongo collection: documents/s of a plain insert_many (10 k per call) of the documents nova builds.
+
+    The clock covers the inserts only; nova's figure covers reading clean Parquet,
+    building, encoding-checking and writing the documents, so the ratio is what
+    nova's document building and bulk writes cost over the bare driver call.
+    """
+    import mongomock
+
+    from nova_pipeline.defs.assets import staging_of
+    from nova_pipeline.mongo_documents import iter_documents
+    from nova_pipeline.spec import load_spec
+
+    spec = load_spec(spec_path)
+    out = []
+    for table, t in spec.table_items("mongo"):
+        if table in spec.embedded_tables():
+            continue
+        coll = mongomock.MongoClient(tz_aware=True)["ref"][table]
+        n, seconds = 0, 0.0
+        for batch in iter_documents(spec, table, staging_of(spec)):
+            docs = batch.documents
+            for k in range(0, len(docs), 10_000):
+                started = time.perf_counter()
+                coll.insert_many(docs[k: k + 10_000], ordered=False)
+                seconds += time.perf_counter() - started
+            n += len(docs)
+        out.append({"table": table, "docs": n, "insert_many_docs_per_s": n / seconds if seconds else 0.0})
+    return out
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def render(scale: float, source_rows: int, pg_tables_rows: int, nova: list[dict], pgl: list[dict], raw: list[dict],
+           mongo_nova: dict, mongo_ref: list[dict]) -> str:
+    e2e = _median([r["wall"] for r in nova])
+    lines = [f"Nova sample scale {scale:g}: {source_rows:,} source rows ({pg_tables_rows:,} in PostgreSQL tables); "
+             f"median of {len(nova)} run(s); MongoDB tables went to the in-process double ({MONGO_URI}).", "",
+             "| path / phase | wall s | rows/s | peak RSS MB | rows kept / source |", "|---|---:|---:|---:|---|"]
+    kept = nova[0]["kept"] + nova[0]["quarantined"]
+    lines.append(f"| nova end to end | {e2e:.2f} | {source_rows / e2e:,.0f} | {_median([r['rss'] for r in nova]):.0f} "
+                 f"| {nova[0]['kept']:,} loaded + {nova[0]['quarantined']:,} quarantined = {kept:,} / {source_rows:,} |")
+    for phase in PHASES:
+        sec = _median([r["phases"][phase] for r in nova])
+        rows = pg_tables_rows if phase == "load postgres" else source_rows
+        rate = f"{rows / sec:,.0f}" if sec > 0 and phase not in ("report", "dagster overhead", "setup") else ""
+        lines.append(f"| &nbsp; {phase} | {sec:.2f} | {rate} | | |")
+    if pgl:
+        w = _median([r["wall"] for r in pgl])
+        lines.append(f"| pgloader | {w:.2f} | {source_rows / w:,.0f} | {_median([r['rss'] for r in pgl]):.0f} "
+                     f"| {pgl[0]['kept']:,} / {source_rows:,} (exit {pgl[0]['code']}) |")
+    rw = _median([r["wall"] for r in raw])
+    lines.append(f"| raw ingest (ADBC SQLite → adbc_ingest COPY, PostgreSQL tables, no keys) | {rw:.2f} "
+                 f"| {pg_tables_rows / rw:,.0f} | {_median([r['rss'] for r in raw]):.0f} "
+                 f"| {raw[0]['kept']:,} / {pg_tables_rows:,} |")
+    load = _median([r["phases"]["load postgres"] for r in nova])
+    peak = max(r["rss"] for r in nova)
+    lines += ["", "| ratio | value | goal | met |", "|---|---:|---|---|"]
+    if pgl:
+        ratio = e2e / _median([r["wall"] for r in pgl])
+        lines.append(f"| nova / pgloader (end to end) | {ratio:.2f} | ≤ 1 (aim 0.5) | {'yes' if ratio <= 1 else 'NO'} |")
+    ratio = load / rw
+    lines.append(f"| nova-load / raw-ingest (PostgreSQL) | {ratio:.2f} | ≤ 1.5 | {'yes' if ratio <= 1.5 else 'NO'} |")
+    lines.append(f"| nova peak RSS MB (max over runs) | {peak:.0f} | < {RSS_LIMIT_MB} | {'yes' if peak < RSS_LIMIT_MB else 'NO'} |")
+    for ref in mongo_ref:
+        ours = mongo_nova.get(ref["table"])
+        if ours and ref["insert_many_docs_per_s"]:
+            lines.append(f"| mongo {ref['table']}: nova docs/s / plain insert_many docs/s | "
+                         f"{ours / ref['insert_many_docs_per_s']:.2f} ({ours:,.0f} / {ref['insert_many_docs_per_s']:,.0f}) "
+                         f"| report | |")
+    return "\n".join(lines)
+
+
+def mongo_rates(dagster_home: Path, spec) -> dict[str, float]:
+    """Documents/s of each Mongo collection's latest load (materialization metadata)."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    from nova_pipeline.defs.assets import target_key
+
+    instance = dg.DagsterInstance.get()
+    out = {}
+    for table, _ in spec.table_items("mongo"):
+        key = target_key(spec, table)
+        ev = instance.get_latest_materialization_event(key) if key else None
+        if ev and ev.asset_materialization and "rows_per_s" in ev.asset_materialization.metadata:
+            out[table] = float(ev.asset_materialization.metadata["rows_per_s"].value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=50.0, help="Nova sample scale (50 ≈ 2.16 M rows, 250 ≈ 10 M)")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs of each path (medians are printed)")
+    parser.add_argument("--skip-pgloader", action="store_true", help="do not run pgloader")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temporary directory)")
+    parser.add_argument("--raw-ingest-worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.raw_ingest_worker:
+        sqlite, url, *tables = args.raw_ingest_worker
+        raw_ingest_worker(sqlite, url, tables)
+        return 0
+    if not args.skip_pgloader and shutil.which("pgloader") is None:
+        parser.error("pgloader is not installed (apt-get install -y pgloader), or pass --skip-pgloader")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="nova-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    from nova_pipeline.sample import generate
+    from nova_pipeline.spec import load_spec
+
+    sqlite = work / "nova.sqlite"
+    started = time.perf_counter()
+    counts = generate(sqlite, scale=args.scale)
+    print(f"generated {sqlite}: {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    spec_path = bench_spec(work, sqlite)
+    spec = load_spec(spec_path)
+    pg_tables = [t for t, _ in spec.table_items("postgres")]
+    pg = Postgres(work / "pg")
+    nova, pgl, raw = [], [], []
+    try:
+        for i in range(args.runs):
+            nova.append(run_nova(work, spec_path, pg, i))
+            print(f"run {i + 1}: nova {nova[-1]['wall']:.1f} s", file=sys.stderr)
+            if not args.skip_pgloader:
+                pgl.append(run_pgloader(work, sqlite, pg, i))
+                print(f"run {i + 1}: pgloader {pgl[-1]['wall']:.1f} s", file=sys.stderr)
+            raw.append(run_raw(work, sqlite, pg_tables, pg, i))
+            print(f"run {i + 1}: raw ingest {raw[-1]['wall']:.1f} s", file=sys.stderr)
+        mongo_nova = mongo_rates(work / "dagster", spec)
+        mongo_ref = mongo_reference(spec_path)
+    finally:
+        pg.stop()
+    print(render(args.scale, sum(counts.values()), sum(counts[t] for t in pg_tables), nova, pgl, raw,
+                 mongo_nova, mongo_ref))
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
