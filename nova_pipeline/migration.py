@@ -9,6 +9,7 @@ from nova_pipeline import connections, postgres_load, report
 from nova_pipeline.defs.assets import staging_of
 from nova_pipeline.defs.assets import SMOKE_TESTS
 from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+from nova_pipeline.partition_runs import with_partitions
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
 
@@ -88,6 +89,8 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
             outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo)
         else:
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo)
+        outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
+                                  postgres_url=pg, mongo_uri=mongo)
     rep = reconcile(spec, outcome, pg, mongo, started, notes)
     report.write_report(rep, spec.resolve(spec.reports), report_path)
     return rep

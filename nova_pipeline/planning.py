@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from nova_pipeline import identifiers, postgres_ddl
+from nova_pipeline import identifiers, partitions, postgres_ddl
 from nova_pipeline.spec import Spec
 
 
@@ -28,8 +28,10 @@ def plan(spec: Spec) -> dict[str, Any]:
                                      "columns": {src: {"declared": c.declared, "type": c.type, "target_column": dst}
                                                  for (src, dst), c in zip(identifiers.target_columns(t), t.columns.values())}}
             if t.partition:
+                first, last = partitions.partition_range(spec, name, source)
                 entry["partition"] = {"column": t.partition.column, "grain": t.partition.grain,
-                                      "physical": t.partition.physical, "start": t.partition.start or "first reading"}
+                                      "physical": t.partition.physical, "start": t.partition.start or "first reading",
+                                      "range": [first.isoformat(), last.isoformat()]}
             if t.embed:
                 entry["embed"] = [e.model_dump(by_alias=True, exclude_defaults=True) for e in t.embed]
             if t.ttl:
@@ -51,7 +53,8 @@ def to_text(p: dict[str, Any]) -> str:
             lines.append(f"    {col}{rename}: {c['declared'] or '(none)'} → {c['type']}")
     if p["partitioned"]:
         lines += ["", "Partitioned tables:"]
-        lines += [f"    {n}: {v['column']} by {v['grain']} (physical {v['physical']}), from {v['start']}"
+        lines += [f"    {n}: {v['column']} by {v['grain']} (physical {v['physical']}), from {v['start']}: "
+                  f"{v['range'][0]} … {v['range'][1]}"
                   for n, v in p["partitioned"].items()]
     if p["skipped"]:
         lines += ["", "Skipped: " + ", ".join(p["skipped"])]

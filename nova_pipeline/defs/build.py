@@ -7,13 +7,15 @@ from nova_pipeline.defs import assets as A
 from nova_pipeline.defs.backups import build_backup_defs
 from nova_pipeline.defs.checks import build_table_checks
 from nova_pipeline.defs.completion import build_completion_assets
+from nova_pipeline.defs.partitions import build_partitioned_defs, partitioned_tables
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.defs.sensors import build_source_change_sensor
 from nova_pipeline.spec import Spec
 
 
 def _table_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
-    return [c for name, _ in spec.table_items() if (key := A.target_key(spec, name))
+    partitioned = partitioned_tables(spec)
+    return [c for name, _ in spec.table_items() if (key := A.target_key(spec, name)) and name not in partitioned
             for c in build_table_checks(spec, name, key)]
 
 
@@ -24,7 +26,10 @@ def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
         keys += [A.PG_SCHEMA, A.PG_CONSTRAINTS]
     if target in (None, "mongo") and spec.table_items("mongo"):
         keys.append(A.MONGO_COLLECTIONS)
+    partitioned = partitioned_tables(spec)  # their own job: a run cannot mix partitioned and unpartitioned assets
     for name, _ in tables:
+        if name in partitioned:
+            continue
         keys += [A.raw_key(name), A.clean_key(name)] + ([k] if (k := A.target_key(spec, name)) else [])
     if target == "mongo":  # embedded children of mongo parents may themselves be declared elsewhere
         for child in spec.embedded_tables():
@@ -47,20 +52,21 @@ def build_jobs(spec: Spec) -> list:
 
 def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
     """The code location for one spec."""
-    checks = _table_checks(spec)
+    partitioned, by_time = partitioned_tables(spec), build_partitioned_defs(spec)
+    checks = _table_checks(spec) + by_time["checks"]
     check_keys = [k for c in checks for k in c.check_keys]
-    assets = [*A.build_source_assets(spec), *A.build_setup_assets(spec),
-              *(A.build_table_assets(spec, name) for name, _ in spec.table_items())]
+    assets = [*A.build_source_assets(spec), *A.build_setup_assets(spec), *by_time["assets"],
+              *(A.build_table_assets(spec, name) for name, _ in spec.table_items() if name not in partitioned)]
     if (constraints := A.build_constraints_asset(spec)) is not None:
         assets.append(constraints)
     assets += build_completion_assets(spec, check_keys)
     jobs = build_jobs(spec)
     migrate = jobs[0]
     schedules, sensors = [], [build_source_change_sensor(spec, migrate)]
-    extra = build_backup_defs(migrate, spec)
-    jobs += extra["jobs"]
-    schedules += extra["schedules"]
-    sensors += extra["sensors"]
+    for extra in (build_backup_defs(migrate, spec), by_time):
+        jobs += extra["jobs"]
+        schedules += extra["schedules"]
+        sensors += extra["sensors"]
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
         executor=dg.in_process_executor,

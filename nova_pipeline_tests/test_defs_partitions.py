@@ -1,0 +1,214 @@
+"""Partitioned telemetry loads through Dagster: windows, idempotence, month partitions, sensor, schedule, CLI, MongoDB."""
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import psycopg
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from nova_pipeline import export, postgres_load, transform
+from nova_pipeline.cli import main
+from nova_pipeline.connections import mongo_client
+from nova_pipeline.defs import assets as A
+from nova_pipeline.defs import partitions as P
+from nova_pipeline.defs.build import build_definitions
+from nova_pipeline.partition_runs import load_all_partitions, load_partition
+from nova_pipeline.runs import _resources
+from nova_pipeline.spec import load_spec
+from nova_pipeline.staging import Staging
+
+T0 = datetime(2024, 1, 30, tzinfo=UTC)  # four days across the January → February boundary
+RAW = A.raw_key("telemetry")
+
+
+def render(t: datetime, k: int):
+    """One instant in the k-th of the forms the app stored over the years (all read by the default casts)."""
+    local = t + timedelta(hours=-5)
+    return [t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", t.strftime("%Y-%m-%d %H:%M:%S"), int(t.timestamp()),
+            int(t.timestamp() * 1000), local.strftime("%Y-%m-%dT%H:%M:%S-05:00"), t.timestamp(),
+            (t + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+0200"), str(int(t.timestamp()))][k % 8]
+
+
+def readings(n_per_day: int = 60) -> list[tuple]:
+    """(drone_id, recorded_at, value, day) rows; many within seconds of midnight, in every form."""
+    rows = []
+    for d in range(4):
+        midnight = T0 + timedelta(days=d)
+        for i in range(n_per_day):
+            offset = [timedelta(seconds=i), timedelta(days=1) - timedelta(seconds=i + 1), timedelta(minutes=37 * i)][i % 3]
+            t = midnight + offset
+            rows.append((i % 3 + 1, render(t, i + d), float(i), t.date().isoformat()))
+    return rows
+
+
+def make_source(path, rows) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE telemetry (id INTEGER PRIMARY KEY, drone_id INTEGER NOT NULL, "
+                     "recorded_at DATETIME, value REAL)")
+        conn.executemany("INSERT INTO telemetry (drone_id, recorded_at, value) VALUES (?, ?, ?)", [r[:3] for r in rows])
+        conn.execute("INSERT INTO telemetry (drone_id, recorded_at, value) VALUES (9, 'not a time', 0)")
+    return str(path)
+
+
+def write_spec(tmp_path, target: str = "postgres") -> str:
+    table = {"target": target, "primary_key": ["id", "recorded_at"],
+             "partition": {"column": "recorded_at", "grain": "day", "physical": "month"},
+             "columns": {"id": {"type": "bigint", "declared": "INTEGER", "nullable": False},
+                         "drone_id": {"type": "bigint", "declared": "INTEGER", "nullable": False},
+                         "recorded_at": {"type": "timestamptz", "declared": "DATETIME", "nullable": False},
+                         "value": {"type": "double precision", "declared": "REAL"}}}
+    if target == "postgres":
+        table["table"] = "telemetry.readings"
+    else:
+        table.update(primary_key=["id"], timeseries={"time_field": "recorded_at", "meta_field": "drone_id"})
+    spec = {"source": {"sqlite": "src.sqlite"}, "staging": "staging", "reports": "reports",
+            "targets": {"postgres": {"schema": "core"}, **({"mongo": {"database": "logs"}} if target == "mongo" else {})},
+            "tables": {"telemetry": table}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rows = readings()
+    make_source(tmp_path / "src.sqlite", rows)
+    spec_path = write_spec(tmp_path)
+    return load_spec(spec_path), spec_path, rows
+
+
+def expected_per_day(rows) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r[3]] = out.get(r[3], 0) + 1
+    return out
+
+
+def run(spec, spec_path, pg_url, key=None, tags=None, mongo_uri=None):
+    job = build_definitions(spec, spec_path).resolve_job_def(P.JOB)
+    return job.execute_in_process(partition_key=key, tags=tags, instance=dg.DagsterInstance.ephemeral(),
+                                  resources=_resources(spec_path, pg_url, mongo_uri), raise_on_error=False)
+
+
+def pg_days(pg_url) -> dict[str, int]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT (recorded_at AT TIME ZONE 'UTC')::date::text, count(*), count(DISTINCT id) "
+                            "FROM telemetry.readings GROUP BY 1").fetchall()
+    assert all(n == distinct for _, n, distinct in rows), "duplicated readings"
+    return {d: n for d, n, _ in rows}
+
+
+def test_two_partitions_then_rerun_one_no_duplicates_and_next_month_created(setup, pg_url):
+    spec, spec_path, rows = setup
+    want = expected_per_day(rows)
+    for key in ("2024-01-31", "2024-02-01", "2024-01-31"):
+        res = run(spec, spec_path, pg_url, key=key)
+        assert res.success
+        evals = res.get_asset_check_evaluations()
+        assert {e.check_name for e in evals} == set(P.POSTGRES_CHECKS) and all(e.passed for e in evals)
+        assert {e.partition for e in evals} == {key}
+    assert pg_days(pg_url) == {d: want[d] for d in ("2024-01-31", "2024-02-01")}
+    with psycopg.connect(pg_url) as conn:
+        children = {r[0] for r in conn.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                               "WHERE i.inhparent = 'telemetry.readings'::regclass")}
+    assert children == {"readings_p2024_01", "readings_p2024_02"}
+
+
+def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_path):
+    spec, spec_path, rows = setup
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert outcome.success, outcome.errors
+    assert pg_days(pg_url) == expected_per_day(rows)
+    assert {c["check"] for c in outcome.checks} == set(P.POSTGRES_CHECKS) and all(c["passed"] for c in outcome.checks)
+    stg = Staging(str(tmp_path / "staging"))
+    assert stg.row_count("quarantine", "telemetry") == 1  # 'not a time' has no window: quarantined, not lost
+
+    full_url, full = make_pg_url(), Staging(str(tmp_path / "full"))
+    export.export_table(str(tmp_path / "src.sqlite"), "telemetry", list(spec.tables["telemetry"].columns), full)
+    transform.transform_table(spec, "telemetry", full)
+    with psycopg.connect(full_url) as conn:
+        from nova_pipeline import postgres_ddl
+        postgres_ddl.create_tables(conn, spec)
+        conn.commit()
+    postgres_load.load_table(full_url, spec, "telemetry", full)
+    assert full.row_count("quarantine", "telemetry") == 1
+    query = "SELECT id, drone_id, recorded_at, value FROM telemetry.readings ORDER BY id"
+    with psycopg.connect(pg_url) as a, psycopg.connect(full_url) as b:
+        by_partition, by_full = a.execute(query).fetchall(), b.execute(query).fetchall()
+    assert len(by_partition) == len(rows) and by_partition == by_full
+
+
+def test_sensor_requests_partitions_of_late_rows_and_they_load(setup, pg_url, tmp_path):
+    spec, spec_path, rows = setup
+    defs = build_definitions(spec, spec_path)
+    sensor = defs.resolve_sensor_def("telemetry_new_readings")
+    first = sensor.evaluate_tick(dg.build_sensor_context(cursor=None, definitions=defs))
+    assert not first.run_requests and first.cursor
+    assert not sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, definitions=defs)).run_requests
+    with sqlite3.connect(tmp_path / "src.sqlite") as conn:  # a late reading for a past day, in epoch ms
+        conn.execute("INSERT INTO telemetry (drone_id, recorded_at, value) VALUES (7, ?, 1.5)",
+                     (int(datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000),))
+    tick = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor, definitions=defs))
+    assert [r.partition_key for r in tick.run_requests] == ["2024-01-31"]
+    assert tick.run_requests[0].run_key.startswith("telemetry:2024-01-31:")
+    assert set(tick.run_requests[0].asset_selection) == {RAW, A.clean_key("telemetry"), A.target_key(spec, "telemetry")}
+    assert run(spec, spec_path, pg_url, key=tick.run_requests[0].partition_key).success
+    assert pg_days(pg_url) == {"2024-01-31": expected_per_day(rows)["2024-01-31"] + 1}
+
+
+def test_schedule_requests_yesterdays_partition(setup):
+    spec, spec_path, _ = setup
+    defs = build_definitions(spec, spec_path)
+    schedule = defs.resolve_schedule_def(f"{P.JOB}_daily")
+    tick = schedule.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=datetime(2024, 2, 2, 0, 15, tzinfo=UTC), repository_def=defs.get_repository_def()))
+    assert [r.partition_key for r in tick.run_requests] == ["2024-02-01"]
+
+
+def test_code_location_keeps_the_graph_and_separates_the_jobs(setup):
+    spec, spec_path, _ = setup
+    defs = build_definitions(spec, spec_path)
+    dg.Definitions.validate_loadable(defs)
+    tkey = A.target_key(spec, "telemetry")
+    graph = defs.resolve_asset_graph()
+    assert {RAW, A.clean_key("telemetry"), tkey} <= graph.get_all_asset_keys()
+    assert graph.get(tkey).partitions_def.get_first_partition_key() == "2024-01-30"
+    assert graph.get(tkey).partitions_def.has_partition_key(datetime.now(UTC).date().isoformat())
+    assert tkey not in defs.resolve_job_def("migrate").asset_layer.executable_asset_keys
+    assert tkey in defs.resolve_job_def(P.JOB).asset_layer.executable_asset_keys
+    assert {k.name for k in graph.asset_check_keys if k.asset_key == tkey} == set(P.POSTGRES_CHECKS)
+
+
+def test_load_partition_cli(setup, pg_url):
+    spec, spec_path, rows = setup
+    runner = CliRunner()
+    res = runner.invoke(main, ["load-partition", "--spec", spec_path, "--table", "telemetry", "--partition", "2024-02-01",
+                               "--postgres-url", pg_url], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "PASS" in res.output and "FAIL" not in res.output
+    assert pg_days(pg_url) == {"2024-02-01": expected_per_day(rows)["2024-02-01"]}
+    for args, message in [(["--table", "nope", "--partition", "2024-02-01"], "not a partitioned table"),
+                          (["--table", "telemetry", "--partition", "2023-01-01"], "no partition '2023-01-01'")]:
+        res = runner.invoke(main, ["load-partition", "--spec", spec_path, *args, "--postgres-url", pg_url])
+        assert res.exit_code == 2 and message in res.output
+
+
+def test_mongo_time_series_partitions(tmp_path, mongo_uri):
+    rows = readings(20)
+    make_source(tmp_path / "src.sqlite", rows)
+    spec_path = write_spec(tmp_path, "mongo")
+    spec = load_spec(spec_path)
+    for key in ("2024-01-31", "2024-02-01", "2024-01-31"):
+        out = load_partition(spec, spec_path, "telemetry", key, mongo_uri=mongo_uri)
+        assert out.success, out.errors
+        assert {c["check"] for c in out.checks} == set(P.MONGO_CHECKS) and all(c["passed"] for c in out.checks)
+    docs = mongo_client(mongo_uri)["logs"]["telemetry"].find({}, {"recorded_at": 1})
+    per_day: dict[str, int] = {}
+    for d in docs:
+        day = d["recorded_at"].date().isoformat()
+        per_day[day] = per_day.get(day, 0) + 1
+    want = expected_per_day(rows)
+    assert per_day == {d: want[d] for d in ("2024-01-31", "2024-02-01")}
