@@ -1,8 +1,16 @@
+# The nova-pipeline code location, Dagster webserver and daemon (see docker-compose.yml).
+# pg_dump/pg_restore for backups come from the pgserver wheel (PostgreSQL 16, matching the postgres:16 service).
 FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 DAGSTER_HOME=/opt/dagster/home
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY nova_pipeline ./nova_pipeline
+RUN pip install --no-cache-dir .
 COPY data/nova.spec.yaml data/generate_nova.py ./data/
 COPY workspace.yaml dagster.yaml ./
-RUN pip install --no-cache-dir . && mkdir -p /opt/dagster/home && cp dagster.yaml /opt/dagster/home/
-ENV DAGSTER_HOME=/opt/dagster/home
+# Named volumes start as copies of these directories, so they belong to the unprivileged user too.
+RUN useradd --create-home --uid 1000 nova \
+    && mkdir -p "$DAGSTER_HOME" && cp dagster.yaml "$DAGSTER_HOME"/ \
+    && chown -R nova:nova /app/data "$DAGSTER_HOME"
+USER nova
+EXPOSE 3000
