@@ -6,8 +6,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from nova_pipeline import connections, postgres_load, report
-from nova_pipeline.defs.assets import staging_of
-from nova_pipeline.defs.assets import SMOKE_TESTS
+from nova_pipeline.defs.assets import SMOKE_TESTS, staging_of, target_key
 from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
 from nova_pipeline.partition_runs import with_partitions
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
@@ -55,13 +54,20 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     smoke = latest_smoke_checks(instance) if SMOKE_TESTS in outcome.materialized else []
     with ExitStack() as stack:
         conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
+        source_rows = snapshot_row_counts(spec)
         rep = report.build_report(
-            spec, staging=staging_of(spec), source_rows=snapshot_row_counts(spec), pg_conn=conn, mongo_db=mongo_db,
+            spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
             status="succeeded", run_id=outcome.run_id, started_at=started_at,
             seconds=latest_seconds(instance, spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
+    cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
+    for name, t in rep.tables.items():
+        key = target_key(spec, name)
+        never_ran = key in outcome.planned and key not in outcome.materialized
+        if t.status != "failed" and (never_ran or name not in source_rows):
+            t.status, t.error = "failed", f"not migrated: {cause}"
     rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
     blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)
     if not outcome.success or blocking_failed or any(t.status == "failed" for t in rep.tables.values()):

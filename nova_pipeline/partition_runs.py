@@ -18,7 +18,7 @@ from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.progress import run_progress
-from nova_pipeline.runs import RunOutcome, _outcome, _resources, dagster_instance, run_migration
+from nova_pipeline.runs import RunOutcome, _outcome, dagster_instance, run_migration
 from nova_pipeline.spec import Spec
 
 
@@ -33,16 +33,13 @@ def _run_config(tables: list[str], read_snapshot: bool) -> dict:
 def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, postgres_url: str | None,
              mongo_uri: str | None, read_snapshot: bool, partition_key: str | None = None,
              tags: dict[str, str] | None = None) -> RunOutcome:
-    job = build_definitions(spec, spec_path).resolve_job_def(job_name)
+    defs = build_definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri)
+    job = defs.resolve_job_def(job_name)
     instance, run_id, selection = dagster_instance(), str(uuid.uuid4()), _selection(spec, tables)
     with run_progress(instance, run_id, 2 * len(selection)):
-        # A subset job keeps the Definitions' resources on its assets: override them only on the full job.
-        job = job if set(selection) == set(job.asset_layer.executable_asset_keys) else job.get_subset(
-            asset_selection=set(selection))
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False, partition_key=partition_key,
-            run_id=run_id, run_config=_run_config(tables, read_snapshot), tags={"nova/spec": spec_path, **(tags or {})},
-            resources=_resources(spec_path, postgres_url, mongo_uri))
+            instance=instance, raise_on_error=False, partition_key=partition_key, asset_selection=selection,
+            run_id=run_id, run_config=_run_config(tables, read_snapshot), tags={"nova/spec": spec_path, **(tags or {})})
     out = _outcome(spec, result)
     steps = {f"partitions_{A.key_part(t)}": t for t in tables}  # name failures by table, like the migrate job
     out.errors = {steps.get(k, k): v for k, v in out.errors.items()}
@@ -110,4 +107,5 @@ def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str
         outcome.errors.update(part.errors)
         outcome.checks += part.checks
         outcome.materialized |= part.materialized
+        outcome.planned |= part.planned
     return outcome

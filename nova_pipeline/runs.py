@@ -18,7 +18,6 @@ import dagster as dg
 from nova_pipeline.connections import redact
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs.build import build_definitions
-from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.progress import run_progress
 from nova_pipeline.spec import Spec
 
@@ -37,6 +36,7 @@ class RunOutcome:
     errors: dict[str, str] = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
     materialized: set[dg.AssetKey] = field(default_factory=set)
+    planned: set[dg.AssetKey] = field(default_factory=set)
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -48,11 +48,6 @@ def dagster_instance() -> dg.DagsterInstance:
         (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
-
-
-def _resources(spec_path: str, postgres_url: str | None, mongo_uri: str | None) -> dict:
-    return {"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(url_override=postgres_url or ""),
-            "mongo": MongoResource(uri_override=mongo_uri or "")}
 
 
 def _table_of_step(spec: Spec, step_key: str) -> str | None:
@@ -83,6 +78,7 @@ def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
                            "severity": ev.severity.value if ev.severity else None,
                            "detail": str(meta.get("detail", "")), "failing_keys": meta.get("failing_keys", [])})
     out.materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    out.planned = set(result.dagster_run.asset_selection or result.job_def.asset_layer.executable_asset_keys)
     return out
 
 
@@ -90,7 +86,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
                   mongo_uri: str | None = None, asset_selection: list[dg.AssetKey] | None = None,
                   tags: dict[str, str] | None = None) -> RunOutcome:
     """Execute a migration job of the spec in process against the persistent instance."""
-    defs = build_definitions(spec, spec_path)
+    defs = build_definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri)
     job_def = defs.resolve_job_def(job)
     instance, run_id = dagster_instance(), str(uuid.uuid4())
     graph = job_def.asset_layer.asset_graph
@@ -99,8 +95,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     with run_progress(instance, run_id, len(keys) + len(checks)):
         result = job_def.execute_in_process(
             run_config=QUIET, instance=instance, raise_on_error=False, asset_selection=asset_selection,
-            run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})},
-            resources=_resources(spec_path, postgres_url, mongo_uri))
+            run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})})
     return _outcome(spec, result)
 
 
@@ -128,7 +123,7 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     run = last_unfinished_run(instance, run_id)
     planned = set(run.asset_selection or build_definitions(spec, spec_path).resolve_job_def(run.job_name)
                   .asset_layer.executable_asset_keys)
-    done = {e.asset_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    done = {e.dagster_event.asset_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
             if e.dagster_event and e.dagster_event.asset_key}
     if run.status == dg.DagsterRunStatus.STARTED:
         instance.report_run_failed(run, "interrupted: superseded by nova-pipeline resume")

@@ -216,8 +216,6 @@ def test_long_odd_and_colliding_identifiers(schema_run):
     assert pg_rows(schema_run.url, spec, m.ODD_TABLE) == sqlite_rows(schema_run.db, m.ODD_TABLE, cols)
 
 
-@pytest.mark.xfail(strict=True, reason="defs/assets.py postgres_schema raises on create_tables' DDLError, so every "
-                                       "table's load is skipped; it should log the failed table and go on")
 def test_table_over_1600_columns_fails_alone_with_a_reason(tmp_path, pg_url):
     run = init_and_migrate(tmp_path, m.build_wide_db, pg_url)
     assert f"table wide: {m.WIDE_COLUMNS + 1} columns; PostgreSQL tables hold at most 1600" in run.init.output
@@ -227,8 +225,6 @@ def test_table_over_1600_columns_fails_alone_with_a_reason(tmp_path, pg_url):
     assert run.res.exit_code == 1
 
 
-@pytest.mark.xfail(strict=True, reason="defs/assets.py _target_deps makes each FK parent's load a dependency: "
-                                       "an FK cycle is a Dagster CircularDependencyError (traceback)")
 def test_fk_cycle_loads_both_tables(tmp_path, pg_url):
     run = init_and_migrate(tmp_path, m.build_cycle_db, pg_url)
     assert run.report is not None

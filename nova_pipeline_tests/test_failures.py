@@ -122,10 +122,6 @@ def test_kill_9_mid_load_then_rerun_equals_a_clean_run(tmp_path, pg_url, make_pg
     assert_equals_clean_run(spec, pg_url, make_pg_url())
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="runs.resume_migration reads e.asset_key of an EventLogEntry (it is e.dagster_event.asset_key); "
-                          "past that, execute_in_process(asset_selection=..., resources=...) raises 'resource with key "
-                          "nova provided to job conflicts with resource provided to assets'")
 def test_kill_9_mid_load_then_resume_equals_a_clean_run(tmp_path, pg_url, make_pg_url, dagster_home):
     spec = kill_9_mid_load(tmp_path, pg_url, dagster_home)
     resumed = CliRunner().invoke(main, ["resume", "--spec", str(spec), "--postgres-url", pg_url,
@@ -165,8 +161,6 @@ def test_staging_not_writable_is_a_clear_error(tmp_path, pg_url):
         assert conn.execute("SELECT to_regclass('public.items')").fetchone()[0] is None
 
 
-@pytest.mark.xfail(strict=True, reason="report.build_report: with no snapshot the table shows 0 source rows and "
-                                       "status 'loaded' (0 = 0 + 0) instead of failed")
 def test_staging_not_writable_marks_the_tables_failed(tmp_path, pg_url):
     _, report = unwritable_staging_run(tmp_path, pg_url)
     assert report["tables"]["items"]["status"] == "failed"

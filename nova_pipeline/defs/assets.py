@@ -156,8 +156,11 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
 def _target_deps(spec: Spec, table: str, t: TableSpec) -> list[dg.AssetKey]:
     if t.target == "postgres":
-        parents = [fk.references for fk in t.foreign_keys if fk.references != table]
-        return [clean_key(table), PG_SCHEMA, *(k for p in parents if (k := target_key(spec, p)))]
+        # Load parents first (FK order); a cycle's back edge is dropped: constraints come after all data anyway.
+        earlier = postgres_ddl.fk_order(spec)
+        earlier = set(earlier[: earlier.index(table)])
+        parents = [fk.references for fk in t.foreign_keys if fk.references in earlier]
+        return [clean_key(table), PG_SCHEMA, *(k for p in dict.fromkeys(parents) if (k := target_key(spec, p)))]
     children = [e.table for e in _all_embeds(t)]
     return [clean_key(table), MONGO_COLLECTIONS, *(clean_key(c) for c in children)]
 

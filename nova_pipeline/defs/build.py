@@ -50,8 +50,9 @@ def build_jobs(spec: Spec) -> list:
     return jobs
 
 
-def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
-    """The code location for one spec."""
+def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None,
+                      mongo_uri: str | None = None) -> dg.Definitions:
+    """The code location for one spec; URLs given here override the spec/env resolution (CLI flags)."""
     partitioned, by_time = partitioned_tables(spec), build_partitioned_defs(spec)
     checks = _table_checks(spec) + by_time["checks"]
     check_keys = [k for c in checks for k in c.check_keys]
@@ -70,4 +71,5 @@ def build_definitions(spec: Spec, spec_path: str) -> dg.Definitions:
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
         executor=dg.in_process_executor,
-        resources={"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(), "mongo": MongoResource()})
+        resources={"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(url_override=postgres_url or ""),
+                   "mongo": MongoResource(uri_override=mongo_uri or "")})
