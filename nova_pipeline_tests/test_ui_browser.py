@@ -117,7 +117,7 @@ def ui(tmp_path_factory, pg_server):
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # telemetry and the community popup off
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MONGO_", "NOVA_"))}
     env.update(DAGSTER_HOME=str(home), NOVA_SPEC=str(spec_path), NOVA_POSTGRES_URL=_database(pg_server),
-               NOVA_MONGO_URI="mongomock://ui-test", NOVA_BACKUP_KEY="ui-test-key", DAGSTER_DISABLE_TELEMETRY="1")
+               NOVA_MONGO_URI="mongomock://ui-test", DAGSTER_DISABLE_TELEMETRY="1")
     port = _free_port()
     log = work / "dagster-dev.log"
     with open(log, "wb") as out:
