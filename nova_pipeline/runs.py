@@ -95,7 +95,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     with run_progress(instance, run_id, len(keys) + len(checks)):
         result = job_def.execute_in_process(
             run_config=QUIET, instance=instance, raise_on_error=False, asset_selection=asset_selection,
-            run_id=run_id, tags={"nova/spec": spec_path, **(tags or {})})
+            run_id=run_id, tags={"nova/spec": spec_path, "nova/cli": "1", **(tags or {})})
     return _outcome(spec, result)
 
 

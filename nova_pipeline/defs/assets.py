@@ -17,6 +17,7 @@ import dagster as dg
 
 from nova_pipeline import export, identifiers, introspect, postgres_ddl, postgres_load, snapshot, transform
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.preview import preview_markdown
 from nova_pipeline.spec import Spec, TableSpec
 from nova_pipeline.staging import Staging
 from nova_pipeline.validation.source_facts import source_facts
@@ -210,7 +211,8 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
             r = export.export_table(snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
             yield dg.MaterializeResult(asset_key=raw_key(table), metadata={
                 "dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
-                "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table))})
+                "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table)),
+                "preview": dg.MetadataValue.md(preview_markdown(stg, "raw", table))})
         if clean_key(table) in selected:
             r = transform.transform_table(s, table, stg, run_id=context.run_id)
             # Checks reuse these facts instead of re-reading staging; Mongo loads may still quarantine
@@ -220,7 +222,11 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(asset_key=clean_key(table), metadata={**facts,
                 "dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
                 "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
-                "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table))})
+                "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table)),
+                "preview": dg.MetadataValue.md(preview_markdown(
+                    stg, "clean", table, {(c.name or n): c.type for n, c in s.tables[table].columns.items()})),
+                **({"quarantine_preview": dg.MetadataValue.md(preview_markdown(stg, "quarantine", table))}
+                   if r.quarantined else {})})
         if tkey and tkey in selected:
             yield _load(context, s, table, stg, postgres, mongo, tkey)
 

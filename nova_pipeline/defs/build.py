@@ -9,7 +9,7 @@ from nova_pipeline.defs.checks import build_table_checks
 from nova_pipeline.defs.completion import build_completion_assets
 from nova_pipeline.defs.partitions import build_partitioned_defs, partitioned_tables
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
-from nova_pipeline.defs.sensors import build_source_change_sensor
+from nova_pipeline.defs.sensors import build_migration_chain_sensors, build_source_change_sensor
 from nova_pipeline.spec import Spec
 
 
@@ -63,7 +63,8 @@ def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = 
     assets += build_completion_assets(spec, check_keys)
     jobs = build_jobs(spec)
     migrate = jobs[0]
-    schedules, sensors = [], [build_source_change_sensor(spec, migrate)]
+    schedules, sensors = [], [build_source_change_sensor(spec, migrate),
+                              *build_migration_chain_sensors(migrate, by_time["jobs"], [A.SMOKE_TESTS, A.REPORT])]
     for extra in (build_backup_defs(migrate, spec), by_time):
         jobs += extra["jobs"]
         schedules += extra["schedules"]

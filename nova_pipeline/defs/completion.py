@@ -118,6 +118,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
         return dg.MaterializeResult(metadata={
             "status": rep.status, "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": totals["loaded_rows"], "quarantined_rows": totals["quarantined_rows"],
-            "failed_checks": totals["checks_failed"], "summary": dg.MetadataValue.md(rep.to_markdown())})
+            "failed_checks": totals["checks_failed"], "summary": dg.MetadataValue.md(rep.to_markdown()),
+            "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_PNG))})
 
     return [smoke_tests, migration_report]
