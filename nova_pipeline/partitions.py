@@ -98,6 +98,24 @@ def _iso_day(s: str) -> str:
     return f"CASE WHEN {valid} THEN {day} END"
 
 
+def _common_iso_days(c: str) -> list[tuple[str, str]]:
+    """(shape, day) pairs for the common ISO shapes — YYYY-MM-DD[Tt ]HH:MM:SS, optionally .fff or .ffffff,
+    then nothing, Z or ±HH:MM — read at fixed positions: the same day as _iso_day, without the trim and
+    the zone search. Without an offset the day is the date itself (the time of day was checked)."""
+    head = f"{c} GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][Tt ][0-9][0-9]:[0-9][0-9]:[0-9][0-9]*'"
+    tail, fractions = f"substr({c}, 20)", ("", "[.,][0-9][0-9][0-9]", "[.,][0-9][0-9][0-9][0-9][0-9][0-9]")
+    plain = " OR ".join([f"{tail} IN ('', 'Z', 'z')"] + [f"{tail} GLOB '{f}{z}'" for f in fractions[1:] for z in ("", "[Zz]")])
+    zoned = " OR ".join(f"{tail} GLOB '{f}[+-][0-9][0-9]:[0-9][0-9]'" for f in fractions)
+    ds, zone = f"substr({c}, 1, 10)", f"substr({c}, -6)"
+    h, mi, sec, zh, zm = (_int(f"substr({c}, {p}, 2)") for p in (12, 15, 18, -5, -2))
+    ok = f"substr({c}, 1, 4) != '0000' AND date(julianday({ds})) = {ds} AND {h} <= 23 AND {mi} <= 59 AND {sec} <= 59"
+    days = _int(f"julianday({ds}) - 2440587.5")
+    offset = f"(CASE WHEN substr({zone}, 1, 1) = '-' THEN -1 ELSE 1 END) * ({zh} * 3600 + {zm} * 60)"
+    shifted = f"{days} + ({h} * 3600 + {mi} * 60 + {sec} - {offset} + 86400) / 86400 - 1"
+    return [(f"{head} AND ({plain})", f"CASE WHEN {ok} THEN {days} END"),
+            (f"{head} AND ({zoned})", f"CASE WHEN {ok} AND {zh} <= 23 AND {zm} <= 59 THEN {shifted} END")]
+
+
 def _is_number(s: str) -> str:
     """s matches casts._NUMBER: [+-]?(digits[.digits]|.digits)([eE][+-]?digits)?"""
     body = f"(CASE WHEN substr({s}, 1, 1) IN ('+', '-') THEN substr({s}, 2) ELSE {s} END)"
@@ -121,8 +139,10 @@ def day_expression(spec: Spec, table: str) -> str:
     c = quote(col)
     s = f"trim({c}, {_text(_TRIM)})"
     iso = _iso_day(s) if "iso8601" in parse else "NULL"
+    # Most texts have a common shape, read cheaply; the general reading (trim, zone search) handles the rest.
+    common = "".join(f" WHEN {shape} THEN {day}" for shape, day in _common_iso_days(c)) if "iso8601" in parse else ""
     return (f"(CASE typeof({c}) WHEN 'integer' THEN {_numeric_day(c, parse)} WHEN 'real' THEN {_numeric_day(c, parse)}"
-            f" WHEN 'text' THEN CASE WHEN {s} GLOB {_DATE_GLOB} THEN {iso}"
+            f" WHEN 'text' THEN CASE{common} WHEN {s} GLOB {_DATE_GLOB} THEN {iso}"
             f" WHEN {_is_number(s)} THEN {_numeric_day(f'CAST({s} AS REAL)', parse)} END END)")
 
 
@@ -164,10 +184,17 @@ def _prefilter(spec: Spec, table: str, lo: int, hi: int) -> str:
     return " OR ".join(ranges)
 
 
-def window_filter(spec: Spec, table: str, start: datetime | date, end: datetime | date) -> tuple[str, tuple]:
-    """(SQL condition, params) selecting the rows of [start, end) (whole UTC days) — export_table's `where`."""
+def window_filter(spec: Spec, table: str, start: datetime | date, end: datetime | date, *,
+                  rowids: tuple[str, int, int] | None = None) -> tuple[str, tuple]:
+    """(SQL condition, params) selecting the rows of [start, end) (whole UTC days) — export_table's `where`.
+
+    `rowids` = (rowid alias, first, last) from rowid_bounds narrows the scan to that rowid range first.
+    """
     lo, hi = _days(table, start, end)
-    return f"({_prefilter(spec, table, lo, hi)}) AND {day_expression(spec, table)} BETWEEN ? AND ?", (lo, hi - 1)
+    cond, params = f"({_prefilter(spec, table, lo, hi)}) AND {day_expression(spec, table)} BETWEEN ? AND ?", (lo, hi - 1)
+    if rowids is None:
+        return cond, params
+    return f"{rowids[0]} BETWEEN ? AND ? AND {cond}", (rowids[1], rowids[2], *params)
 
 
 def unplaced_filter(spec: Spec, table: str) -> tuple[str, tuple]:
@@ -179,24 +206,44 @@ def _connect(sqlite_path: str | os.PathLike):
     return adbc_sqlite.connect(f"file:{urllib.parse.quote(os.path.abspath(sqlite_path))}?mode=ro")
 
 
-def _query(sqlite_path: str | os.PathLike, sql: str) -> list[tuple]:
+def _query(sqlite_path: str | os.PathLike, sql: str, params: tuple = ()) -> list[tuple]:
     with _connect(sqlite_path) as conn:
         cur = conn.cursor()
         try:
-            cur.execute(sql)
+            cur.execute(sql, params or None)
             return cur.fetchall()
         finally:
             cur.close()
 
 
-def _has_rowid(sqlite_path: str | os.PathLike, table: str) -> bool:
-    return not _query(sqlite_path, f"PRAGMA table_list({quote(table)})")[0][4]
+def rowid_alias(sqlite_path: str | os.PathLike, table: str) -> str | None:
+    """The name reaching the table's rowid (as export.py picks it), None for WITHOUT ROWID tables."""
+    if _query(sqlite_path, f"PRAGMA table_list({quote(table)})")[0][4]:
+        return None
+    names = {r[1].lower() for r in _query(sqlite_path, f"PRAGMA table_xinfo({quote(table)})")}
+    return next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
+
+
+def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: datetime | date,
+                 end: datetime | date) -> tuple[str, dict[int, tuple[int, int]]] | None:
+    """(rowid alias, per UTC day of [start, end): (first rowid, last rowid)) in one scan; None without a rowid.
+
+    Exports of many windows then scan only their rowid ranges instead of the table each (telemetry is
+    mostly appended in time order). Rows added after this scan wait for the next run.
+    """
+    alias = rowid_alias(sqlite_path, table)
+    if alias is None:
+        return None
+    cond, params = window_filter(spec, table, start, end)
+    rows = _query(sqlite_path, f"SELECT {day_expression(spec, table)} AS d, min({alias}), max({alias}) "
+                               f"FROM {quote(table)} WHERE {cond} GROUP BY d", params)
+    return alias, {int(d): (int(a), int(b)) for d, a, b in rows}
 
 
 def day_fingerprints(sqlite_path: str | os.PathLike, spec: Spec, table: str) -> dict[int | None, tuple[int, int]]:
     """Per UTC day number (None: unplaced rows): (rows, max rowid) — one scan; the sensor's cursor."""
-    rowid = "max(rowid)" if _has_rowid(sqlite_path, table) else "0"
-    rows = _query(sqlite_path, f"SELECT {day_expression(spec, table)} AS d, count(*), {rowid} "
+    alias = rowid_alias(sqlite_path, table)
+    rows = _query(sqlite_path, f"SELECT {day_expression(spec, table)} AS d, count(*), {f'max({alias})' if alias else '0'} "
                                f"FROM {quote(table)} GROUP BY d")
     return {d: (int(n), int(m or 0)) for d, n, m in rows}
 

@@ -16,7 +16,6 @@ from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.partition_runs import load_all_partitions, load_partition
-from nova_pipeline.runs import _resources
 from nova_pipeline.spec import load_spec
 from nova_pipeline.staging import Staging
 
@@ -88,9 +87,9 @@ def expected_per_day(rows) -> dict[str, int]:
 
 
 def run(spec, spec_path, pg_url, key=None, tags=None, mongo_uri=None):
-    job = build_definitions(spec, spec_path).resolve_job_def(P.JOB)
+    job = build_definitions(spec, spec_path, postgres_url=pg_url, mongo_uri=mongo_uri).resolve_job_def(P.JOB)
     return job.execute_in_process(partition_key=key, tags=tags, instance=dg.DagsterInstance.ephemeral(),
-                                  resources=_resources(spec_path, pg_url, mongo_uri), raise_on_error=False)
+                                  raise_on_error=False)
 
 
 def pg_days(pg_url) -> dict[str, int]:

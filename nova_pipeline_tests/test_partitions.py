@@ -18,7 +18,9 @@ from nova_pipeline.staging import Staging
 
 BASE = datetime(2024, 1, 31, tzinfo=timezone.utc)  # day and month boundaries within ±3 days
 ODD = ["2024-02-30", "2024-01-31T24:00:00", "garbage", "", None, "2024-01-31T10:00:00+24:00", b"\x01blob",
-       "0000-00-00", "2024-01-31T", "1e400", "2024-01-31T10:00:00.5x", "2024-01-31 10:00\v+02:00", "0000-01-01"]
+       "0000-00-00", "2024-01-31T", "1e400", "2024-01-31T10:00:00.5x", "2024-01-31 10:00\v+02:00", "0000-01-01",
+       "2024-01-31t23:59:59.123z", "2024-01-31 00:00:00.999999+00:01", "2024-02-01T00:00:00-23:59",
+       "2023-02-29T00:00:00Z", "2024-01-31T23:60:00Z", "2024-01-31T12:00:00.1234Z", "2024-01-31T12:00:00+05:60"]
 
 
 def _offset(t: datetime, rng: random.Random) -> str:
@@ -106,6 +108,11 @@ def test_multi_day_window_equals_union_of_days(tmp_path):
     for d in range(P.day_number(date(2024, 1, 1)), P.day_number(date(2024, 2, 1))):
         days |= set(rows_where(db, P.window_filter(spec, "t", P.day_of(d), P.day_of(d + 1))))
     assert month == days and len(month) > 100
+    alias, bounds = P.rowid_bounds(db, spec, "t", date(2024, 1, 1), date(2024, 2, 1))
+    for d, (first, last) in bounds.items():
+        window = (P.day_of(d), P.day_of(d + 1))
+        narrowed = rows_where(db, P.window_filter(spec, "t", *window, rowids=(alias, first, last)))
+        assert narrowed == rows_where(db, P.window_filter(spec, "t", *window)) and min(narrowed) == first
 
 
 def test_window_bounds_must_be_utc_midnights(tmp_path):

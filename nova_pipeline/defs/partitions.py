@@ -102,6 +102,17 @@ def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where:
                                partition=key, where=where).rows
 
 
+def _where(spec: Spec, table: str, window: tuple[datetime, datetime],
+           rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> tuple[str, tuple]:
+    """The window's filter, narrowed to the rowid range its days span (empty when it holds no rows)."""
+    if rowids is None:
+        return partitions.window_filter(spec, table, *window)
+    lo, hi = (partitions.day_number(w.date()) for w in window)
+    spans = [span for d, span in rowids[1].items() if lo <= d < hi]
+    first, last = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0)
+    return partitions.window_filter(spec, table, *window, rowids=(rowids[0], first, last))
+
+
 def _unplaced(spec: Spec, table: str, stg: Staging, source: Path, run_id: str) -> int:
     """Export and transform the rows without a window; the transform must quarantine every one of them."""
     rows = _export(spec, table, stg, source, UNPLACED, partitions.unplaced_filter(spec, table))
@@ -146,9 +157,11 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         seconds = dict.fromkeys((raw, clean, tkey), 0.0)
         if tkey in selected and t.target == "postgres":
             _ensure_table(postgres, s, table)
-        for key in keys:
-            window = postgres_load.partition_window(s, table, key)
-            steps = {raw: lambda: _export(s, table, stg, source, key, partitions.window_filter(s, table, *window)),
+        windows = {key: postgres_load.partition_window(s, table, key) for key in keys}
+        rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1]) \
+            if raw in selected else None
+        for key, window in windows.items():
+            steps = {raw: lambda: _export(s, table, stg, source, key, _where(s, table, window, rowids)),
                      clean: lambda: transform.transform_table(s, table, stg, partition=key, run_id=context.run_id).rows_out,
                      tkey: lambda: _load_window(s, table, stg, key, window, postgres, mongo)}
             for asset_key, step in steps.items():
