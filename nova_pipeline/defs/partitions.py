@@ -102,6 +102,10 @@ def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where:
                                partition=key, where=where).rows
 
 
+def _transform(spec: Spec, table: str, stg: Staging, key: str, run_id: str) -> int:
+    return transform.transform_table(spec, table, stg, partition=key, run_id=run_id).rows_out
+
+
 def _where(spec: Spec, table: str, window: tuple[datetime, datetime],
            rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> tuple[str, tuple]:
     """The window's filter, narrowed to the rowid range its days span (empty when it holds no rows)."""
@@ -160,15 +164,19 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         windows = {key: postgres_load.partition_window(s, table, key) for key in keys}
         rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1]) \
             if raw in selected else None
+
+        def timed(asset_key: dg.AssetKey, key: str, step, *args) -> None:
+            started = time.perf_counter()
+            rows[asset_key][key] = step(*args)
+            seconds[asset_key] += time.perf_counter() - started
+
         for key, window in windows.items():
-            steps = {raw: lambda: _export(s, table, stg, source, key, _where(s, table, window, rowids)),
-                     clean: lambda: transform.transform_table(s, table, stg, partition=key, run_id=context.run_id).rows_out,
-                     tkey: lambda: _load_window(s, table, stg, key, window, postgres, mongo)}
-            for asset_key, step in steps.items():
-                if asset_key in selected:
-                    started = time.perf_counter()
-                    rows[asset_key][key] = step()
-                    seconds[asset_key] += time.perf_counter() - started
+            if raw in selected:
+                timed(raw, key, _export, s, table, stg, source, key, _where(s, table, window, rowids))
+            if clean in selected:
+                timed(clean, key, _transform, s, table, stg, key, context.run_id)
+            if tkey in selected:
+                timed(tkey, key, _load_window, s, table, stg, key, window, postgres, mongo)
         if len(keys) > 1 and {raw, clean} <= selected:
             rows[raw][UNPLACED] = _unplaced(s, table, stg, source, context.run_id)
         if tkey in selected and t.target == "postgres":
