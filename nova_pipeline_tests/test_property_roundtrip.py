@@ -7,7 +7,8 @@ into a fresh PostgreSQL database, and checks per table, by rowid / key, that
 each source row is either loaded with its value or quarantined, never both,
 never lost; then migrates again and expects the same target content.
 
-Budget: NOVA_PROPERTY_EXAMPLES (default 3); `pytest -m slow` runs 50.
+Budget: NOVA_PROPERTY_EXAMPLES examples (default 3, about 10 s each on a quiet machine: two
+migrations per example); nightly, e.g. NOVA_PROPERTY_EXAMPLES=200.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import psycopg
 import pyarrow.parquet as pq
-import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -187,9 +187,3 @@ EXAMPLES = int(os.environ.get("NOVA_PROPERTY_EXAMPLES", "3"))
 def test_target_plus_quarantine_is_exactly_the_source(tables, tmp_path_factory, pg_server):
     check_roundtrip(tables, tmp_path_factory.mktemp("prop") / "db", pg_server)
 
-
-@pytest.mark.slow
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-@given(tables=databases())
-def test_target_plus_quarantine_is_exactly_the_source_large_budget(tables, tmp_path_factory, pg_server):
-    check_roundtrip(tables, tmp_path_factory.mktemp("prop") / "db", pg_server)
