@@ -203,6 +203,7 @@ def _add_run_phases(dg, instance, run_id: str, phases: dict[str, float]) -> None
         for (s_key, path), sec in assets.items():
             if s_key == step:
                 phase = ({"raw": "export", "clean": "transform"}.get(path[1]) if path[0] == "staging"
+                         else "constraints" if path == ("postgres", "constraints")
                          else "load postgres" if path[0] == "postgres" else "load mongo")
                 phases[phase] += sec
                 inner += sec
