@@ -229,6 +229,8 @@ _COUNTERS = {
     "julian_days": (("real",), "{q} BETWEEN 2400000.5 AND 2500000.5"),
     "over_scale": (_NUMBERS, "round({q}, {scale}) <> {q}"),
 }
+# SQLite before 3.42 writes ±Infinity in json_array() as the bare words Inf/-Inf (not JSON; Python reads Infinity).
+_INF = re.compile(r"(?<![A-Za-z])(-?)Inf\b")
 # SQLite orders NULL < numbers < text < blob, so plain min/max give the numeric range without a
 # per-row CASE (max is not a number when text or blobs are present: then it is NULL).
 # Lengths cover every value: numbers and blobs become text in a text column too.
@@ -289,7 +291,7 @@ def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column], *
             conn.execute("COMMIT")
     out = {rowid_alias: ColumnProfile(rows=rows, integers=rows)}
     for column, (_, counters, aggregates), text in zip(scanned, plans, packed):
-        values = json.loads(text)
+        values = json.loads(_INF.sub(r"\1Infinity", text))
         sums, rest = values[: len(values) - len(aggregates)], values[len(values) - len(aggregates):]
         per_sum, mask = 63 // width, (1 << width) - 1
         found = {n: ((sums[i // per_sum] or 0) >> (width * (i % per_sum))) & mask for i, n in enumerate(counters)}

@@ -216,7 +216,8 @@ def test_password_never_appears_in_output_report_or_event_log(tmp_path, pg_url, 
     res = migrate(spec, url, "--report", str(tmp_path / "r.json"), "--json")
     assert res.exit_code == 1
     texts = {"output": res.output, "report": (tmp_path / "r.json").read_text()}
-    texts.update({p.name: p.read_text() for p in (tmp_path / "data" / "reports").glob("*")})
+    texts.update({p.name: p.read_bytes().decode("utf-8", "replace") for p in (tmp_path / "data" / "reports").rglob("*")
+                  if p.is_file()})
     instance = dg.DagsterInstance.get()
     for run in instance.get_runs():
         texts[run.run_id] = "\n".join(repr(e) for e in instance.all_logs(run.run_id)) + repr(run.tags)

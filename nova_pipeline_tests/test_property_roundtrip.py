@@ -6,6 +6,7 @@ identifiers) filled with values of every storage class, runs init → migrate
 into a fresh PostgreSQL database, and checks per table, by rowid / key, that
 each source row is either loaded with its value or quarantined, never both,
 never lost; then migrates again and expects the same target content.
+Databases it found failing are replayed from regressions/*.sql.
 
 Budget: NOVA_PROPERTY_EXAMPLES examples (default 3, about 10 s each on a quiet machine: two
 migrations per example); nightly, e.g. NOVA_PROPERTY_EXAMPLES=200.
@@ -23,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import pytest
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -139,10 +141,11 @@ def new_database(admin_url: str) -> str:
     return admin_url.replace("/postgres?", f"/{name}?", 1)
 
 
-def check_roundtrip(tables, folder: Path, admin_url: str) -> None:
+def check_roundtrip(make_db, folder: Path, admin_url: str) -> None:
+    """`make_db(path)` writes the source; init, migrate twice, then compare target + quarantine with the source."""
     folder.mkdir(parents=True)
     db = folder / "src.sqlite"
-    build(db, tables)
+    make_db(db)
     runner = CliRunner()
     spec_path = folder / "spec.yaml"
     res = runner.invoke(main, ["init", "--source", str(db), "--out", str(spec_path)], catch_exceptions=False)
@@ -178,6 +181,7 @@ def check_roundtrip(tables, folder: Path, admin_url: str) -> None:
     src.close()
 
 
+REGRESSIONS = Path(__file__).parent / "regressions"  # shrunk failing databases, one SQL script each
 EXAMPLES = int(os.environ.get("NOVA_PROPERTY_EXAMPLES", "3"))
 
 
@@ -185,5 +189,14 @@ EXAMPLES = int(os.environ.get("NOVA_PROPERTY_EXAMPLES", "3"))
                                                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(tables=databases())
 def test_target_plus_quarantine_is_exactly_the_source(tables, tmp_path_factory, pg_server):
-    check_roundtrip(tables, tmp_path_factory.mktemp("prop") / "db", pg_server)
+    check_roundtrip(lambda path: build(path, tables), tmp_path_factory.mktemp("prop") / "db", pg_server)
+
+
+@pytest.mark.parametrize("script", sorted(REGRESSIONS.glob("*.sql")), ids=lambda p: p.stem)
+def test_recorded_regressions_round_trip(script, tmp_path, pg_server):
+    def make_db(path):
+        with sqlite3.connect(path) as conn:
+            conn.executescript(script.read_text())
+
+    check_roundtrip(make_db, tmp_path / "db", pg_server)
 
