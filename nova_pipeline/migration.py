@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
-from nova_pipeline import connections, postgres_load, report
-from nova_pipeline.defs.assets import SMOKE_TESTS, staging_of, target_key
+from nova_pipeline import connections, introspect, postgres_load, report, snapshot
+from nova_pipeline.defs.assets import SMOKE_TESTS, snapshot_path, staging_of, target_key
 from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
 from nova_pipeline.partition_runs import with_partitions
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
@@ -32,6 +32,18 @@ def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
                 "no MongoDB configured for the spec's mongo tables: pass --mongo-uri or set NOVA_MONGO_URI")
         connections.ping_mongo(connections.mongo_client(mongo), mongo)
     return pg, mongo
+
+
+def not_migrated_objects(spec: Spec) -> list[str]:
+    """Views, triggers and virtual tables of the snapshot: reported, never silently dropped."""
+    path = snapshot_path(spec)
+    if not path.exists():
+        return []
+    with closing(snapshot.connect_readonly(path)) as conn:
+        schema = introspect.read_schema(conn)
+    return ([f"view {v.name} not migrated (recreate it in the target if the application needs it)" for v in schema.views]
+            + [f"trigger {t.name} on {t.table} not migrated" for t in schema.triggers]
+            + [f"virtual table {v.name} ({v.module}) not migrated" for v in schema.virtual_tables])
 
 
 def job_name(spec: Spec, target: str) -> str:
@@ -61,6 +73,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
             seconds=latest_seconds(instance, spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
+    rep.notes += not_migrated_objects(spec)
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
     for name, t in rep.tables.items():

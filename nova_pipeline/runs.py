@@ -23,7 +23,8 @@ from nova_pipeline.spec import Spec
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI keeps the full event log
+# The console shows the progress bar and the report; the full event log (tracebacks included) is in the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 MIGRATION_JOBS = ("migrate", "migrate_postgres", "migrate_mongo")
 
 

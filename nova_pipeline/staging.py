@@ -50,7 +50,8 @@ class Staging:
         if kind not in KINDS:
             raise ValueError(f"unknown staging kind {kind!r}")
         root = self._fs_root[1]
-        return f"{root}/{kind}/{table}" + (f"/{partition}" if partition else "")
+        folder = table.replace("%", "%25").replace("/", "%2F")  # a table named "a/b" must not nest under "a"
+        return f"{root}/{kind}/{folder}" + (f"/{partition}" if partition else "")
 
     def files(self, kind: str, table: str, partition: str | None = None) -> list[str]:
         """Completed Parquet files of a table, in name order (partitions included when partition is None)."""
