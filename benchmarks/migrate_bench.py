@@ -44,6 +44,7 @@ SPEC = ROOT / "data" / "nova.spec.yaml"
 MONGO_URI = "mongomock://bench"
 POLL_S = 0.2
 RSS_LIMIT_MB = 400
+PGLOADER_TIMEOUT_S = 900
 PHASES = ("snapshot", "setup", "export", "transform", "load postgres", "load mongo", "constraints",
           "validation postgres", "validation mongo", "report", "dagster overhead")
 MONGO_DOUBLE_PHASES = ("load mongo", "validation mongo")  # dominated by mongomock's pure-Python inserts and scans
@@ -79,13 +80,18 @@ class TreeMonitor:
         return self.peak / 2**20
 
 
-def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None) -> tuple[float, float, int]:
-    """(wall seconds, peak tree RSS MB, exit code) of a command."""
+def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None,
+                 timeout: float | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak tree RSS MB, exit code) of a command; killed after `timeout` s (exit code -9)."""
     started = time.perf_counter()
     with open(log or os.devnull, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         mon = TreeMonitor(proc.pid)
-        code = proc.wait()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
     return time.perf_counter() - started, mon.stop(), code
 
 
@@ -256,7 +262,8 @@ def run_pgloader(work: Path, sqlite: Path, pg: Postgres, i: int, tables: list[st
         load = work / "tables.load"
         load.write_text(f"LOAD DATABASE FROM sqlite://{sqlite} INTO {url}\n INCLUDING ONLY TABLE NAMES LIKE {names};\n")
         cmd = ["pgloader", str(load)]
-    wall, rss, code = run_measured(cmd, log=work / f"pgloader_{i}.log")
+    # pgloader 3.6.9 was seen to hang (idle COPY sessions) after rejecting rows of this database.
+    wall, rss, code = run_measured(cmd, log=work / f"pgloader_{i}.log", timeout=PGLOADER_TIMEOUT_S)
     return {"wall": wall, "rss": rss, "code": code, "kept": sum(table_rows(url).values())}
 
 
@@ -337,7 +344,9 @@ def render(scale: float, source_rows: int, pg_tables_rows: int, nova: list[dict]
     if pgl:
         w = _median([r["wall"] for r in pgl])
         lines.append(f"| pgloader | {w:.2f} | {source_rows / w:,.0f} | {_median([r['rss'] for r in pgl]):.0f} "
-                     f"| {pgl[0]['kept']:,} / {source_rows:,} (exit {pgl[0]['code']}) |")
+                     f"| {pgl[0]['kept']:,} / {source_rows:,} ("
+                     + (f"killed after {PGLOADER_TIMEOUT_S} s: hung" if pgl[0]["code"] == -9 else f"exit {pgl[0]['code']}")
+                     + ") |")
     rw = _median([r["wall"] for r in raw])
     lines.append(f"| raw ingest (ADBC SQLite → adbc_ingest COPY, PostgreSQL tables, no keys) | {rw:.2f} "
                  f"| {pg_tables_rows / rw:,.0f} | {_median([r['rss'] for r in raw]):.0f} "
