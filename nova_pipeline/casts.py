@@ -187,7 +187,8 @@ def _valid(arr: pa.Array) -> pa.Array:
 
 
 def _coalesce(typ: pa.DataType, *arrays: pa.Array) -> pa.Array:
-    return pc.coalesce(*[a.cast(typ) for a in arrays])
+    # Unchecked: integers beyond 2^53 become the nearest double; callers that must stay exact flag them.
+    return pc.coalesce(*[a.cast(typ, safe=False) for a in arrays])
 
 
 def cast_column(raw: pa.Array | pa.ChunkedArray, column: ColumnSpec, rules: CastOptions, *,
@@ -258,6 +259,9 @@ def _to_int(parts: _Parts, t: str, fails: _Failures) -> pa.Array:
     return pc.if_else(in_range, values, pa.scalar(None, pa.int64())).cast(arrow_type(t))
 
 
+_EXACT_DOUBLE_INT = 2**53
+
+
 def _to_float(parts: _Parts, t: str, fails: _Failures) -> pa.Array:
     s = pc.utf8_trim_whitespace(_text(_blob_fails(parts, fails, t), fails))
     fails.add(pc.match_substring_regex(s, _THOUSANDS), "thousands separator/ambiguous")
@@ -265,6 +269,9 @@ def _to_float(parts: _Parts, t: str, fails: _Failures) -> pa.Array:
     fails.add(pc.invert(numeric), "not a number")
     s_val = pc.if_else(numeric, s, pa.scalar(None, pa.string())).cast(pa.float64())
     values = _coalesce(pa.float64(), parts.i, parts.r, s_val)
+    inexact = pc.greater(pc.abs(parts.i), _EXACT_DOUBLE_INT)
+    fails.add(inexact, f"integer too large for {t} to hold exactly")
+    values = pc.if_else(pc.fill_null(inexact, False), pa.scalar(None, pa.float64()), values)
     if t == "real":
         too_big = pc.and_(pc.is_finite(values), pc.greater(pc.abs(values), _FLOAT4_MAX))
         fails.add(too_big, "out of range for real")

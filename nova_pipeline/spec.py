@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +119,18 @@ class Partition(Model):
     grain: Literal["day", "month"] = Field("day", description="Dagster partition grain.")
     physical: Literal["month", "day"] = Field("month", description="PostgreSQL range-partition size.")
     start: str | None = Field(None, description="First partition (YYYY-MM-DD); default: the first reading in the source.")
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _iso_day(cls, v: object) -> str | None:
+        if isinstance(v, date):  # YAML reads an unquoted 2024-01-01 as a date
+            return v.isoformat()
+        if v is not None:
+            try:
+                date.fromisoformat(str(v))
+            except ValueError:
+                raise ValueError(f"expected a day as YYYY-MM-DD, got {v!r}") from None
+        return v
 
 
 class TimeSeries(Model):
@@ -309,6 +322,8 @@ def load_spec(path: str | os.PathLike) -> Spec:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise SpecError(f"{p}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    except ValueError as e:  # an unquoted value YAML reads as an impossible date or time
+        raise SpecError(f"{p}: invalid value: {e} (quote it if it is not a date)") from None
     return parse_spec(data, str(p))
 
 

@@ -55,6 +55,10 @@ CASES = [
      [1.5, 3.0, 2.25, "nan", math.inf, -math.inf, math.inf, Fail("not a number"),
       Fail("not a number")]),
     (["1,234.5"], "double precision", {}, [Fail("thousands separator/ambiguous")]),
+    ([2**53, -(2**53), 2**53 + 1, -16295167231907284], "double precision", {},
+     [float(2**53), -float(2**53), Fail("integer too large for double precision to hold exactly"),
+      Fail("integer too large for double precision to hold exactly")]),
+    ([-16295167231907284, 2**62], "timestamptz", {}, [Fail("out of range (years 1-9999)")] * 2),
     ([1.5, 1e39], "real", {}, [1.5, Fail("out of range for real")]),
     # numeric
     (["1.25", "001.50", "1.255", "12345.5", "1e2", 7, 0.1], "numeric(6,2)", {},

@@ -183,9 +183,12 @@ def check_roundtrip(make_db, folder: Path, admin_url: str) -> None:
 
 REGRESSIONS = Path(__file__).parent / "regressions"  # shrunk failing databases, one SQL script each
 EXAMPLES = int(os.environ.get("NOVA_PROPERTY_EXAMPLES", "3"))
+# CI replays the same examples every run (a red build must come from a change, not a draw); the nightly budget
+# (NOVA_PROPERTY_EXAMPLES set) explores new ones.
+DERANDOMIZE = "NOVA_PROPERTY_EXAMPLES" not in os.environ
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(tables=databases())
 def test_target_plus_quarantine_is_exactly_the_source(tables, tmp_path_factory, pg_server):

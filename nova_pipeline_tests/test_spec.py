@@ -35,6 +35,10 @@ def test_minimal_spec_loads_with_defaults(tmp_path):
     ("source: {sqlite: a}\ntables: {u: {target: mongo}}\n", "tables.u.target: 'mongo' needs targets.mongo"),
     ("source: {sqlite: a}\ntables: [1, 2\n", "invalid YAML"),
     ("- just\n- a list\n", "expected a mapping at the top level"),
+    ("source: {sqlite: a}\ntables: {t: {partition: {column: at, start: 2024-13-01}}}\n",
+     "spec.yaml: invalid value: month must be in 1..12"),
+    ("source: {sqlite: a}\ntables: {t: {partition: {column: at, start: '24/01/01'}}}\n",
+     "tables.t.partition.start: expected a day as YYYY-MM-DD"),
 ])
 def test_bad_specs_give_one_line_with_key_path(tmp_path, yaml_text, expected):
     with pytest.raises(SpecError) as err:
@@ -42,6 +46,11 @@ def test_bad_specs_give_one_line_with_key_path(tmp_path, yaml_text, expected):
     message = str(err.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_unquoted_dates_are_read_as_days(tmp_path):
+    spec = load_spec(write(tmp_path, "source: {sqlite: a}\ntables: {t: {partition: {column: at, start: 2024-01-01}}}\n"))
+    assert spec.tables["t"].partition.start == "2024-01-01"
 
 
 def test_missing_file_is_a_spec_error(tmp_path):

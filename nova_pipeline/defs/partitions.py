@@ -68,6 +68,8 @@ _FIRST_DAYS: dict[tuple, date] = {}
 def _first_day(spec: Spec, table: str) -> date:
     """partition_range's first day from the live source (else the snapshot, else today), cached per file version:
     definitions are built several times per CLI run and the first reading costs a scan of the table."""
+    if spec.tables[table].partition.start:
+        return date.fromisoformat(spec.tables[table].partition.start)
     found = [p for p in (source_path(spec), A.snapshot_path(spec)) if p.exists()]
     if not found:
         return datetime.now(timezone.utc).date()
