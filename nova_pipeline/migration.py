@@ -15,15 +15,15 @@ from nova_pipeline.spec import Spec
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
 
 
-def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
-                    *, mock_mongo_fallback: bool = False) -> tuple[str | None, str | None]:
-    """URLs of the targets the spec uses, checked reachable (TargetUnreachable otherwise)."""
+def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None, *, target: str = "both",
+                    mock_mongo_fallback: bool = False) -> tuple[str | None, str | None]:
+    """URLs of the targets the spec uses (of `target` only), checked reachable (TargetUnreachable otherwise)."""
     pg = None
-    if spec.table_items("postgres"):
+    if spec.table_items("postgres") and target != "mongo":
         pg = connections.postgres_url(spec, postgres_url)
         connections.connect_postgres(pg).close()
     mongo = None
-    if spec.table_items("mongo"):
+    if spec.table_items("mongo") and target != "postgres":
         mongo = connections.mongo_uri(spec, mongo_uri)
         if not mongo and mock_mongo_fallback:
             mongo = "mongomock://nova-demo"
@@ -59,8 +59,8 @@ def exit_code(rep: report.MigrationReport) -> int:
 
 
 def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
-              started_at: str, notes: list[str]) -> report.MigrationReport:
-    """Build the report of a run from the snapshot, the quarantine and the targets."""
+              started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
+    """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
     instance = dagster_instance()
     smoke = latest_smoke_checks(instance) if SMOKE_TESTS in outcome.materialized else []
@@ -73,6 +73,8 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
             seconds=latest_seconds(instance, spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
+    if target != "both":
+        rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
     rep.notes += not_migrated_objects(spec)
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
@@ -93,7 +95,7 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
             resume: bool = False) -> report.MigrationReport:
     """Run (or resume) the migration under the target's advisory lock and write the report."""
-    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, mock_mongo_fallback=mock_mongo_fallback)
+    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
     notes = []
     if mongo and connections.is_mock_uri(mongo):
@@ -110,7 +112,7 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
                                   postgres_url=pg, mongo_uri=mongo)
-    rep = reconcile(spec, outcome, pg, mongo, started, notes)
+    rep = reconcile(spec, outcome, pg, mongo, started, notes, target)
     report.write_report(rep, spec.resolve(spec.reports), report_path)
     return rep
 

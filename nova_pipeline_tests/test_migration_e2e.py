@@ -129,3 +129,24 @@ def test_a_table_postgres_cannot_hold_fails_alone(tmp_path, pg_url):
     assert report["tables"]["narrow"]["status"] == "loaded" and report["tables"]["narrow"]["loaded_rows"] == 2
     assert report["tables"]["wide"]["status"] == "failed"
     assert "1600" in report["tables"]["wide"]["error"]
+
+
+def test_target_postgres_migrates_and_reports_only_postgres_tables(tmp_path, pg_url):
+    db = tmp_path / "mixed.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+                              CREATE TABLE logs (id INTEGER PRIMARY KEY, msg TEXT);
+                              INSERT INTO users VALUES (1, 'a'); INSERT INTO logs VALUES (1, 'x'), (2, 'y');""")
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(f"""source: {{sqlite: {db}}}
+targets: {{postgres: {{schema: public}}, mongo: {{database: logs}}}}
+tables:
+  users: {{primary_key: [id], columns: {{id: {{type: bigint, nullable: false}}, name: {{type: text}}}}}}
+  logs: {{target: mongo, primary_key: [id], columns: {{id: {{type: bigint, nullable: false}}, msg: {{type: text}}}}}}
+""")
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["migrate", "--spec", str(spec), "--target", "postgres", "--postgres-url", pg_url,
+                                    "--no-backup", "--report", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert set(report["tables"]) == {"users"} and report["tables"]["users"]["loaded_rows"] == 1

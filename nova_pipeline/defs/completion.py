@@ -77,7 +77,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
     def smoke_tests(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
                     mongo: MongoResource) -> dg.MaterializeResult:
         s = nova.spec
-        mongo_db = mongo.database(s) if s.table_items("mongo") else None
+        mongo_db = mongo.database(s) if s.table_items("mongo") and mongo.uri(s) else None
         health: dict[str, Any] = {}
         with postgres.connect(s) as conn:
             results = smoke.run_smoke_tests(s, conn, mongo_db)
@@ -102,7 +102,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                          mongo: MongoResource) -> dg.MaterializeResult:
         s = nova.spec
         checks = latest_check_results(context.instance, check_keys) + latest_smoke_checks(context.instance)
-        mongo_db = mongo.database(s) if s.table_items("mongo") else None
+        mongo_db = mongo.database(s) if s.table_items("mongo") and mongo.uri(s) else None
         with postgres.connect(s) as conn:
             rep = report.build_report(
                 s, staging=staging_of(s), source_rows=snapshot_row_counts(s), pg_conn=conn, mongo_db=mongo_db,
