@@ -54,7 +54,8 @@ def _connect(sqlite_path: str):
     return adbc_sqlite.connect(f"file:{urllib.parse.quote(os.path.abspath(sqlite_path))}?mode=ro")
 
 
-def _scalar_rows(conn, sql: str, params: tuple = ()) -> list[tuple]:
+def query_rows(conn, sql: str, params: tuple = ()) -> list[tuple]:
+    """All rows of one query on an ADBC connection (cursor closed)."""
     cur = conn.cursor()
     try:
         cur.execute(sql, params or None)
@@ -65,12 +66,12 @@ def _scalar_rows(conn, sql: str, params: tuple = ()) -> list[tuple]:
 
 def _source(conn, table: str, where: tuple[str, tuple] | None) -> tuple[str, str, tuple]:
     """(FROM clause, rowid expression, params): the rowid alias not shadowed by a column, or the PK row number."""
-    info = _scalar_rows(conn, f"PRAGMA table_xinfo({quote(table)})")
+    info = query_rows(conn, f"PRAGMA table_xinfo({quote(table)})")
     if not info:
         raise ExportError(f"{table}: no such table in the source")
     names = {r[1].lower() for r in info}
     where_sql, params = (f" WHERE {where[0]}", tuple(where[1])) if where else ("", ())
-    without_rowid = _scalar_rows(conn, f"PRAGMA table_list({quote(table)})")[0][4]
+    without_rowid = query_rows(conn, f"PRAGMA table_list({quote(table)})")[0][4]
     if not without_rowid:
         alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
         if alias is None:
@@ -88,7 +89,7 @@ def storage_classes(conn, columns: list[str], from_sql: str, params: tuple) -> d
     if not columns:
         return {}
     aggs = ", ".join(f"group_concat(DISTINCT typeof({quote(c)}))" for c in columns)
-    row = _scalar_rows(conn, f"SELECT {aggs} FROM {from_sql}", params)[0]
+    row = query_rows(conn, f"SELECT {aggs} FROM {from_sql}", params)[0]
     return {c: set(found.split(",")) - {"null"} if found else set() for c, found in zip(columns, row)}
 
 
@@ -168,7 +169,7 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
     rows = files = 0
     try:
         with _connect(sqlite_path) as conn:
-            if _scalar_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
+            if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
                 raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
             from_sql, rowid, params = _source(conn, table, where)
             classes = storage_classes(conn, columns, from_sql, params)

@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 
 from nova_pipeline.casts import cast_options
-from nova_pipeline.export import quote
+from nova_pipeline.export import query_rows, quote
 from nova_pipeline.spec import Spec
 
 EPOCH = date(1970, 1, 1)
@@ -208,12 +208,7 @@ def _connect(sqlite_path: str | os.PathLike):
 
 def _query(sqlite_path: str | os.PathLike, sql: str, params: tuple = ()) -> list[tuple]:
     with _connect(sqlite_path) as conn:
-        cur = conn.cursor()
-        try:
-            cur.execute(sql, params or None)
-            return cur.fetchall()
-        finally:
-            cur.close()
+        return query_rows(conn, sql, params)
 
 
 def rowid_alias(sqlite_path: str | os.PathLike, table: str) -> str | None:
@@ -266,10 +261,7 @@ def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike) -> t
                                  f"FROM {quote(table)})")[0]
     today = datetime.now(timezone.utc).date()
     if part.start:
-        try:
-            first = date.fromisoformat(part.start)
-        except ValueError:
-            raise PartitionError(f"table {table!r}: partition.start {part.start!r} is not YYYY-MM-DD") from None
+        first = date.fromisoformat(part.start)  # validated by the spec
     else:
         first = day_of(int(lo)) if lo is not None else today
     last = day_of(int(hi)) if hi is not None else max(first, today)

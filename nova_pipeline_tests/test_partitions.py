@@ -13,7 +13,7 @@ import pytest
 from nova_pipeline import partitions as P
 from nova_pipeline.casts import cast_column, cast_options
 from nova_pipeline.export import export_table
-from nova_pipeline.spec import parse_spec
+from nova_pipeline.spec import SpecError, parse_spec
 from nova_pipeline.staging import Staging
 
 BASE = datetime(2024, 1, 31, tzinfo=timezone.utc)  # day and month boundaries within ±3 days
@@ -129,8 +129,8 @@ def test_partition_range_from_first_reading_or_spec_start(tmp_path):
     db = make_source(tmp_path / "s.sqlite", "DATETIME", ["2024-01-03T23:30:00-01:00", 1704585600, "junk", None])
     assert P.partition_range(make_spec(db, "DATETIME"), "t", db) == (date(2024, 1, 4), date(2024, 1, 7))
     assert P.partition_range(make_spec(db, "DATETIME", start="2023-12-01"), "t", db) == (date(2023, 12, 1), date(2024, 1, 7))
-    with pytest.raises(P.PartitionError, match="not YYYY-MM-DD"):
-        P.partition_range(make_spec(db, "DATETIME", start="Jan 1"), "t", db)
+    with pytest.raises(SpecError, match="expected a day as YYYY-MM-DD"):
+        make_spec(db, "DATETIME", start="Jan 1")
 
 
 def test_day_fingerprints_change_with_late_rows(tmp_path):
