@@ -179,7 +179,7 @@ def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
     spec = load_spec(spec_path)
     pg, mongo = migration.resolve_targets(spec, postgres_url, mongo_uri)
     results = run_all_checks(spec, pg, mongo, staging_of(spec))
-    checks = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in results]
+    checks = [r.to_dict() for r in results]
     failed = [c for c in checks if not c["passed"] and c.get("severity", "ERROR") == "ERROR"]
     if report_path:
         Path(report_path).write_text(json.dumps({"status": "failed" if failed else "succeeded", "checks": checks},

@@ -7,6 +7,7 @@ profile, setup, constraints, smoke tests, report) are single assets.
 """
 
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -67,9 +68,9 @@ def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
     return None
 
 
-def code_version(*parts: object) -> str:
-    """A short stable hash of what determines an asset's content."""
-    text = json.dumps([p.model_dump(mode="json") if hasattr(p, "model_dump") else p for p in parts], sort_keys=True, default=str)
+def code_version(*tables: TableSpec) -> str:
+    """A short stable hash of the table specs that determine an asset's content."""
+    text = json.dumps([t.model_dump(mode="json") for t in tables], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -274,6 +275,6 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
             conn.commit()
         return dg.MaterializeResult(metadata={
             "seconds": round(time.perf_counter() - started, 3),
-            "report": dg.MetadataValue.json(rep.to_dict() if hasattr(rep, "to_dict") else str(rep))})
+            "report": dg.MetadataValue.json(dataclasses.asdict(rep))})
 
     return postgres_constraints
