@@ -166,7 +166,6 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
         raise ExportError(f"{table}: a source column is named {ROWID}, which the raw contract reserves")
     start = time.perf_counter()
     staging.clear("raw", table, partition)
-    rows = files = 0
     try:
         with _connect(sqlite_path) as conn:
             if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
@@ -178,22 +177,9 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
             cur = conn.cursor()
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
             cur.execute(sql, params or None)
-            batches = iter(cur.fetch_record_batch())
             try:
-                batch = next(batches, None)
-                while True:
-                    with staging.writer("raw", table, schema, partition, name=f"part-{files:05d}.parquet") as w:
-                        in_file = 0
-                        if batch is None:
-                            w.write_table(schema.empty_table())
-                        while batch is not None and in_file < file_rows:
-                            w.write_batch(_to_raw(batch, schema, table))
-                            in_file += batch.num_rows
-                            batch = next(batches, None)
-                    rows += in_file
-                    files += 1
-                    if batch is None:
-                        break
+                raw = (_to_raw(batch, schema, table) for batch in cur.fetch_record_batch())
+                rows, files = staging.write_parts("raw", table, schema, raw, partition, file_rows)
             finally:
                 cur.close()
     except BaseException:

@@ -14,7 +14,7 @@ killed run never leaves a half-written file that looks finished.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -108,3 +108,23 @@ class Staging:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
             raise
+
+    def write_parts(self, kind: str, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                    partition: str | None = None, file_rows: int = 1_000_000) -> tuple[int, int]:
+        """Write `batches` as part-NNNNN.parquet files of about `file_rows` rows (at least one file, maybe empty);
+        return (rows, files). Each file becomes visible only when complete."""
+        batches = iter(batches)
+        rows = files = 0
+        batch = next(batches, None)
+        while True:
+            with self.writer(kind, table, schema, partition, name=f"part-{files:05d}.parquet") as w:
+                in_file = 0
+                if batch is None:
+                    w.write_table(schema.empty_table())
+                while batch is not None and in_file < file_rows:
+                    w.write_batch(batch)
+                    in_file += batch.num_rows
+                    batch = next(batches, None)
+            rows, files = rows + in_file, files + 1
+            if batch is None:
+                return rows, files

@@ -170,38 +170,28 @@ def transform_table(spec: Spec, table: str, staging: Staging, *, partition: str 
     schema = clean_schema(spec, table)
     strict = [k for k, c in enumerate(columns) if not c.spec.nullable]
     loose = [k for k, c in enumerate(columns) if c.spec.nullable]
-    rows_in = rows_out = quarantined = nulled = files = 0
+    counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     for kind in ("clean", "quarantine"):
         staging.clear(kind, table, partition)
-    batches = staging.read_batches("raw", table, partition)
     try:
         with staging.writer("quarantine", table, QUARANTINE_SCHEMA, partition) as qw:
-            batch = next(batches, None)
-            while True:
-                with staging.writer("clean", table, schema, partition, name=f"part-{files:05d}.parquet") as cw:
-                    in_file = 0
-                    if batch is None:
-                        cw.write_table(schema.empty_table())
-                    while batch is not None and in_file < file_rows:
-                        out, q, nl = _transform_batch(spec, table, t.primary_key, batch, columns, schema,
-                                                      strict, loose, reasons)
-                        cw.write_batch(out)
-                        if q or nl:
-                            qw.write_table(pa.Table.from_pylist(q + nl, schema=QUARANTINE_SCHEMA))
-                        rows_in += batch.num_rows
-                        rows_out += out.num_rows
-                        quarantined += len(q)
-                        nulled += len({r["source_key"] for r in nl})
-                        in_file += out.num_rows
-                        batch = next(batches, None)
-                files += 1
-                if batch is None:
-                    break
+            def clean_batches():
+                for batch in staging.read_batches("raw", table, partition):
+                    out, q, nl = _transform_batch(spec, table, t.primary_key, batch, columns, schema,
+                                                  strict, loose, reasons)
+                    if q or nl:
+                        qw.write_table(pa.Table.from_pylist(q + nl, schema=QUARANTINE_SCHEMA))
+                    counts.update(rows_in=batch.num_rows, quarantined=len(q),
+                                  nulled=len({r["source_key"] for r in nl}))
+                    yield out
+
+            rows_out, files = staging.write_parts("clean", table, schema, clean_batches(), partition, file_rows)
     except BaseException:
         for kind in ("clean", "quarantine"):
             staging.clear(kind, table, partition)
         raise
+    rows_in, quarantined, nulled = counts["rows_in"], counts["quarantined"], counts["nulled"]
     assert rows_in == rows_out + quarantined, f"{table}: {rows_in} in != {rows_out} out + {quarantined} quarantined"
     return TransformResult(rows_in=rows_in, rows_out=rows_out, quarantined=quarantined, nulled=nulled,
                            reasons=dict(reasons.most_common()), files=files, seconds=time.perf_counter() - start)
