@@ -18,7 +18,7 @@ from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.progress import run_progress
-from nova_pipeline.runs import RunOutcome, _outcome, dagster_instance, run_migration
+from nova_pipeline.runs import QUIET, RunOutcome, _outcome, dagster_instance, run_migration
 from nova_pipeline.spec import Spec
 
 
@@ -39,7 +39,8 @@ def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, po
     with run_progress(instance, run_id, 2 * len(selection)):
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, partition_key=partition_key, asset_selection=selection,
-            run_id=run_id, run_config=_run_config(tables, read_snapshot), tags={"nova/spec": spec_path, "nova/cli": "1", **(tags or {})})
+            run_id=run_id, run_config={**_run_config(tables, read_snapshot), **QUIET},
+            tags={"nova/spec": spec_path, "nova/cli": "1", **(tags or {})})
     out = _outcome(spec, result)
     steps = {f"partitions_{A.key_part(t)}": t for t in tables}  # name failures by table, like the migrate job
     out.errors = {steps.get(k, k): v for k, v in out.errors.items()}
