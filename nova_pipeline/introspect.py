@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nova_pipeline.export import quote
 from nova_pipeline.identifiers import fit_identifier, unique_identifiers
 from nova_pipeline.snapshot import connect_readonly
 from nova_pipeline.typemap import (
@@ -113,11 +114,6 @@ class SourceSchema:
     skipped: list[Skipped]
 
 
-def quote_sqlite(name: str) -> str:
-    """A SQLite identifier, double-quoted (SQLite's own quoting; any character allowed)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def read_schema(conn: sqlite3.Connection) -> SourceSchema:
     """Everything the database holds, in creation order, with skipped objects and their reasons."""
     objects = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid").fetchall()
@@ -174,7 +170,7 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str, index_sql: dict[s
         where = _partial_predicate(index_sql.get(index) or "") if partial else None
         indexes.append(IndexInfo(index, [n if cid >= 0 else None for cid, n in terms], bool(unique), where, origin))
     indexes.reverse()  # index_list lists the newest first
-    rows = conn.execute(f"SELECT count(*) FROM {quote_sqlite(name)}").fetchone()[0]
+    rows = conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
     without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", sql[sql.rfind(")"):], re.I) is not None
     return Table(name, columns, without_rowid, foreign_keys, indexes, rows)
 
@@ -251,7 +247,7 @@ def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
     carry into each other and a sum stays below 2**63.
     """
     scale = declared_scale(c.declared)
-    q = quote_sqlite(c.name)
+    q = quote(c.name)
     needs = [n for n in profile_needs(c.declared) if n != "over_scale" or scale]
     counters = [*_COMMON_TESTS, *(n for n in needs if n in _COUNTERS)]
     aggregates = [n for n in needs if n in _AGGREGATES]
@@ -281,11 +277,11 @@ def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column], *
     if own_transaction:
         conn.execute("BEGIN")  # the row count and the pass see the same state, so the packing width holds
     try:
-        rows = conn.execute(f"SELECT count(*) FROM {quote_sqlite(table)}").fetchone()[0]
+        rows = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         width = max(rows.bit_length(), 1)
         plans = [_column_sql(c, width) for c in scanned]
         select = ", ".join(sql for sql, _, _ in plans)
-        packed = conn.execute(f"SELECT {select} FROM {quote_sqlite(table)}").fetchone() if plans else ()
+        packed = conn.execute(f"SELECT {select} FROM {quote(table)}").fetchone() if plans else ()
     finally:
         if own_transaction:
             conn.execute("COMMIT")

@@ -6,11 +6,8 @@ import sqlite3
 from typing import Any
 
 from nova_pipeline import identifiers, partitions, postgres_ddl
+from nova_pipeline.export import quote
 from nova_pipeline.spec import Spec
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def plan(spec: Spec) -> dict[str, Any]:
@@ -21,7 +18,7 @@ def plan(spec: Spec) -> dict[str, Any]:
     tables = {}
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as conn:
         for name, t in spec.table_items():
-            rows = conn.execute(f"SELECT count(*) FROM {_quote(name)}").fetchone()[0]
+            rows = conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
             target = (".".join(identifiers.pg_table(spec, name)) if t.target == "postgres"
                       else f"{spec.targets.mongo.database}.{identifiers.mongo_collection(spec, name)}")
             entry: dict[str, Any] = {"target": t.target, "target_name": target, "source_rows": rows,

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 from nova_pipeline import report, smoke
+from nova_pipeline.export import quote
 from nova_pipeline.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_path, staging_of,
                                        target_key)
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
@@ -18,12 +19,8 @@ def snapshot_row_counts(spec: Spec) -> dict[str, int]:
     if not path.exists():
         return {}
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return {name: conn.execute(f"SELECT count(*) FROM {_sqlite_ident(name)}").fetchone()[0]
+        return {name: conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
                 for name, _ in spec.table_items()}
-
-
-def _sqlite_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.AssetCheckKey]) -> list[dict[str, Any]]:
