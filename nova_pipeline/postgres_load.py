@@ -304,7 +304,7 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
         saved = []
         if window is not None:
             if part_col is None:
-                raise LoadError(f"a window load needs a partitioned table")
+                raise LoadError("a window load needs a partitioned table")
             lo, hi = _window_bounds(types[part_col], window)
             ensure_partitions(conn, spec, table, *window)
             # Delete the window and insert it again: re-runs and backfills are safe by design.

@@ -1,16 +1,20 @@
-"""The canonical text of every kind is the same computed from Arrow and inside PostgreSQL."""
+"""Canonical texts and row hashes of every kind are the same computed from Arrow and inside PostgreSQL."""
 
 from __future__ import annotations
 
 import math
+import random
 from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pytest
 from psycopg import sql
 
 from nova_pipeline.validation import canonical as cn
+from nova_pipeline.validation import pg_hash
+from nova_pipeline.validation import row_hash as rh
 
 UTC = timezone.utc
 CASES = [
@@ -37,36 +41,66 @@ CASES = [
 ]
 
 
+def _copy_values(conn: psycopg.Connection, pg_type: str, values: list) -> None:
+    conn.execute(sql.SQL("CREATE TABLE t (i int, v {})").format(sql.SQL(pg_type)))
+    with conn.cursor().copy("COPY t (i, v) FROM STDIN") as copy:
+        for i, v in enumerate(values):
+            copy.write_row((i, v))
+
+
 @pytest.mark.parametrize(("pg_type", "kind", "arrow_type", "values"), CASES, ids=[c[0] for c in CASES])
-def test_python_and_sql_canonical_text_agree(pg_url, pg_type, kind, arrow_type, values):
+def test_python_and_sql_canonical_text_and_hash_agree(pg_url, pg_type, kind, arrow_type, values):
     with psycopg.connect(pg_url) as conn:
-        conn.execute(sql.SQL("CREATE TABLE t (i int, v {})").format(sql.SQL(pg_type)))
-        with conn.cursor().copy("COPY t (i, v) FROM STDIN") as copy:
-            for i, v in enumerate(values):
-                copy.write_row((i, v))
-        expr = cn.sql_field(kind, cn.sql_canonical(kind, sql.Identifier("v")))
-        in_sql = [row[0] for row in conn.execute(sql.SQL("SELECT {} FROM t ORDER BY i").format(expr))]
-    in_arrow = cn.arrow_fields(kind, cn.arrow_canonical(kind, pa.array(values, arrow_type))).to_pylist()
-    assert in_arrow == in_sql
-    assert in_arrow[-1] == "N"
+        conn.execute("SET TimeZone = 'Asia/Kolkata'")  # the hash must not depend on the session's zone
+        _copy_values(conn, pg_type, values)
+        text = cn.sql_canonical(kind, sql.Identifier("v"))
+        in_sql = conn.execute(sql.SQL("SELECT {} FROM t ORDER BY i").format(text)).fetchall()
+        with conn.transaction():
+            conn.execute("SET LOCAL TimeZone = 'UTC'")
+            hashes = [row[0] for row in conn.execute(sql.SQL("SELECT {} FROM t ORDER BY i").format(
+                rh.sql_column_hash(3, kind, sql.Identifier("v"))))]
+    arr = pa.array(values, arrow_type)
+    assert cn.arrow_canonical(kind, arr).to_pylist() == [row[0] for row in in_sql]
+    in_arrow = rh.arrow_column_hash(3, kind, arr).view(np.int64).tolist()
+    assert in_arrow == hashes
+    assert len(set(in_arrow)) == len(values) - (kind == "char")  # 'ab' and 'ab   ' are one char(5) value
 
 
-def test_field_encoding_separates_null_empty_and_shifted_values():
-    rows = [["a|", "b"], ["a", "|b"], ["", None], [None, ""]]
-    texts = [cn.arrow_join([cn.arrow_fields("text", pa.array([r[0]], pa.string())),
-                            cn.arrow_fields("text", pa.array([r[1]], pa.string()))]).to_pylist()[0] for r in rows]
-    assert len(set(texts)) == 4
-    assert texts[2] == "0:|N"
+def test_row_hash_separates_null_empty_zero_signs_and_folded_integers(pg_url):
+    def row_hashes(kind, arrow_type, rows):
+        cols = [pa.array([r[i] for r in rows], arrow_type) for i in range(2)]
+        return rh.arrow_row_hash([rh.arrow_column_hash(i, kind, c) for i, c in enumerate(cols)], len(rows)).tolist()
+
+    texts = row_hashes("text", pa.string(), [["a", "b"], ["b", "a"], ["", None], [None, ""], [None, None], ["", ""]])
+    assert len(set(texts)) == 6
+    floats = row_hashes("float8", pa.float64(), [[0.0, 1.0], [-0.0, 1.0], [1.0, 0.0], [float("nan"), 1.0]])
+    assert len(set(floats)) == 4
+    # PostgreSQL's hashint8 folds the high half into the low one: -1 and 2^32 - 1 collide without `x >> 32`
+    ints = row_hashes("int", pa.int64(), [[-1, 0], [2**32 - 1, 0], [2**32, 0], [1, 0], [2**33 + 2, 0], [0, 0]])
+    assert len(set(ints)) == 6
+
+
+def test_pg_hash_port_matches_postgres(pg_url):
+    rnd = random.Random(7)
+    strings = ["", "a", "héllo ☃", "x" * 11, "y" * 12, "z" * 13, "w" * 25, "abc" * 400]
+    strings += ["".join(rnd.choice("abé☃\n ") for _ in range(rnd.randint(0, 40))) for _ in range(200)]
+    ints = [0, 1, -1, 2**31 - 1, -(2**31), 2**32, -(2**32), 2**63 - 1, -(2**63)] + [rnd.getrandbits(63) for _ in range(50)]
+    floats = [0.0, -0.0, 1.5, float("nan"), float("inf"), float("-inf"), 5e-324] + [rnd.uniform(-1e9, 1e9) for _ in range(50)]
+    with psycopg.connect(pg_url) as conn:
+        for seed in (0, 7, -3, 2**62 + 5):
+            def pg(fn, typ, values):
+                return [r[0] for r in conn.execute(sql.SQL(
+                    "SELECT {}(v, %s) FROM unnest(%s::{}[]) WITH ORDINALITY u(v, i) ORDER BY i").format(
+                    sql.Identifier(fn), sql.SQL(typ)), (seed, values))]
+            assert pg("hashtextextended", "text", strings) == pg_hash.hashtext(pa.array(strings), seed).view(np.int64).tolist()
+            assert pg("hashint8extended", "int8", ints) == pg_hash.hashint8(np.array(ints), seed).view(np.int64).tolist()
+            assert pg("hashfloat8extended", "float8", floats) == pg_hash.hashfloat8(np.array(floats), seed).view(np.int64).tolist()
+    sliced = pa.array(strings).slice(3, 20)
+    assert pg_hash.hashtext(sliced, 7).tolist() == pg_hash.hashtext(pa.array(strings[3:23]), 7).tolist()
 
 
 def test_jsonb_text_orders_keys_like_postgres():
     assert cn.jsonb_text('{"bb": 1, "a": 2, "ccc": {"y": [1.0]}}') == '{"a": 2, "bb": 1, "ccc": {"y": [1.0]}}'
-
-
-def test_h60_matches_sql(pg_url):
-    with psycopg.connect(pg_url) as conn:
-        expected = conn.execute(sql.SQL("SELECT {}").format(cn.sql_h60(sql.Literal("abc")))).fetchone()[0]
-    assert int(cn.h60_many([b"abc"])[0]) == expected < cn.HASH_MODULUS
 
 
 def test_float_nan_payloads_share_one_text():

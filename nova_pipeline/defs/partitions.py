@@ -222,7 +222,7 @@ def _window_bounds(spec: Spec, table: str, facts: dict, key: str) -> CheckResult
 def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict, key: str) -> list[CheckResult]:
     t = _Table(conn, spec, table, facts)
     agg = _target_aggregates(t)
-    return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t),
+    return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg),
             _window_bounds(spec, table, facts, key)]
 
 

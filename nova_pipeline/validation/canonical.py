@@ -1,6 +1,7 @@
 """The canonical text of a value, computed identically from Arrow (Python) and inside PostgreSQL (SQL).
 
-Content hashes compare a row's canonical text on both sides, so every rule
+Text-like values are hashed by their canonical text (`row_hash`), and a
+differing row is told apart column by column in these texts, so every rule
 here has a Python half and an SQL half kept next to each other:
 
 | kind      | canonical text                                                   |
@@ -18,21 +19,17 @@ here has a Python half and an SQL half kept next to each other:
 |           | numeric text                                                     |
 | bytea     | lower-case hex                                                   |
 
-A text, char or json field is `<length>:<text>`, any other field is its text
-(it holds no `|` and is never `N`); NULL is `N`. So NULL ≠ empty string and no
-separator inside a value can shift fields. A row is its fields joined by `|`.
-A hash is the first 60 bits of the MD5 of that text, as a non-negative bigint.
+When rows are matched by key, a key field is `<length>:<text>` for text,
+char and json, its text otherwise, and `N` for NULL; fields join with `|`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
@@ -41,7 +38,6 @@ from nova_pipeline.identifiers import target_columns
 from nova_pipeline.spec import Spec
 
 ROWID = "_nova_rowid"
-HASH_MODULUS = 1 << 60
 LENGTH_PREFIXED = frozenset({"text", "char", "json"})
 _PG_KINDS = {
     "smallint": "int", "integer": "int", "bigint": "int", "double precision": "float8", "real": "float4",
@@ -98,12 +94,6 @@ def primary_key(spec: Spec, table: str) -> list[str]:
     t = spec.tables[table]
     names = dict(target_columns(t)) if t.columns else {}
     return [names.get(c, c) for c in t.primary_key]
-
-
-def h60_many(texts: list[bytes]) -> np.ndarray:
-    """First 60 bits of the MD5 of each text, as uint64 (same as `sql_h60`)."""
-    digests = b"".join([hashlib.md5(t).digest()[:8] for t in texts])
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64) >> np.uint64(4)
 
 
 def numeric_text(v: str) -> str:
@@ -176,18 +166,6 @@ def sortable(kind: str, arr: pa.Array) -> pa.Array:
     return arr.cast(pa.date32()).cast(pa.int32())
 
 
-def arrow_fields(kind: str, canonical: pa.Array) -> pa.Array:
-    """Field texts of a column's canonical texts (see the module docstring)."""
-    if kind in LENGTH_PREFIXED:
-        canonical = pc.binary_join_element_wise(pc.utf8_length(canonical).cast(pa.string()), canonical, ":")
-    return canonical.fill_null("N")
-
-
-def arrow_join(fields: list[pa.Array]) -> pa.Array:
-    """Fields joined by `|` into one text per row."""
-    return fields[0] if len(fields) == 1 else pc.binary_join_element_wise(*fields, "|")
-
-
 _SQL = {
     "int": "{c}::text",
     "float8": "CASE WHEN {c} = 'NaN'::float8 THEN 'NaN' ELSE (('x' || encode(float8send({c}::float8), 'hex'))::bit(64)::bigint)::text END",
@@ -210,25 +188,8 @@ def sql_canonical(kind: str, column: sql.Composable) -> sql.Composed:
     return sql.SQL(_SQL[kind]).format(c=column)
 
 
-def sql_field(kind: str, canonical: sql.Composable) -> sql.Composed:
-    """SQL of a field text (same as `arrow_fields`)."""
-    if kind in LENGTH_PREFIXED:
-        return sql.SQL("coalesce(length({c})::text || ':' || {c}, 'N')").format(c=canonical)
-    return sql.SQL("coalesce({c}, 'N')").format(c=canonical)
-
-
 def field_text(kind: str, text: str | None) -> str:
     """The field text of one canonical text (Python, for rows fetched during a drill-down)."""
     if text is None:
         return "N"
     return f"{len(text)}:{text}" if kind in LENGTH_PREFIXED else text
-
-
-def sql_join(fields: list[sql.Composable]) -> sql.Composable:
-    """SQL of fields joined by `|` (operators, not concat_ws: no 100-argument limit)."""
-    return sql.SQL(" || '|' || ").join(fields)
-
-
-def sql_h60(text: sql.Composable) -> sql.Composed:
-    """SQL of the first 60 bits of md5(text) as bigint (same as `h60`)."""
-    return sql.SQL("('x' || substr(md5({t}), 1, 15))::bit(60)::bigint").format(t=text)

@@ -22,6 +22,7 @@ from nova_pipeline.spec import Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.validation import canonical as cn
 from nova_pipeline.validation import results as r
+from nova_pipeline.validation import row_hash as rh
 from nova_pipeline.validation.results import CheckResult, format_key
 from nova_pipeline.validation.source_facts import BucketHasher, aggregate_value, source_rows
 from nova_pipeline.validation.tolerance import check_quarantine_tolerance
@@ -70,8 +71,8 @@ def _timed(fn, *args) -> CheckResult:
 
 
 def _target_aggregates(t: _Table) -> dict[str, Any]:
-    """One scan: total rows and count/min/max/sum per column, in the form the facts hold."""
-    parts: list[sql.Composable] = [sql.SQL("count(*)")]
+    """One scan: total rows, the row hash sum and count/min/max/sum per column, in the form the facts hold."""
+    parts: list[sql.Composable] = [sql.SQL("count(*)"), sql.SQL("sum({})").format(_row_hash(t))]
     for c in t.columns:
         col, k = sql.Identifier(c.name), c.kind
         lo = hi = total = sql.NULL
@@ -91,10 +92,12 @@ def _target_aggregates(t: _Table) -> dict[str, Any]:
         elif k == "date":
             lo, hi = (sql.SQL("{}({}) - DATE '1970-01-01'").format(sql.SQL(f), col) for f in ("min", "max"))
         parts += [sql.SQL("count({})").format(col), lo, hi, total]
-    row = t.rows(sql.SQL("SELECT {} FROM {}{}").format(sql.SQL(", ").join(parts), t.ref, t.where))[0]
-    out: dict[str, Any] = {"rows": row[0], "columns": {}}
+    with t.conn.transaction():
+        t.conn.execute("SET LOCAL TimeZone = 'UTC'")  # timestamptz hashes take the UTC wall clock
+        row = t.rows(sql.SQL("SELECT {} FROM {}{}").format(sql.SQL(", ").join(parts), t.ref, t.where))[0]
+    out: dict[str, Any] = {"rows": row[0], "hash_sum": rh.hash_sum(row[1]), "columns": {}}
     for i, c in enumerate(t.columns):
-        count, lo, hi, total = row[1 + 4 * i: 5 + 4 * i]
+        count, lo, hi, total = row[2 + 4 * i: 6 + 4 * i]
         agg = {"count": count, "nulls": row[0] - count}
         if c.kind not in ("json", "bytea"):
             agg.update(min=aggregate_value(c.kind, lo), max=aggregate_value(c.kind, hi))
@@ -245,27 +248,29 @@ def check_column_aggregates(t: _Table, agg: dict[str, Any]) -> CheckResult:
     return CheckResult(t.name, r.COLUMN_AGGREGATES, False, f"{r.COLUMN_AGGREGATES}: {text}", metadata={"differences": diffs})
 
 
+def _column_hashes(t: _Table) -> dict[str, sql.Composable]:
+    return {c.name: rh.sql_column_hash(i, c.kind, sql.Identifier(c.name)) for i, c in enumerate(t.columns)}
+
+
+def _row_hash(t: _Table) -> sql.Composable:
+    return rh.sql_row_hash(list(_column_hashes(t).values()))
+
+
 def _hash_relations(t: _Table) -> tuple[sql.Composable, sql.Composable]:
-    """(relation of canonical columns c0.. with row hash h and bucket key k, bucket expression) — see BucketHasher."""
+    """(relation of canonical columns c0.. with row hash h, bucket expression) — see BucketHasher."""
     hasher = BucketHasher(t.columns, t.pk, t.facts["buckets"])
-    names = [sql.Identifier(f"c{i}") for i in range(len(t.columns))]
-    key = sql.SQL("NULL::bigint")
-    if hasher.int_key:
-        key = sql.SQL("{}::bigint").format(sql.Identifier(t.pk[0]))
-    inner = sql.SQL("SELECT {}, {} AS k FROM {}{}").format(
-        sql.SQL(", ").join(sql.SQL("{} AS {}").format(cn.sql_canonical(c.kind, sql.Identifier(c.name)), n)
-                           for c, n in zip(t.columns, names)), key, t.ref, t.where)
-    fields = {c.name: cn.sql_field(c.kind, n) for c, n in zip(t.columns, names)}
-    if t.pk and not hasher.int_key:
-        key = cn.sql_h60(cn.sql_join([fields[c] for c in t.pk]))
-    elif t.pk:
-        key = sql.Identifier("k")
-    rel = sql.SQL("SELECT {h} AS h, {k} AS k, {cols} FROM ({inner}) s").format(
-        h=cn.sql_h60(cn.sql_join(list(fields.values()))), k=key, cols=sql.SQL(", ").join(names), inner=inner)
+    hashes = _column_hashes(t)
     n = sql.Literal(t.facts["buckets"])
-    bucket = (sql.SQL("mod(mod(coalesce(k, 0), {n}) + {n}, {n})") if hasher.int_key else
-              sql.SQL("mod(k, {n})") if t.pk else sql.SQL("mod(h, {n})")).format(n=n)
-    return rel, bucket
+    if hasher.int_key:
+        bucket = sql.SQL("mod(mod(coalesce({k}::bigint, 0), {n}) + {n}, {n})").format(k=sql.Identifier(t.pk[0]), n=n)
+    else:
+        key = rh.sql_row_hash([hashes[p] for p in t.pk]) if t.pk else rh.sql_row_hash(list(hashes.values()))
+        bucket = sql.SQL("mod({k} & {m}, {n})").format(k=key, m=sql.Literal(rh.MODULUS // 2 - 1), n=n)
+    rel = sql.SQL("SELECT {h} AS h, {b} AS b, {cols} FROM {t}{w}").format(
+        h=rh.sql_row_hash(list(hashes.values())), b=bucket, t=t.ref, w=t.where,
+        cols=sql.SQL(", ").join(sql.SQL("{} AS {}").format(cn.sql_canonical(c.kind, sql.Identifier(c.name)),
+                                                           sql.Identifier(f"c{i}")) for i, c in enumerate(t.columns)))
+    return rel, sql.Identifier("b")
 
 
 def _key_text(kinds: list[str], values: list[str | None]) -> str:
@@ -291,9 +296,9 @@ def _source_rows(t: _Table, buckets: set[int]) -> dict[str, list[tuple[int, list
     pk_idx = [next(i for i, c in enumerate(t.columns) if c.name == p) for p in t.pk]
     wanted, out = np.array(sorted(buckets), np.int64), {}
     for batch in Staging(t.facts["staging"]).read_batches("clean", t.name, t.facts.get("partition")):
-        hashes = None if t.pk else hasher.row_hashes(hasher.canonical(batch))
-        batch = batch.filter(pa.array(np.isin(hasher.bucket_ids(batch, hashes), wanted)))
-        canon = hasher.canonical(batch)
+        _, ids = hasher.bucket_ids(batch, hasher.column_hashes(batch, hasher.canonical(batch)))
+        batch = batch.filter(pa.array(np.isin(ids, wanted)))
+        canon = {c.name: cn.arrow_canonical(c.kind, batch.column(c.name)) for c in t.columns}
         rowids = batch.column(cn.ROWID).to_pylist() if cn.ROWID in batch.schema.names else [None] * batch.num_rows
         for rowid, values in zip(rowids, zip(*(canon[c.name].to_pylist() for c in t.columns))):
             key = _key_text([kinds[i] for i in pk_idx], [values[i] for i in pk_idx]) if t.pk else _key_text(kinds, values)
@@ -301,27 +306,34 @@ def _source_rows(t: _Table, buckets: set[int]) -> dict[str, list[tuple[int, list
     return out
 
 
-def check_content_hash(t: _Table) -> CheckResult:
+def check_content_hash(t: _Table, agg: dict[str, Any]) -> CheckResult:
+    rows = sum(n for n, _ in t.facts["bucket_hashes"])
+    total = sum(s for _, s in t.facts["bucket_hashes"]) % rh.MODULUS
+    if (agg["rows"], agg["hash_sum"]) == (rows, total):
+        return CheckResult(t.name, r.CONTENT_HASH, True, f"row hashes of {rows} row(s) equal",
+                           metadata={"buckets": t.facts["buckets"], "differing_buckets": 0})
     rel, bucket = _hash_relations(t)
     with t.conn.transaction():
+        t.conn.execute("SET LOCAL TimeZone = 'UTC'")
         # The planner expects one group per key and would sort (spilling to disk); there are only `buckets` groups.
         t.conn.execute("SET LOCAL enable_sort = off")
-        target = {b: (n, s) for b, n, s in t.rows(sql.SQL(
-            "SELECT {b}, count(*), mod(sum(h), {m})::bigint FROM ({rel}) q GROUP BY 1").format(
-            b=bucket, m=sql.Literal(cn.HASH_MODULUS), rel=rel))}
-    bad = sorted(b for b, (n, s) in enumerate(t.facts["bucket_hashes"]) if target.get(b, (0, 0)) != (n, s))
-    bad += sorted(b for b in target if b >= t.facts["buckets"])
+        target = {b: (n, rh.hash_sum(s)) for b, n, s in t.rows(sql.SQL(
+            "SELECT {b}, count(*), sum(h) FROM ({rel}) q GROUP BY 1").format(b=bucket, rel=rel))}
+        bad = sorted(b for b, (n, s) in enumerate(t.facts["bucket_hashes"]) if target.get(b, (0, 0)) != (n, s))
+        bad += sorted(b for b in target if b >= t.facts["buckets"])
+        drill = set(bad[:MAX_DRILL_BUCKETS])
+        target_rows = t.rows(sql.SQL("SELECT {cols} FROM ({rel}) q WHERE {b} = ANY(%s)").format(
+            cols=sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(t.columns))), rel=rel, b=bucket),
+            (sorted(drill),))
     meta = {"buckets": t.facts["buckets"], "differing_buckets": len(bad)}
     if not bad:
-        return CheckResult(t.name, r.CONTENT_HASH, True,
-                           f"{t.facts['buckets']} bucket hash(es) of {t.facts['clean_rows']} row(s) equal", metadata=meta)
-    drill = set(bad[:MAX_DRILL_BUCKETS])
+        return CheckResult(t.name, r.CONTENT_HASH, False,
+                           f"{r.CONTENT_HASH}: the table's total row hash differed but every bucket matched on a second "
+                           f"scan: {t.schema}.{t.relname} changed during validation; validate again", metadata=meta)
     src = _source_rows(t, drill)
     tgt: dict[str, list[list[str | None]]] = {}
     pk_idx = [next(i for i, c in enumerate(t.columns) if c.name == p) for p in t.pk]
-    for row in t.rows(sql.SQL("SELECT {cols} FROM ({rel}) q WHERE {b} = ANY(%s)").format(
-            cols=sql.SQL(", ").join(sql.Identifier(f"c{i}") for i in range(len(t.columns))), rel=rel, b=bucket),
-            (sorted(drill),)):
+    for row in target_rows:
         values = list(row)
         key = (_key_text([t.kinds[p] for p in t.pk], [values[i] for i in pk_idx]) if t.pk
                else _key_text([c.kind for c in t.columns], values))
@@ -367,12 +379,12 @@ def postgres_checks(conn: psycopg.Connection, spec: Spec, table: str, facts: dic
         _timed(check_not_null, t, agg),
         _timed(check_foreign_keys, t),
         _timed(check_column_aggregates, t, agg),
-        _timed(check_content_hash, t),
+        _timed(check_content_hash, t, agg),
         _timed(check_expectations, conn, spec, table, t.schema, t.relname, url),
         _timed(check_quarantine_tolerance, spec, table, facts),
     ]
     for res in out:
-        if res.check in (r.ROW_RECONCILIATION, r.NOT_NULL, r.COLUMN_AGGREGATES):
+        if res.check in (r.ROW_RECONCILIATION, r.NOT_NULL, r.COLUMN_AGGREGATES, r.CONTENT_HASH):
             res.metadata["aggregate_scan_seconds"] = agg_seconds
         res.metadata.setdefault("severity", res.severity)
     return out

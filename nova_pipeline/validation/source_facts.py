@@ -4,8 +4,9 @@ The result is a JSON-able dict (Dagster metadata, reports) that the target
 checks compare against, so no check re-reads SQLite. Rows are spread over
 buckets by the hash of their primary key (of the whole row when there is
 none); each bucket holds its row count and the sum of its rows' hashes modulo
-2^60, so a differing bucket — and then the differing key — can be found in
-the target without moving the table.
+2^64 (see `row_hash`). The target is first compared by the totals; only when
+they differ are its buckets summed, so the differing bucket — and then the
+differing key — is found without moving the table.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from nova_pipeline.spec import Embed, Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.identifiers import target_column
 from nova_pipeline.validation import canonical as cn
+from nova_pipeline.validation import row_hash as rh
 
-FACTS_VERSION = 2
+FACTS_VERSION = 3
 ROWS_PER_BUCKET = 1000
 MAX_BUCKETS = 1024
 _TEXT_LIMIT = 200
@@ -64,7 +66,7 @@ class _Aggregate:
             self.min = lo if self.min is None else min(self.min, lo)
             self.max = hi if self.max is None else max(self.max, hi)
 
-    def add(self, arr: pa.Array, canonical: pa.Array) -> None:
+    def add(self, arr: pa.Array, canonical: pa.Array | None) -> None:
         self.nulls += arr.null_count
         self.count += len(arr) - arr.null_count
         k = self.kind
@@ -115,10 +117,11 @@ class _Aggregate:
 
 
 class BucketHasher:
-    """Row hashes and buckets of clean batches, the Python half of the content hash.
+    """Row hashes and buckets of clean batches, the Python half of the content hash (see `row_hash`).
 
-    A single integer primary key spreads rows by itself (bucket = key mod N,
-    no hashing); other keys are hashed; rows without a key go by their own hash.
+    A single integer primary key spreads rows by itself (bucket = key mod N);
+    other keys go by the XOR of their columns' hashes, rows without a key by
+    their own hash.
     """
 
     def __init__(self, columns: list[cn.Column], pk: list[str], buckets: int):
@@ -126,25 +129,23 @@ class BucketHasher:
         self.kinds = {c.name: c.kind for c in columns}
         self.int_key = len(pk) == 1 and self.kinds[pk[0]] == "int"
 
-    def canonical(self, batch: pa.RecordBatch, names: list[str] | None = None) -> dict[str, pa.Array]:
-        """Canonical texts of the batch's columns (all, or `names`)."""
-        return {n: cn.arrow_canonical(self.kinds[n], batch.column(n)) for n in (names or self.kinds)}
+    def canonical(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        """Canonical texts of the batch's text-hashed columns (their hashes and min/max use them)."""
+        return {c.name: cn.arrow_canonical(c.kind, batch.column(c.name)) for c in self.columns
+                if c.kind in rh.TEXT_HASHED}
 
-    def row_hashes(self, canon: dict[str, pa.Array]) -> np.ndarray:
-        fields = [cn.arrow_fields(c.kind, canon[c.name]) for c in self.columns]
-        return cn.h60_many(cn.arrow_join(fields).cast(pa.binary()).to_pylist())
+    def column_hashes(self, batch: pa.RecordBatch, canon: dict[str, pa.Array]) -> dict[str, np.ndarray]:
+        return {c.name: rh.arrow_column_hash(i, c.kind, batch.column(c.name), canon.get(c.name))
+                for i, c in enumerate(self.columns)}
 
-    def bucket_ids(self, batch: pa.RecordBatch, row_hashes: np.ndarray | None = None) -> np.ndarray:
-        """Bucket of every row of the batch (`row_hashes` needed only for tables without a key)."""
-        n = np.uint64(self.buckets)
+    def bucket_ids(self, batch: pa.RecordBatch, hashes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(row hashes, bucket of every row) of a batch from its column hashes."""
+        rows = rh.arrow_row_hash(list(hashes.values()), batch.num_rows)
         if self.int_key:
             keys = batch.column(self.pk[0]).cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-            return np.mod(keys, self.buckets).astype(np.int64)
-        if self.pk:
-            canon = self.canonical(batch, self.pk)
-            texts = cn.arrow_join([cn.arrow_fields(self.kinds[p], canon[p]) for p in self.pk])
-            return (cn.h60_many(texts.cast(pa.binary()).to_pylist()) % n).astype(np.int64)
-        return (row_hashes % n).astype(np.int64)
+            return rows, np.mod(keys, self.buckets).astype(np.int64)
+        key = rh.arrow_row_hash([hashes[p] for p in self.pk], batch.num_rows) if self.pk else rows
+        return rows, ((key & np.uint64(rh.MODULUS // 2 - 1)) % np.uint64(self.buckets)).astype(np.int64)
 
 
 def _embedding(spec: Spec, table: str) -> tuple[str, str, list[str], Embed] | None:
@@ -209,11 +210,10 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
             batch = batch.filter(pc.is_in(batch.column(embedding[1]), value_set=embedding[2]))
         canon = hasher.canonical(batch)
         for c in columns:
-            aggs[c.name].add(batch.column(c.name), canon[c.name])
-        hashes = hasher.row_hashes(canon)
-        buckets = hasher.bucket_ids(batch, hashes)
+            aggs[c.name].add(batch.column(c.name), canon.get(c.name))
+        hashes, buckets = hasher.bucket_ids(batch, hasher.column_hashes(batch, canon))
         counts += np.bincount(buckets, minlength=hasher.buckets)
-        np.add.at(sums, buckets, hashes)  # wraps modulo 2^64, a multiple of 2^60
+        np.add.at(sums, buckets, hashes)  # wraps modulo 2^64
     reasons = Counter()
     for batch in staging.read_batches("quarantine", table, partition, columns=["column", "reason"]):
         reasons.update(f"{c}: {r}" for c, r in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
@@ -232,7 +232,7 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
         # Row hashes depend on column order; JSON metadata stores may sort mapping keys.
         "column_order": list(aggs),
         "buckets": hasher.buckets,
-        "bucket_hashes": [[int(n), int(s) % cn.HASH_MODULUS] for n, s in zip(counts, sums)],
+        "bucket_hashes": [[int(n), int(s)] for n, s in zip(counts, sums)],
         "embedding": embedding[0] if embedding else None,
     }
 
