@@ -154,13 +154,21 @@ def _to_raw(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBa
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def table_storage_classes(sqlite_path: str, table: str, columns: list[str]) -> dict[str, set[str]]:
+    """Storage classes present in each column of the whole table (one scan): a superset for any of its windows."""
+    with _connect(sqlite_path) as conn:
+        return storage_classes(conn, columns, quote(table), ())
+
+
 def export_table(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
                  batch_rows: int = 100_000, partition: str | None = None,
-                 where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000) -> ExportResult:
+                 where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000,
+                 classes: dict[str, set[str]] | None = None) -> ExportResult:
     """Export `columns` of `table` (all rows, or those matching `where` = (SQL, params)) to raw Parquet.
 
     Files are `raw/<table>[/<partition>]/part-NNNNN.parquet`, a new one every `file_rows` rows;
     earlier files of the same table/partition are removed first, and on failure none are left.
+    `classes` (from table_storage_classes) spares the scan that finds each column's storage classes.
     """
     if ROWID in columns:
         raise ExportError(f"{table}: a source column is named {ROWID}, which the raw contract reserves")
@@ -171,7 +179,7 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
             if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
                 raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
             from_sql, rowid, params = _source(conn, table, where)
-            classes = storage_classes(conn, columns, from_sql, params)
+            classes = classes or storage_classes(conn, columns, from_sql, params)
             schema = raw_schema(columns, classes)
             sql = f"SELECT {', '.join([*_select_list(columns, classes), rowid])} FROM {from_sql}"
             cur = conn.cursor()

@@ -6,8 +6,9 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 
 from nova_pipeline import connections, introspect, postgres_load, report, snapshot
-from nova_pipeline.defs.assets import SMOKE_TESTS, snapshot_path, staging_of, target_key
+from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS, snapshot_path, staging_of, target_key
 from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+from nova_pipeline.defs.partitions import partitioned_tables
 from nova_pipeline.partition_runs import with_partitions
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
@@ -109,7 +110,11 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
         if resume:
             outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo)
         else:
-            outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo)
+            # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
+            partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
+            later = {SMOKE_TESTS, REPORT} if partitioned else set()
+            outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
+                                    exclude=later)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
                                   postgres_url=pg, mongo_uri=mongo)
     rep = reconcile(spec, outcome, pg, mongo, started, notes, target)

@@ -219,20 +219,42 @@ def rowid_alias(sqlite_path: str | os.PathLike, table: str) -> str | None:
     return next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
 
 
+_SPANS: dict[tuple[str, str], tuple[tuple, tuple[str | None, dict[int | None, tuple[int, int, int]]]]] = {}
+
+
+def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
+              ) -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
+    """(rowid alias or None, per UTC day number (None: no window): (rows, first rowid, last rowid)) in one scan.
+
+    Cached while the file and its WAL are unchanged: a migration asks for the range, then the rowid spans
+    of the same snapshot, and the day expression is the costly part of reading a timestamp column.
+    """
+    path = os.path.abspath(sqlite_path)
+    stamp = tuple((st.st_mtime_ns, st.st_size) for st in (os.stat(p) for p in (path, f"{path}-wal") if os.path.exists(p)))
+    expression = day_expression(spec, table)
+    version = (stamp, expression)
+    cached = _SPANS.get((path, table))
+    if cached is None or cached[0] != version:
+        alias = rowid_alias(path, table)
+        bounds = f"min({alias}), max({alias})" if alias else "0, 0"
+        rows = _query(path, f"SELECT {expression} AS d, count(*), {bounds} FROM {quote(table)} GROUP BY d")
+        cached = _SPANS[(path, table)] = version, (alias, {None if d is None else int(d): (int(n), int(a), int(b))
+                                                           for d, n, a, b in rows})
+    return cached[1]
+
+
 def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: datetime | date,
                  end: datetime | date) -> tuple[str, dict[int, tuple[int, int]]] | None:
-    """(rowid alias, per UTC day of [start, end): (first rowid, last rowid)) in one scan; None without a rowid.
+    """(rowid alias, per UTC day of [start, end): (first rowid, last rowid)); None without a rowid.
 
     Exports of many windows then scan only their rowid ranges instead of the table each (telemetry is
-    mostly appended in time order). Rows added after this scan wait for the next run.
+    mostly appended in time order). Rows added after the scan (see day_spans) wait for the next run.
     """
-    alias = rowid_alias(sqlite_path, table)
+    alias, spans = day_spans(sqlite_path, spec, table)
     if alias is None:
         return None
-    cond, params = window_filter(spec, table, start, end)
-    rows = _query(sqlite_path, f"SELECT {day_expression(spec, table)} AS d, min({alias}), max({alias}) "
-                               f"FROM {quote(table)} WHERE {cond} GROUP BY d", params)
-    return alias, {int(d): (int(a), int(b)) for d, a, b in rows}
+    lo, hi = _days(table, start, end)
+    return alias, {d: (a, b) for d, (_, a, b) in spans.items() if d is not None and lo <= d < hi}
 
 
 def day_fingerprints(sqlite_path: str | os.PathLike, spec: Spec, table: str) -> dict[int | None, tuple[int, int]]:
@@ -257,8 +279,8 @@ def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike) -> t
     part = spec.tables[table].partition
     if part is None:
         raise PartitionError(f"table {table!r}: no `partition` in the spec")
-    lo, hi = _query(sqlite_path, f"SELECT min(d), max(d) FROM (SELECT {day_expression(spec, table)} AS d "
-                                 f"FROM {quote(table)})")[0]
+    days = [d for d in day_spans(sqlite_path, spec, table)[1] if d is not None]
+    lo, hi = (min(days), max(days)) if days else (None, None)
     today = datetime.now(timezone.utc).date()
     if part.start:
         first = date.fromisoformat(part.start)  # validated by the spec

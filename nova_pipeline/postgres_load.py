@@ -33,7 +33,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -254,8 +254,11 @@ def _column_types(conn: psycopg.Connection, target: sql.Composed) -> dict[str, s
     return dict(rows)
 
 
-def partition_window(spec: Spec, table: str, partition: str) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of a Dagster partition key (YYYY-MM-DD; YYYY-MM for monthly grain)."""
+def partition_window(spec: Spec, table: str, partition: str | Sequence[str]) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of a Dagster partition key (YYYY-MM-DD; YYYY-MM for monthly grain), or of a
+    sequence of keys in order (the first's start, the last's end)."""
+    if not isinstance(partition, str):
+        return partition_window(spec, table, partition[0])[0], partition_window(spec, table, partition[-1])[1]
     grain = spec.tables[table].partition.grain if spec.tables[table].partition else "day"
     try:
         d = date.fromisoformat(partition if len(partition) > 7 else f"{partition}-01")
@@ -276,7 +279,7 @@ def _window_bounds(pg_type: str, window: tuple[datetime, datetime]) -> tuple:
     return lo, hi
 
 
-def _min_max(staging: Staging, table: str, partition: str | None, column: str):
+def _min_max(staging: Staging, table: str, partition: str | Sequence[str] | None, column: str):
     lo = hi = None
     for batch in staging.read_batches("clean", table, partition, columns=[column]):
         mm = pc.min_max(batch.column(0))
@@ -287,7 +290,7 @@ def _min_max(staging: Staging, table: str, partition: str | None, column: str):
 
 
 def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Staging,
-               partition: str | None, window: tuple[datetime, datetime] | None) -> LoadResult:
+               partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None) -> LoadResult:
     ts = spec.tables[table]
     schema, name = pg_table(spec, table)
     target = sql.Identifier(schema, name)
@@ -347,14 +350,16 @@ def _check_window(column: pa.Array, lo, hi) -> None:
 
 
 def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, staging: Staging, *,
-               partition: str | None = None, window: tuple[datetime, datetime] | None = None,
+               partition: str | Sequence[str] | None = None, window: tuple[datetime, datetime] | None = None,
                tries: int = 3, backoff_s: float = 1.0) -> LoadResult:
-    """Replace a table's rows (or one partition window's) with its clean Parquet, in one transaction.
+    """Replace a table's rows (or one window's) with its clean Parquet, in one transaction.
 
     With a URL, a lost connection retries the whole transaction `tries` times
     with exponential backoff on a new connection; with a connection, there is
-    one attempt. A partition key without a window loads the key's day/month.
-    Failure raises LoadError naming the table; nothing of the attempt is committed.
+    one attempt. A partition key without a window loads the key's day/month; a
+    sequence of keys loads them all, in one window from the first's start to
+    the last's end. Failure raises LoadError naming the table; nothing of the
+    attempt is committed.
     """
     if partition is not None and window is None and spec.tables[table].partition is not None:
         window = partition_window(spec, table, partition)

@@ -85,12 +85,15 @@ def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
 
 def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_url: str | None = None,
                   mongo_uri: str | None = None, asset_selection: list[dg.AssetKey] | None = None,
-                  tags: dict[str, str] | None = None) -> RunOutcome:
-    """Execute a migration job of the spec in process against the persistent instance."""
+                  exclude: set[dg.AssetKey] = frozenset(), tags: dict[str, str] | None = None) -> RunOutcome:
+    """Execute a migration job of the spec (its `asset_selection`, or all but `exclude`) in process against
+    the persistent instance."""
     defs = build_definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri)
     job_def = defs.resolve_job_def(job)
     instance, run_id = dagster_instance(), str(uuid.uuid4())
     graph = job_def.asset_layer.asset_graph
+    if asset_selection is None and exclude:
+        asset_selection = sorted(job_def.asset_layer.executable_asset_keys - exclude)
     keys = set(asset_selection or job_def.asset_layer.executable_asset_keys)
     checks = [c for c in graph.asset_check_keys if c.asset_key in keys]
     with run_progress(instance, run_id, len(keys) + len(checks)):

@@ -14,7 +14,7 @@ killed run never leaves a half-written file that looks finished.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -53,8 +53,11 @@ class Staging:
         folder = table.replace("%", "%25").replace("/", "%2F")  # a table named "a/b" must not nest under "a"
         return f"{root}/{kind}/{folder}" + (f"/{partition}" if partition else "")
 
-    def files(self, kind: str, table: str, partition: str | None = None) -> list[str]:
-        """Completed Parquet files of a table, in name order (partitions included when partition is None)."""
+    def files(self, kind: str, table: str, partition: str | Sequence[str] | None = None) -> list[str]:
+        """Completed Parquet files of a table, in name order (partitions included when partition is None;
+        a sequence of partitions gives theirs, partition after partition)."""
+        if partition is not None and not isinstance(partition, str):
+            return [f for p in partition for f in self.files(kind, table, p)]
         fs = self.fs
         base = self.dir(kind, table, partition)
         info = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=partition is None))
@@ -67,7 +70,7 @@ class Staging:
         if self.fs.get_file_info(base).type != pafs.FileType.NotFound:
             self.fs.delete_dir(base)
 
-    def read_batches(self, kind: str, table: str, partition: str | None = None,
+    def read_batches(self, kind: str, table: str, partition: str | Sequence[str] | None = None,
                      columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream the record batches of a table's files (row group at a time: bounded memory)."""
         for path in self.files(kind, table, partition):
@@ -76,7 +79,7 @@ class Staging:
                 for i in range(pf.num_row_groups):
                     yield from pf.read_row_group(i, columns=columns).to_batches()
 
-    def schema(self, kind: str, table: str, partition: str | None = None) -> pa.Schema | None:
+    def schema(self, kind: str, table: str, partition: str | Sequence[str] | None = None) -> pa.Schema | None:
         """Arrow schema of the first file, or None when there is none."""
         files = self.files(kind, table, partition)
         if not files:
@@ -84,7 +87,7 @@ class Staging:
         with self.fs.open_input_file(files[0]) as f:
             return pq.ParquetFile(f).schema_arrow
 
-    def row_count(self, kind: str, table: str, partition: str | None = None) -> int:
+    def row_count(self, kind: str, table: str, partition: str | Sequence[str] | None = None) -> int:
         """Rows in a table's files, from Parquet footers only."""
         total = 0
         for path in self.files(kind, table, partition):

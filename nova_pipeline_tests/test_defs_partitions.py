@@ -15,6 +15,7 @@ from nova_pipeline.connections import mongo_client
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.defs.build import build_definitions
+from nova_pipeline.defs.resources import PostgresResource
 from nova_pipeline.partition_runs import load_all_partitions, load_partition
 from nova_pipeline.spec import load_spec
 from nova_pipeline.staging import Staging
@@ -138,6 +139,25 @@ def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_pa
     with psycopg.connect(pg_url) as a, psycopg.connect(full_url) as b:
         by_partition, by_full = a.execute(query).fetchall(), b.execute(query).fetchall()
     assert len(by_partition) == len(rows) and by_partition == by_full
+
+
+def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(setup, pg_url, tmp_path):
+    spec, spec_path, rows = setup
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert outcome.success, outcome.errors
+    keys, stg = sorted(expected_per_day(rows)), Staging(str(tmp_path / "staging"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        per_key = P._postgres_range_checks(conn, spec, "telemetry", stg, keys)
+        assert set(per_key) == set(keys) and all(res.passed for results in per_key.values() for res in results)
+        assert {res.check for res in per_key[keys[0]]} == set(P.POSTGRES_CHECKS)
+        victim = conn.execute("SELECT id FROM telemetry.readings WHERE recorded_at >= '2024-01-31' "
+                              "AND recorded_at < '2024-02-01' ORDER BY id LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE telemetry.readings SET value = value + 1 WHERE id = %s", (victim,))
+        assert P._postgres_range_checks(conn, spec, "telemetry", stg, keys) is None  # falls back to each partition
+    failed = {key: [res for res in P._partition_checks(spec, "telemetry", stg, key, PostgresResource(url_override=pg_url), None)
+                    if not res.passed] for key in keys}
+    assert [key for key, bad in failed.items() if bad] == ["2024-01-31"]
+    assert any(f"id={victim}" in res.detail for res in failed["2024-01-31"])
 
 
 def test_sensor_requests_partitions_of_late_rows_and_they_load(setup, pg_url, tmp_path):

@@ -25,9 +25,9 @@ def snapshot_row_counts(spec: Spec) -> dict[str, int]:
 
 def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.AssetCheckKey]) -> list[dict[str, Any]]:
     """The latest evaluation of each asset check, as report rows."""
-    rows = []
+    rows, records = [], instance.event_log_storage.get_latest_asset_check_execution_by_key(asset_checks)
     for key in asset_checks:
-        rec = instance.get_latest_asset_check_evaluation_record(key)
+        rec = records.get(key)
         ev = rec.event.dagster_event.event_specific_data if rec and rec.event and rec.event.dagster_event else None
         if ev is None or not hasattr(ev, "passed"):
             continue
@@ -50,10 +50,13 @@ def latest_seconds(instance: dg.DagsterInstance, spec: Spec) -> dict[str, float]
     from nova_pipeline.defs.assets import clean_key, raw_key
 
     out: dict[str, float] = {}
-    for name, _ in spec.table_items():
+    keys = {name: [k for k in (raw_key(name), clean_key(name), target_key(spec, name)) if k]
+            for name, _ in spec.table_items()}
+    events = instance.get_latest_materialization_events([k for ks in keys.values() for k in ks])
+    for name, table_keys in keys.items():
         total = 0.0
-        for key in (raw_key(name), clean_key(name), target_key(spec, name)):
-            ev = instance.get_latest_materialization_event(key) if key else None
+        for key in table_keys:
+            ev = events.get(key)
             mat = ev.asset_materialization if ev else None
             if mat and "seconds" in mat.metadata:
                 total += float(mat.metadata["seconds"].value)

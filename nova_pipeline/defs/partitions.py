@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.compute as pc
 from psycopg import sql
 from pydantic import Field
 
@@ -28,6 +29,7 @@ from nova_pipeline.staging import Staging
 from nova_pipeline.validation import results as r
 from nova_pipeline.validation.postgres_checks import (_Table, _target_aggregates, check_column_aggregates,
                                                       check_content_hash, check_row_reconciliation)
+from nova_pipeline.validation.canonical import sortable
 from nova_pipeline.validation.results import CheckResult
 from nova_pipeline.validation.source_facts import source_facts, source_rows
 
@@ -62,22 +64,14 @@ def source_path(spec: Spec) -> Path:
     return spec.resolve(spec.source.sqlite)
 
 
-_FIRST_DAYS: dict[tuple, date] = {}
-
-
 def _first_day(spec: Spec, table: str) -> date:
-    """partition_range's first day from the live source (else the snapshot, else today), cached per file version:
-    definitions are built several times per CLI run and the first reading costs a scan of the table."""
+    """partition_range's first day from the live source (else the snapshot, else today)."""
     if spec.tables[table].partition.start:
         return date.fromisoformat(spec.tables[table].partition.start)
     found = [p for p in (source_path(spec), A.snapshot_path(spec)) if p.exists()]
     if not found:
         return datetime.now(timezone.utc).date()
-    st = found[0].stat()
-    key = (str(found[0]), st.st_mtime_ns, st.st_size, table, A.code_version(spec.tables[table]))
-    if key not in _FIRST_DAYS:
-        _FIRST_DAYS[key] = partitions.partition_range(spec, table, found[0])[0]
-    return _FIRST_DAYS[key]
+    return partitions.partition_range(spec, table, found[0])[0]
 
 
 def partitions_def(spec: Spec, tables: list[str]) -> dg.TimeWindowPartitionsDefinition:
@@ -99,9 +93,10 @@ def _ensure_table(postgres: PostgresResource, spec: Spec, table: str) -> None:
             conn.commit()
 
 
-def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where: tuple[str, tuple]) -> int:
+def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where: tuple[str, tuple],
+            classes: dict[str, set[str]] | None = None) -> int:
     return export.export_table(str(source), table, list(spec.tables[table].columns), stg, batch_rows=spec.batch_rows,
-                               partition=key, where=where).rows
+                               partition=key, where=where, classes=classes).rows
 
 
 def _transform(spec: Spec, table: str, stg: Staging, key: str, run_id: str) -> int:
@@ -121,6 +116,10 @@ def _where(spec: Spec, table: str, window: tuple[datetime, datetime],
 
 def _unplaced(spec: Spec, table: str, stg: Staging, source: Path, run_id: str) -> int:
     """Export and transform the rows without a window; the transform must quarantine every one of them."""
+    if partitions.day_spans(source, spec, table)[1].get(None, (0,))[0] == 0:
+        for kind in ("raw", "clean", "quarantine"):
+            stg.clear(kind, table, UNPLACED)
+        return 0
     rows = _export(spec, table, stg, source, UNPLACED, partitions.unplaced_filter(spec, table))
     res = transform.transform_table(partitions.with_partition_column_required(spec, table), table, stg,
                                     partition=UNPLACED, run_id=run_id)
@@ -165,8 +164,11 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
             _ensure_table(postgres, s, table)
         windows = {key: postgres_load.partition_window(s, table, key) for key in keys}
         started = time.perf_counter()
-        rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1]) \
-            if raw in selected else None
+        rowids = classes = None
+        if raw in selected:
+            rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
+            if len(keys) > 1:  # one scan of the table instead of one per window
+                classes = export.table_storage_classes(str(source), table, list(t.columns))
         seconds[raw] += time.perf_counter() - started
 
         def timed(asset_key: dg.AssetKey, key: str, step, *args) -> None:
@@ -174,13 +176,21 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
             rows[asset_key][key] = step(*args)
             seconds[asset_key] += time.perf_counter() - started
 
+        # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY.
+        one_load = len(keys) > 1 and t.target == "postgres"
         for key, window in windows.items():
             if raw in selected:
-                timed(raw, key, _export, s, table, stg, source, key, _where(s, table, window, rowids))
+                timed(raw, key, _export, s, table, stg, source, key, _where(s, table, window, rowids), classes)
             if clean in selected:
                 timed(clean, key, _transform, s, table, stg, key, context.run_id)
-            if tkey in selected:
+            if tkey in selected and not one_load:
                 timed(tkey, key, _load_window, s, table, stg, key, window, postgres, mongo)
+        if tkey in selected and one_load:
+            started = time.perf_counter()
+            postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys,
+                                     window=postgres_load.partition_window(s, table, keys))
+            rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
+            seconds[tkey] += time.perf_counter() - started
         if len(keys) > 1 and {raw, clean} <= selected:
             rows[raw][UNPLACED] = _unplaced(s, table, stg, source, context.run_id)
         if tkey in selected and t.target == "postgres":
@@ -207,23 +217,54 @@ def _load_window(s: Spec, table: str, stg: Staging, key: str, window: tuple[date
     return mongo_load.load_collection(mongo.database(s), s, table, stg, partition=key, window=window).documents
 
 
-def _window_bounds(spec: Spec, table: str, facts: dict, key: str) -> CheckResult:
-    """The clean rows staged for the partition all lie inside its window (their min and max do)."""
-    col = identifiers.target_column(spec.tables[table], spec.tables[table].partition.column)
+def _partition_column(spec: Spec, table: str) -> str:
+    return identifiers.target_column(spec.tables[table], spec.tables[table].partition.column)
+
+
+def _window_bounds(spec: Spec, table: str, c: dict, key: str) -> CheckResult:
+    """The clean rows staged for the partition all lie inside its window: `c` holds their count, min and max (µs)."""
     lo, hi = (int((w - datetime(1970, 1, 1, tzinfo=timezone.utc)) / timedelta(microseconds=1))
               for w in postgres_load.partition_window(spec, table, key))
-    c = facts["columns"][col]
     ok = c["count"] == 0 or (lo <= c["min"] and c["max"] < hi)
     detail = (f"{c['count']} row(s) inside [{key}, next partition)" if ok else
               f"{WINDOW_BOUNDS}: staged rows span {c['min']}..{c['max']} µs, outside the window [{lo}, {hi})")
     return CheckResult(table, WINDOW_BOUNDS, ok, detail, metadata={"window_us": [lo, hi]})
 
 
-def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict, key: str) -> list[CheckResult]:
+def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict) -> list[CheckResult]:
+    """Reconciliation, aggregates and content hash of the window(s) of `facts` (one partition or a range)."""
     t = _Table(conn, spec, table, facts)
     agg = _target_aggregates(t)
-    return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg),
-            _window_bounds(spec, table, facts, key)]
+    return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg)]
+
+
+def _staged_bounds(stg: Staging, table: str, key: str, column: str) -> dict:
+    """Count, min and max (µs since the epoch) of a partition's staged partition column."""
+    out = {"count": 0, "min": None, "max": None}
+    for batch in stg.read_batches("clean", table, key, columns=[column]):
+        values = sortable("timestamp", batch.column(0))
+        mm = pc.min_max(values)
+        out["count"] += len(values) - values.null_count
+        if mm["min"].is_valid:
+            out["min"] = min(x for x in (out["min"], mm["min"].as_py()) if x is not None)
+            out["max"] = max(x for x in (out["max"], mm["max"].as_py()) if x is not None)
+    return out
+
+
+def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging, keys: list[str]) -> dict[str, list[CheckResult]] | None:
+    """Every partition's checks from one pass over the whole range, or None when the range fails somewhere.
+
+    Rows fall in partitions by their own timestamp, so when the range's rows equal the source's (counts,
+    aggregates, row hashes), so do every partition's; a failing range is checked again partition by partition.
+    """
+    facts = source_facts(spec, table, stg, partition=keys)
+    results = _postgres_window_checks(conn, spec, table, facts)
+    if not all(res.passed for res in results):
+        return None
+    col = _partition_column(spec, table)
+    span = f" (checked over the range {keys[0]}..{keys[-1]})"
+    return {key: [CheckResult(res.table, res.check, True, res.detail + span, metadata=res.metadata) for res in results]
+            + [_window_bounds(spec, table, _staged_bounds(stg, table, key, col), key)] for key in keys}
 
 
 def _mongo_window_checks(db, spec: Spec, table: str, facts: dict, key: str) -> list[CheckResult]:
@@ -237,7 +278,18 @@ def _mongo_window_checks(db, spec: Spec, table: str, facts: dict, key: str) -> l
     count = CheckResult(table, r.DOCUMENT_COUNT, found == expected,
                         f"{found} document(s) in the window, source {source_rows(facts)} − quarantined "
                         f"{facts['quarantined_rows']} = {expected}", metadata={"found": found, "expected": expected})
-    return [count, _window_bounds(spec, table, facts, key)]
+    return [count, _window_bounds(spec, table, facts["columns"][_partition_column(spec, table)], key)]
+
+
+def _partition_checks(spec: Spec, table: str, stg: Staging, key: str, postgres: PostgresResource,
+                      mongo: MongoResource) -> list[CheckResult]:
+    """The checks of one partition against its own source facts."""
+    facts = source_facts(spec, table, stg, partition=key)
+    if spec.tables[table].target != "postgres":
+        return _mongo_window_checks(mongo.database(spec), spec, table, facts, key)
+    with postgres.connect(spec, autocommit=True) as conn:
+        return _postgres_window_checks(conn, spec, table, facts) + [
+            _window_bounds(spec, table, facts["columns"][_partition_column(spec, table)], key)]
 
 
 def _check_result(asset_key: dg.AssetKey, res: CheckResult, partition: str | None = None):
@@ -266,14 +318,12 @@ def build_partitioned_checks(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                             mongo: MongoResource):
         s, keys = nova.spec, context.partition_keys
         stg = A.staging_of(s)
-        per_key = {}
-        for key in keys:
-            facts = source_facts(s, table, stg, partition=key)
-            if t.target == "postgres":
-                with postgres.connect(s, autocommit=True) as conn:
-                    per_key[key] = _postgres_window_checks(conn, s, table, facts, key)
-            else:
-                per_key[key] = _mongo_window_checks(mongo.database(s), s, table, facts, key)
+        per_key = None
+        if len(keys) > 1 and t.target == "postgres":
+            with postgres.connect(s, autocommit=True) as conn:
+                per_key = _postgres_range_checks(conn, s, table, stg, keys)
+        if per_key is None:
+            per_key = {key: _partition_checks(s, table, stg, key, postgres, mongo) for key in keys}
         if len(keys) == 1:
             for res in per_key[keys[0]]:
                 yield _check_result(tkey, res)

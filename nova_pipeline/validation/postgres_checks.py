@@ -18,6 +18,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from nova_pipeline.identifiers import pg_table, target_column
+from nova_pipeline.postgres_load import partition_window
 from nova_pipeline.spec import Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.validation import canonical as cn
@@ -52,13 +53,12 @@ class _Table:
         return dict(zip(self.pk, values))
 
 
-def _partition_filter(spec: Spec, table: str, partition: str | None) -> sql.Composable:
-    """`WHERE` clause of a partition's time window (empty for the whole table)."""
+def _partition_filter(spec: Spec, table: str, partition: str | list[str] | None) -> sql.Composable:
+    """`WHERE` clause of a partition's (or a list of partitions') time window (empty for the whole table)."""
     part = spec.tables[table].partition
     if partition is None or part is None:
         return sql.SQL("")
-    start = datetime.fromisoformat(partition[:10]).replace(tzinfo=timezone.utc)
-    end = start + timedelta(days=1) if part.grain == "day" else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    start, end = partition_window(spec, table, partition)
     col = sql.Identifier(target_column(spec.tables[table], part.column) if spec.tables[table].columns else part.column)
     return sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(c=col, s=sql.Literal(start), e=sql.Literal(end))
 
