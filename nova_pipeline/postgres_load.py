@@ -310,6 +310,8 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
                 raise LoadError("a window load needs a partitioned table")
             lo, hi = _window_bounds(types[part_col], window)
             ensure_partitions(conn, spec, table, *window)
+            if not isinstance(partition, str):  # a range (backfill): keys and indexes are rebuilt after its data
+                saved = _drop_dependents(conn, target)
             # Delete the window and insert it again: re-runs and backfills are safe by design.
             conn.execute(sql.SQL("DELETE FROM {} WHERE {} >= %s AND {} < %s").format(
                 target, sql.Identifier(part_col), sql.Identifier(part_col)), (lo, hi))
@@ -356,10 +358,11 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
 
     With a URL, a lost connection retries the whole transaction `tries` times
     with exponential backoff on a new connection; with a connection, there is
-    one attempt. A partition key without a window loads the key's day/month; a
-    sequence of keys loads them all, in one window from the first's start to
-    the last's end. Failure raises LoadError naming the table; nothing of the
-    attempt is committed.
+    one attempt. A partition key without a window loads the key's day/month
+    under the table's keys and indexes; a sequence of keys loads them all, in
+    one window from the first's start to the last's end, and rebuilds the keys
+    and indexes once after the data. Failure raises LoadError naming the table;
+    nothing of the attempt is committed.
     """
     if partition is not None and window is None and spec.tables[table].partition is not None:
         window = partition_window(spec, table, partition)

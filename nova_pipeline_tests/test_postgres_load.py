@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from nova_pipeline.postgres_ddl import add_constraints, create_tables
-from nova_pipeline.postgres_load import LoadError, MigrationLocked, load_table, migration_lock, store_quarantine
+from nova_pipeline.postgres_load import (LoadError, MigrationLocked, load_table, migration_lock, partition_window,
+                                         store_quarantine)
 from nova_pipeline.spec import parse_spec
 from nova_pipeline.staging import Staging
 
@@ -189,6 +190,35 @@ def test_partition_window_reload_replaces_only_that_window(pg_url, tmp_path):
         # A full load of a partitioned table creates the partitions its data needs.
         assert load_table(conn, spec, "telemetry", staging).rows == 4
         assert conn.execute("SELECT count(*) FROM telemetry.drone_telemetry").fetchone() == (4,)
+
+
+def test_range_load_rebuilds_keys_after_its_data_and_reports_orphans(pg_url, tmp_path):
+    spec = make_spec({**PARENT_CHILD, "telemetry": {**TELEMETRY["telemetry"], "foreign_keys": [
+        {"columns": ["id"], "references": "parents", "referenced_columns": ["id"]}]}})
+    staging, keys = Staging(str(tmp_path)), ["2024-01-31", "2024-02-01"]
+    write_clean(staging, "parents", {"id": [1, 2, 3, 4, 5], "name": list("abcde")}, PC_SCHEMA["parents"])
+    write_clean(staging, "telemetry", day_rows(date(2024, 1, 31), [1, 2], 1.0), T_SCHEMA, keys[0])
+    write_clean(staging, "telemetry", day_rows(date(2024, 2, 1), [3, 4, 5], 2.0), T_SCHEMA, keys[1])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        create_tables(conn, spec)
+        load_table(conn, spec, "parents", staging)
+        add_constraints(conn, spec)
+        state = "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'telemetry.drone_telemetry'::regclass"
+        before = sorted(conn.execute(state).fetchall())
+        assert [name for name, _ in before] == ["drone_telemetry_id_fkey", "drone_telemetry_pkey"]
+        window = partition_window(spec, "telemetry", keys)
+        assert window == (datetime(2024, 1, 31, tzinfo=UTC), datetime(2024, 2, 2, tzinfo=UTC))
+        for _ in range(2):
+            assert load_table(conn, spec, "telemetry", staging, partition=keys, window=window).rows == 5
+        assert sorted(conn.execute(state).fetchall()) == before  # PK and FK dropped for the data, then back, validated
+        assert conn.execute("SELECT count(*) FROM telemetry.drone_telemetry").fetchone() == (5,)
+        staging.clear("clean", "telemetry", keys[1])
+        write_clean(staging, "telemetry", day_rows(date(2024, 2, 1), [9], 7.0), T_SCHEMA, keys[1])
+        # A partitioned table takes no NOT VALID FK: the orphans are counted and the FK stays absent.
+        result = load_table(conn, spec, "telemetry", staging, partition=keys, window=window)
+        assert result.fk_orphans == {"telemetry.drone_telemetry.drone_telemetry_id_fkey": 1}
+        assert [name for name, _ in conn.execute(state)] == ["drone_telemetry_pkey"]
+        assert conn.execute("SELECT count(*) FROM telemetry.drone_telemetry").fetchone() == (3,)
 
 
 def test_clean_columns_must_match_the_target(pg_url, tmp_path):
