@@ -6,8 +6,11 @@ Each partitioned table keeps the asset keys of defs/assets.build_table_assets
 (raw, clean, target), so the asset graph is the same; only the assets are
 time-partitioned. One run materializes one partition or, through a backfill
 (BackfillPolicy.single_run), a whole range: each partition is exported from
-SQLite by its exact time window (nova_pipeline.partitions), transformed and
-loaded by deleting and inserting that window in one transaction, and checked.
+SQLite by its exact time window (nova_pipeline.partitions) and transformed;
+a partition is loaded by deleting and inserting its window in one transaction
+and checked against its own source facts. A range into PostgreSQL is loaded
+as one window (keys and indexes rebuilt after the data) and checked in one
+pass; only when that pass fails are its partitions checked one by one.
 """
 
 import json
