@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
@@ -160,6 +162,29 @@ def table_storage_classes(sqlite_path: str, table: str, columns: list[str]) -> d
         return storage_classes(conn, columns, quote(table), ())
 
 
+@contextmanager
+def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[str, tuple] | None,
+                classes: dict[str, set[str]] | None, batch_rows: int, extra: str | None = None
+                ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
+    """(raw schema, source batches): the raw columns, then the rowid, then the `extra` SQL expression if any."""
+    if ROWID in columns:
+        raise ExportError(f"{table}: a source column is named {ROWID}, which the raw contract reserves")
+    with _connect(sqlite_path) as conn:
+        if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
+            raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
+        from_sql, rowid, params = _source(conn, table, where)
+        classes = classes or storage_classes(conn, columns, from_sql, params)
+        schema = raw_schema(columns, classes)
+        select = [*_select_list(columns, classes), rowid, *([extra] if extra else [])]
+        cur = conn.cursor()
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+        try:
+            cur.execute(f"SELECT {', '.join(select)} FROM {from_sql}", params or None)
+            yield schema, cur.fetch_record_batch()
+        finally:
+            cur.close()
+
+
 def export_table(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
                  batch_rows: int = 100_000, partition: str | None = None,
                  where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000,
@@ -170,28 +195,40 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
     earlier files of the same table/partition are removed first, and on failure none are left.
     `classes` (from table_storage_classes) spares the scan that finds each column's storage classes.
     """
-    if ROWID in columns:
-        raise ExportError(f"{table}: a source column is named {ROWID}, which the raw contract reserves")
     start = time.perf_counter()
     staging.clear("raw", table, partition)
     try:
-        with _connect(sqlite_path) as conn:
-            if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
-                raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
-            from_sql, rowid, params = _source(conn, table, where)
-            classes = classes or storage_classes(conn, columns, from_sql, params)
-            schema = raw_schema(columns, classes)
-            sql = f"SELECT {', '.join([*_select_list(columns, classes), rowid])} FROM {from_sql}"
-            cur = conn.cursor()
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
-            cur.execute(sql, params or None)
-            try:
-                raw = (_to_raw(batch, schema, table) for batch in cur.fetch_record_batch())
-                rows, files = staging.write_parts("raw", table, schema, raw, partition, file_rows)
-            finally:
-                cur.close()
+        with _raw_stream(sqlite_path, table, columns, where, classes, batch_rows) as (schema, batches):
+            raw = (_to_raw(batch, schema, table) for batch in batches)
+            rows, files = staging.write_parts("raw", table, schema, raw, partition, file_rows)
     except BaseException:
         staging.clear("raw", table, partition)
         raise
     size = sum(staging.fs.get_file_info(p).size for p in staging.files("raw", table, partition))
     return ExportResult(rows=rows, files=files, bytes=size, seconds=time.perf_counter() - start)
+
+
+def export_days(sqlite_path: str, table: str, columns: list[str], staging: Staging, *, where: tuple[str, tuple],
+                day_sql: str, keys: dict[int, str], batch_rows: int = 100_000,
+                classes: dict[str, set[str]] | None = None) -> dict[str, int]:
+    """Export the rows matching `where` in one query, each into the partition of its day; return rows per partition.
+
+    `day_sql` is the SQL of a row's day number and `keys` maps every day `where` admits to its partition key
+    (the days of a month share one). Every partition gets one file, maybe empty; on failure none is left.
+    """
+    parts = sorted(set(keys.values()))
+    for key in parts:
+        staging.clear("raw", table, key)
+    try:
+        with _raw_stream(sqlite_path, table, columns, where, classes, batch_rows, day_sql) as (schema, batches):
+            def keyed() -> Iterator[tuple[str, pa.RecordBatch]]:
+                for batch in batches:
+                    days, raw = batch.column(batch.num_columns - 1), _to_raw(batch, schema, table)
+                    for day in pc.unique(days).to_pylist():
+                        yield keys[day], raw.filter(pc.equal(days, day))
+
+            return staging.write_keyed("raw", table, schema, keyed(), parts)
+    except BaseException:
+        for key in parts:
+            staging.clear("raw", table, key)
+        raise

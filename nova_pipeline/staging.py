@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -111,6 +111,18 @@ class Staging:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
             raise
+
+    def write_keyed(self, kind: str, table: str, schema: pa.Schema,
+                    keyed_batches: Iterable[tuple[str, pa.RecordBatch]], partitions: list[str]) -> dict[str, int]:
+        """Write each (partition, batch) into that partition's part-00000.parquet: one file for every partition
+        of `partitions` (maybe empty), all visible only once every one is complete; return rows per partition."""
+        rows = dict.fromkeys(partitions, 0)
+        with ExitStack() as stack:
+            writers = {p: stack.enter_context(self.writer(kind, table, schema, p)) for p in partitions}
+            for partition, batch in keyed_batches:
+                writers[partition].write_batch(batch)
+                rows[partition] += batch.num_rows
+        return rows
 
     def write_parts(self, kind: str, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                     partition: str | None = None, file_rows: int = 1_000_000) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from nova_pipeline.validation.source_facts import source_facts, source_rows
 JOB = "telemetry_partitions"
 UNPLACED = "unplaced"  # staging partition of the rows no window holds (unreadable timestamps): all quarantined
 WINDOW_BOUNDS = "window_bounds"
+RANGE_CHUNK = 100  # partitions exported by one query of a range run (each keeps a Parquet file open)
 POSTGRES_CHECKS = (r.ROW_RECONCILIATION, r.COLUMN_AGGREGATES, r.CONTENT_HASH, WINDOW_BOUNDS)
 MONGO_CHECKS = (r.DOCUMENT_COUNT, WINDOW_BOUNDS)
 DESCRIPTIONS = {
@@ -96,10 +97,25 @@ def _ensure_table(postgres: PostgresResource, spec: Spec, table: str) -> None:
             conn.commit()
 
 
-def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where: tuple[str, tuple],
-            classes: dict[str, set[str]] | None = None) -> int:
+def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where: tuple[str, tuple]) -> int:
     return export.export_table(str(source), table, list(spec.tables[table].columns), stg, batch_rows=spec.batch_rows,
-                               partition=key, where=where, classes=classes).rows
+                               partition=key, where=where).rows
+
+
+def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: dict[str, tuple[datetime, datetime]],
+                  rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> dict[str, int]:
+    """Export many partitions with one query per RANGE_CHUNK of them, each row into its day's partition."""
+    columns = list(spec.tables[table].columns)
+    classes = export.table_storage_classes(str(source), table, columns)  # one scan, not one per window
+    keys, rows = list(windows), {}
+    for i in range(0, len(keys), RANGE_CHUNK):
+        chunk = keys[i:i + RANGE_CHUNK]
+        window = (windows[chunk[0]][0], windows[chunk[-1]][1])
+        days = {d: key for key in chunk for d in range(*(partitions.day_number(w.date()) for w in windows[key]))}
+        rows |= export.export_days(str(source), table, columns, stg, where=_where(spec, table, window, rowids),
+                                   day_sql=partitions.day_expression(spec, table), keys=days,
+                                   batch_rows=spec.batch_rows, classes=classes)
+    return rows
 
 
 def _transform(spec: Spec, table: str, stg: Staging, key: str, run_id: str) -> int:
@@ -166,13 +182,14 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         if tkey in selected and t.target == "postgres":
             _ensure_table(postgres, s, table)
         windows = {key: postgres_load.partition_window(s, table, key) for key in keys}
-        started = time.perf_counter()
-        rowids = classes = None
         if raw in selected:
+            started = time.perf_counter()
             rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
-            if len(keys) > 1:  # one scan of the table instead of one per window
-                classes = export.table_storage_classes(str(source), table, list(t.columns))
-        seconds[raw] += time.perf_counter() - started
+            if len(keys) == 1:
+                rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], _where(s, table, windows[keys[0]], rowids))
+            else:
+                rows[raw] = _export_range(s, table, stg, source, windows, rowids)
+            seconds[raw] += time.perf_counter() - started
 
         def timed(asset_key: dg.AssetKey, key: str, step, *args) -> None:
             started = time.perf_counter()
@@ -182,8 +199,6 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY.
         one_load = len(keys) > 1 and t.target == "postgres"
         for key, window in windows.items():
-            if raw in selected:
-                timed(raw, key, _export, s, table, stg, source, key, _where(s, table, window, rowids), classes)
             if clean in selected:
                 timed(clean, key, _transform, s, table, stg, key, context.run_id)
             if tkey in selected and not one_load:
