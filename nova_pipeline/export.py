@@ -208,13 +208,14 @@ def export_table(sqlite_path: str, table: str, columns: list[str], staging: Stag
     return ExportResult(rows=rows, files=files, bytes=size, seconds=time.perf_counter() - start)
 
 
-def export_days(sqlite_path: str, table: str, columns: list[str], staging: Staging, *, where: tuple[str, tuple],
-                day_sql: str, keys: dict[int, str], batch_rows: int = 100_000,
+def export_days(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
+                where: tuple[str, tuple] | None, day_sql: str, keys: dict[int, str], batch_rows: int = 100_000,
                 classes: dict[str, set[str]] | None = None) -> dict[str, int]:
     """Export the rows matching `where` in one query, each into the partition of its day; return rows per partition.
 
-    `day_sql` is the SQL of a row's day number and `keys` maps every day `where` admits to its partition key
-    (the days of a month share one). Every partition gets one file, maybe empty; on failure none is left.
+    `day_sql` is the SQL of a row's day number and `keys` maps days to partition keys (the days of a month
+    share one); rows of other days, or of none, are skipped. Every partition gets one file, maybe empty;
+    on failure none is left.
     """
     parts = sorted(set(keys.values()))
     for key in parts:
@@ -224,8 +225,9 @@ def export_days(sqlite_path: str, table: str, columns: list[str], staging: Stagi
             def keyed() -> Iterator[tuple[str, pa.RecordBatch]]:
                 for batch in batches:
                     days, raw = batch.column(batch.num_columns - 1), _to_raw(batch, schema, table)
-                    for day in pc.unique(days).to_pylist():
-                        yield keys[day], raw.filter(pc.equal(days, day))
+                    for day in pc.unique(days).drop_null().to_pylist():
+                        if day in keys:
+                            yield keys[day], raw.filter(pc.equal(days, day))
 
             return staging.write_keyed("raw", table, schema, keyed(), parts)
     except BaseException:

@@ -110,9 +110,12 @@ def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: d
     keys, rows = list(windows), {}
     for i in range(0, len(keys), RANGE_CHUNK):
         chunk = keys[i:i + RANGE_CHUNK]
-        window = (windows[chunk[0]][0], windows[chunk[-1]][1])
         days = {d: key for key in chunk for d in range(*(partitions.day_number(w.date()) for w in windows[key]))}
-        rows |= export.export_days(str(source), table, columns, stg, where=_where(spec, table, window, rowids),
+        where = None  # rows are routed by their day, computed once per row; other days' rows are skipped
+        if rowids is not None:
+            spans = [span for d, span in rowids[1].items() if d in days]
+            where = (f"{rowids[0]} BETWEEN ? AND ?", (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0))
+        rows |= export.export_days(str(source), table, columns, stg, where=where,
                                    day_sql=partitions.day_expression(spec, table), keys=days,
                                    batch_rows=spec.batch_rows, classes=classes)
     return rows
