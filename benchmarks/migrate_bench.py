@@ -46,7 +46,7 @@ POLL_S = 0.2
 RSS_LIMIT_MB = 400
 PGLOADER_TIMEOUT_S = 900
 PHASES = ("snapshot", "setup", "export", "transform", "load postgres", "load mongo", "constraints",
-          "validation postgres", "validation mongo", "report", "dagster overhead")
+          "validation postgres", "validation mongo", "report", "cli outside runs", "dagster overhead")
 MONGO_DOUBLE_PHASES = ("load mongo", "validation mongo")  # dominated by mongomock's pure-Python inserts and scans
 
 
@@ -247,7 +247,7 @@ def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int) -> dict:
         raise SystemExit(f"nova-pipeline migrate failed (exit {code}); see {work / f'nova_{i}.log'}")
     phases = nova_phases(work / "dagster", since)
     cli_outside_run = wall - sum(v for k, v in phases.items() if k in PHASES)
-    phases["report"] += max(cli_outside_run, 0.0)  # process start-up, imports, reconcile and report files
+    phases["cli outside runs"] += max(cli_outside_run, 0.0)  # start-up, imports, run creation, reconcile, report files
     loaded = sum(t.get("loaded_rows", 0) for t in rep.get("tables", {}).values())
     quarantined = sum(t.get("quarantined_rows", 0) for t in rep.get("tables", {}).values())
     return {"wall": wall, "rss": rss, "phases": phases, "kept": loaded, "quarantined": quarantined}
@@ -262,7 +262,7 @@ def run_pgloader(work: Path, sqlite: Path, pg: Postgres, i: int, tables: list[st
         load = work / "tables.load"
         load.write_text(f"LOAD DATABASE FROM sqlite://{sqlite} INTO {url}\n INCLUDING ONLY TABLE NAMES LIKE {names};\n")
         cmd = ["pgloader", str(load)]
-    # pgloader 3.6.9 was seen to hang (idle COPY sessions) after rejecting rows of this database.
+    # pgloader (Debian's 3.6.7) was seen to hang (idle COPY sessions) after rejecting rows of this database.
     wall, rss, code = run_measured(cmd, log=work / f"pgloader_{i}.log", timeout=PGLOADER_TIMEOUT_S)
     return {"wall": wall, "rss": rss, "code": code, "kept": sum(table_rows(url).values())}
 
@@ -339,7 +339,7 @@ def render(scale: float, source_rows: int, pg_tables_rows: int, nova: list[dict]
         rows = pg_tables_rows if phase == "load postgres" else source_rows
         if phase in ("load mongo", "validation mongo"):
             rows = source_rows - pg_tables_rows
-        rate = f"{rows / sec:,.0f}" if sec > 0 and phase not in ("report", "dagster overhead", "setup") else ""
+        rate = f"{rows / sec:,.0f}" if sec > 0 and phase not in ("report", "cli outside runs", "dagster overhead", "setup") else ""
         lines.append(f"| &nbsp; {phase} | {sec:.2f} | {rate} | | |")
     if pgl:
         w = _median([r["wall"] for r in pgl])

@@ -29,7 +29,7 @@ def test_benchmark_prints_phases_and_ratios():
     assert float(e2e.group(1)) > 0 and int(e2e.group(2)) > 0
     assert e2e.group(5) == e2e.group(6)  # every source row loaded or quarantined
     for phase in ("snapshot", "export", "transform", "load postgres", "load mongo", "constraints",
-                  "validation postgres", "validation mongo", "report", "dagster overhead"):
+                  "validation postgres", "validation mongo", "report", "cli outside runs", "dagster overhead"):
         assert re.search(rf"^\| &nbsp; {phase} \| [\d.]+ \|", text, re.M), phase
     raw = re.search(r"^\| raw ingest .*\| ([\d,]+) / ([\d,]+) \|$", text, re.M)
     assert raw and raw.group(1) == raw.group(2)

@@ -39,7 +39,7 @@ from nova_pipeline.validation.source_facts import source_facts, source_rows
 JOB = "telemetry_partitions"
 UNPLACED = "unplaced"  # staging partition of the rows no window holds (unreadable timestamps): all quarantined
 WINDOW_BOUNDS = "window_bounds"
-RANGE_CHUNK = 100  # partitions exported by one query of a range run (each keeps a Parquet file open)
+RANGE_CHUNK = 7  # partitions exported by one query of a range run: each keeps a Parquet writer (and its buffers) open
 POSTGRES_CHECKS = (r.ROW_RECONCILIATION, r.COLUMN_AGGREGATES, r.CONTENT_HASH, WINDOW_BOUNDS)
 MONGO_CHECKS = (r.DOCUMENT_COUNT, WINDOW_BOUNDS)
 DESCRIPTIONS = {
@@ -104,7 +104,8 @@ def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where:
 
 def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: dict[str, tuple[datetime, datetime]],
                   rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> dict[str, int]:
-    """Export many partitions with one query per RANGE_CHUNK of them, each row into its day's partition."""
+    """Export many partitions with one query per RANGE_CHUNK of them (rowid spans keep each query to its days),
+    each row into its day's partition."""
     columns = list(spec.tables[table].columns)
     classes = export.table_storage_classes(str(source), table, columns)  # one scan, not one per window
     keys, rows = list(windows), {}
