@@ -103,6 +103,14 @@ def test_jsonb_text_orders_keys_like_postgres():
     assert cn.jsonb_text('{"bb": 1, "a": 2, "ccc": {"y": [1.0]}}') == '{"a": 2, "bb": 1, "ccc": {"y": [1.0]}}'
 
 
+def test_per_value_kinds_map_repeated_values_and_nulls_back_to_their_rows():
+    values = ['{"b": 1, "a": 2}', None, '{"a":2,"b":1}', '{"b": 1, "a": 2}', None, "[1.50]"]
+    out = cn.arrow_canonical("json", pa.array(values, pa.string())).to_pylist()
+    assert out == ['{"a": 2, "b": 1}', None, '{"a": 2, "b": 1}', '{"a": 2, "b": 1}', None, "[1.50]"]
+    sliced = pa.array([b"\x01", None, b"\x01", b"\xff"], pa.binary()).slice(1)
+    assert cn.arrow_canonical("bytea", sliced).to_pylist() == [None, "01", "ff"]
+
+
 def test_float_nan_payloads_share_one_text():
     other_nan = pa.array([0x7FF8000000000001], pa.int64()).view(pa.float64())
     assert math.isnan(other_nan[0].as_py())

@@ -29,6 +29,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from json.encoder import encode_basestring as quote_json  # json.dumps(s, ensure_ascii=False), in C
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -112,16 +113,25 @@ def _json_number(d: Decimal) -> str:
     return format(d.copy_abs() if d == 0 else d, "f")
 
 
+_LITERALS = {None: "null", True: "true", False: "false"}
+
+
+def _key_order(key: str) -> tuple[int, bytes]:
+    raw = key.encode()
+    return len(raw), raw
+
+
 def _jsonb_text(v) -> str:
+    if isinstance(v, str):
+        return quote_json(v)
     if isinstance(v, dict):
-        keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_jsonb_text(v[k])}" for k in keys) + "}"
+        return "{" + ", ".join(f"{quote_json(k)}: {_jsonb_text(v[k])}" for k in sorted(v, key=_key_order)) + "}"
     if isinstance(v, list):
         return "[" + ", ".join(_jsonb_text(x) for x in v) + "]"
-    if v is None or isinstance(v, (bool, str)):
-        return json.dumps(v, ensure_ascii=False)
     if isinstance(v, Decimal):
         return _json_number(v)
+    if v is None or isinstance(v, bool):
+        return _LITERALS[v]
     return str(v)
 
 
@@ -154,7 +164,8 @@ def arrow_canonical(kind: str, arr: pa.Array) -> pa.Array:
     if kind == "text":
         return arr.cast(pa.string())
     fn = _PER_VALUE[kind]
-    return pa.array([None if v is None else fn(v) for v in arr.to_pylist()], pa.string())
+    encoded = arr.dictionary_encode()  # each distinct value is canonicalised once (payloads repeat)
+    return pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string()).take(encoded.indices)
 
 
 def sortable(kind: str, arr: pa.Array) -> pa.Array:
