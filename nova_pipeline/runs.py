@@ -46,14 +46,13 @@ _INSTANCES: dict[Path, dg.DagsterInstance] = {}
 def dagster_instance() -> dg.DagsterInstance:
     """The persistent instance in DAGSTER_HOME (created with telemetry off when missing), one per home and process."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
     if home not in _INSTANCES:
         home.mkdir(parents=True, exist_ok=True)
         if not (home / "dagster.yaml").exists():
             repo_yaml = Path("dagster.yaml")
             (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
-        os.environ["DAGSTER_HOME"] = str(home)
         _INSTANCES[home] = dg.DagsterInstance.get()
-    os.environ["DAGSTER_HOME"] = str(home)
     return _INSTANCES[home]
 
 

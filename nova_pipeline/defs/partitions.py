@@ -16,11 +16,12 @@ pass; only when that pass fails are its partitions checked one by one.
 import json
 import time
 import warnings
+from collections.abc import Container
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.compute as pc
 from psycopg import sql
 from pydantic import Field
 
@@ -32,9 +33,8 @@ from nova_pipeline.staging import Staging
 from nova_pipeline.validation import results as r
 from nova_pipeline.validation.postgres_checks import (_Table, _target_aggregates, check_column_aggregates,
                                                       check_content_hash, check_row_reconciliation)
-from nova_pipeline.validation.canonical import sortable
 from nova_pipeline.validation.results import CheckResult
-from nova_pipeline.validation.source_facts import source_facts, source_rows
+from nova_pipeline.validation.source_facts import column_facts, source_facts, source_rows
 
 JOB = "telemetry_partitions"
 UNPLACED = "unplaced"  # staging partition of the rows no window holds (unreadable timestamps): all quarantined
@@ -111,11 +111,9 @@ def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: d
     keys, rows = list(windows), {}
     for i in range(0, len(keys), RANGE_CHUNK):
         chunk = keys[i:i + RANGE_CHUNK]
-        days = {d: key for key in chunk for d in range(*(partitions.day_number(w.date()) for w in windows[key]))}
-        where = None  # rows are routed by their day, computed once per row; other days' rows are skipped
-        if rowids is not None:
-            spans = [span for d, span in rowids[1].items() if d in days]
-            where = (f"{rowids[0]} BETWEEN ? AND ?", (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0))
+        days = {d: key for key in chunk for d in _days(windows[key])}
+        # Rows are routed by their day, computed once per row; other days' rows are skipped.
+        where = None if rowids is None else (f"{rowids[0]} BETWEEN ? AND ?", _rowid_span(rowids, days))
         rows |= export.export_days(str(source), table, columns, stg, where=where,
                                    day_sql=partitions.day_expression(spec, table), keys=days,
                                    batch_rows=spec.batch_rows, classes=classes)
@@ -126,15 +124,22 @@ def _transform(spec: Spec, table: str, stg: Staging, key: str, run_id: str) -> i
     return transform.transform_table(spec, table, stg, partition=key, run_id=run_id).rows_out
 
 
+def _days(window: tuple[datetime, datetime]) -> range:
+    return range(*(partitions.day_number(w.date()) for w in window))
+
+
+def _rowid_span(rowids: tuple[str, dict[int, tuple[int, int]]], days: Container[int]) -> tuple[int, int]:
+    """(first, last) rowid of the rows of `days` (an empty range when they hold none)."""
+    spans = [span for d, span in rowids[1].items() if d in days]
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0)
+
+
 def _where(spec: Spec, table: str, window: tuple[datetime, datetime],
            rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> tuple[str, tuple]:
     """The window's filter, narrowed to the rowid range its days span (empty when it holds no rows)."""
     if rowids is None:
         return partitions.window_filter(spec, table, *window)
-    lo, hi = (partitions.day_number(w.date()) for w in window)
-    spans = [span for d, span in rowids[1].items() if lo <= d < hi]
-    first, last = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0)
-    return partitions.window_filter(spec, table, *window, rowids=(rowids[0], first, last))
+    return partitions.window_filter(spec, table, *window, rowids=(rowids[0], *_rowid_span(rowids, _days(window))))
 
 
 def _unplaced(spec: Spec, table: str, stg: Staging, source: Path, run_id: str) -> int:
@@ -186,33 +191,34 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         if tkey in selected and t.target == "postgres":
             _ensure_table(postgres, s, table)
         windows = {key: postgres_load.partition_window(s, table, key) for key in keys}
-        if raw in selected:
-            started = time.perf_counter()
-            rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
-            if len(keys) == 1:
-                rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], _where(s, table, windows[keys[0]], rowids))
-            else:
-                rows[raw] = _export_range(s, table, stg, source, windows, rowids)
-            seconds[raw] += time.perf_counter() - started
 
-        def timed(asset_key: dg.AssetKey, key: str, step, *args) -> None:
+        @contextmanager
+        def clock(asset_key: dg.AssetKey):
             started = time.perf_counter()
-            rows[asset_key][key] = step(*args)
+            yield
             seconds[asset_key] += time.perf_counter() - started
 
+        if raw in selected:
+            with clock(raw):
+                rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
+                if len(keys) == 1:
+                    where = _where(s, table, windows[keys[0]], rowids)
+                    rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], where)
+                else:
+                    rows[raw] = _export_range(s, table, stg, source, windows, rowids)
         # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY.
         one_load = len(keys) > 1 and t.target == "postgres"
         for key, window in windows.items():
             if clean in selected:
-                timed(clean, key, _transform, s, table, stg, key, context.run_id)
+                with clock(clean):
+                    rows[clean][key] = _transform(s, table, stg, key, context.run_id)
             if tkey in selected and not one_load:
-                timed(tkey, key, _load_window, s, table, stg, key, window, postgres, mongo)
+                with clock(tkey):
+                    rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo)
         if tkey in selected and one_load:
-            started = time.perf_counter()
-            postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys,
-                                     window=postgres_load.partition_window(s, table, keys))
-            rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
-            seconds[tkey] += time.perf_counter() - started
+            with clock(tkey):
+                postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys)
+                rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
         if len(keys) > 1 and {raw, clean} <= selected:
             rows[raw][UNPLACED] = _unplaced(s, table, stg, source, context.run_id)
         if tkey in selected and t.target == "postgres":
@@ -260,20 +266,8 @@ def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict) -> list[C
     return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg)]
 
 
-def _staged_bounds(stg: Staging, table: str, key: str, column: str) -> dict:
-    """Count, min and max (µs since the epoch) of a partition's staged partition column."""
-    out = {"count": 0, "min": None, "max": None}
-    for batch in stg.read_batches("clean", table, key, columns=[column]):
-        values = sortable("timestamp", batch.column(0))
-        mm = pc.min_max(values)
-        out["count"] += len(values) - values.null_count
-        if mm["min"].is_valid:
-            out["min"] = min(x for x in (out["min"], mm["min"].as_py()) if x is not None)
-            out["max"] = max(x for x in (out["max"], mm["max"].as_py()) if x is not None)
-    return out
-
-
-def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging, keys: list[str]) -> dict[str, list[CheckResult]] | None:
+def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging,
+                           keys: list[str]) -> dict[str, list[CheckResult]] | None:
     """Every partition's checks from one pass over the whole range, or None when the range fails somewhere.
 
     Rows fall in partitions by their own timestamp, so when the range's rows equal the source's (counts,
@@ -286,7 +280,7 @@ def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging, keys: lis
     col = _partition_column(spec, table)
     span = f" (checked over the range {keys[0]}..{keys[-1]})"
     return {key: [CheckResult(res.table, res.check, True, res.detail + span, metadata=res.metadata) for res in results]
-            + [_window_bounds(spec, table, _staged_bounds(stg, table, key, col), key)] for key in keys}
+            + [_window_bounds(spec, table, column_facts(spec, table, stg, col, key), key)] for key in keys}
 
 
 def _mongo_window_checks(db, spec: Spec, table: str, facts: dict, key: str) -> list[CheckResult]:

@@ -237,6 +237,17 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     }
 
 
+def column_facts(spec: Spec, table: str, staging: Staging, column: str, partition: str | None = None) -> dict[str, Any]:
+    """The facts of one clean column (count, nulls, min, max, sum), as `source_facts` gives them for every column."""
+    columns = cn.table_columns(spec, table, staging.schema("clean", table, partition))
+    kind = next(c.kind for c in columns if c.name == column)
+    agg = _Aggregate(kind)
+    for batch in staging.read_batches("clean", table, partition, columns=[column]):
+        arr = batch.column(0)
+        agg.add(arr, cn.arrow_canonical(kind, arr) if kind in rh.TEXT_HASHED else None)
+    return agg.result()
+
+
 def source_rows(facts: dict[str, Any]) -> int:
     """Rows the source held: raw rows when exported, else clean + quarantined."""
     raw = facts["raw_rows"]
