@@ -100,15 +100,20 @@ class Postgres:
 
     def __init__(self, root: Path):
         from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         self.bin, self.data, self.sock = POSTGRES_BIN_PATH, root / "pgdata", root / "pgsock"
         # postgres refuses to run as root; pgserver's wheel creates the `pgserver` user for that.
         self.user = "pgserver" if os.geteuid() == 0 else None
+        shutil.rmtree(root, ignore_errors=True)  # a kept --workdir holds the last run's cluster
         self.sock.mkdir(parents=True)
         for d in (root, self.sock):
             d.chmod(0o777)
         self.data.mkdir()
-        if self.user:
+        if self.user:  # as pgserver.get_server does before its first start on a machine
+            ensure_user_exists(self.user)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            ensure_prefix_permissions(self.data)
             shutil.chown(self.data, self.user)
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
         with socket.socket() as s:

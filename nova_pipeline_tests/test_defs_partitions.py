@@ -232,3 +232,13 @@ def test_mongo_time_series_partitions(tmp_path, mongo_uri):
         per_day[day] = per_day.get(day, 0) + 1
     want = expected_per_day(rows)
     assert per_day == {d: want[d] for d in ("2024-01-31", "2024-02-01")}
+
+
+def test_profile_records_the_days_of_each_partitioned_table(setup, pg_url):
+    spec, spec_path, rows = setup
+    job = build_definitions(spec, spec_path, postgres_url=pg_url).resolve_job_def("migrate")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[A.SNAPSHOT, A.PROFILE])
+    [profile] = [m for m in result.get_asset_materialization_events() if m.asset_key == A.PROFILE]
+    days = profile.materialization.metadata["partition_days"].value["telemetry"]
+    per_day = expected_per_day(rows)
+    assert days == {"first_day": min(per_day), "last_day": max(per_day), "days": len(per_day), "rows_without_day": 1}

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from nova_pipeline import export, identifiers, introspect, postgres_ddl, postgres_load, snapshot, transform
+from nova_pipeline import (export, identifiers, introspect, partitions, postgres_ddl, postgres_load, snapshot,
+                           transform)
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.preview import preview_markdown
 from nova_pipeline.spec import Spec, TableSpec
@@ -111,15 +112,26 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
                 return introspect.profile_table(conn, name, t.columns, rowid_alias=t.rowid_alias)
 
-        # SQLite releases the GIL while it scans: one connection per table, tables side by side, largest first.
-        names = sorted(counts, key=counts.get, reverse=True)
+        def days_of(name: str) -> dict:
+            spans = partitions.day_spans(snapshot_path(s), s, name)[1]  # cached: the range run reads it again
+            days = sorted(d for d in spans if d is not None)
+            return {"first_day": str(partitions.day_of(days[0])) if days else None,
+                    "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
+                    "rows_without_day": spans.get(None, (0,))[0]}
+
+        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first.
+        scans = sorted([(profile_one, n) for n in counts] + [(days_of, n) for n in counts if s.tables[n].partition],
+                       key=lambda scan: counts[scan[1]], reverse=True)
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            profiles = dict(zip(names, pool.map(profile_one, names)))
+            done = {(f, n): pool.submit(f, n) for f, n in scans}
+        profiles = {n: r.result() for (f, n), r in done.items() if f is profile_one}
+        days = {n: r.result() for (f, n), r in done.items() if f is days_of}
         profile = {name: {c: {"null": p.nulls, "integer": p.integers, "real": p.reals, "text": p.texts,
                               "blob": p.blobs} for c, p in profiles[name].items()} for name in counts}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
-            "storage_classes": dg.MetadataValue.json(profile)})
+            "storage_classes": dg.MetadataValue.json(profile),
+            **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
 

@@ -16,7 +16,8 @@ pass; only when that pass fails are its partitions checked one by one.
 import json
 import time
 import warnings
-from collections.abc import Container
+from collections.abc import Callable, Container
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -103,9 +104,10 @@ def _export(spec: Spec, table: str, stg: Staging, source: Path, key: str, where:
 
 
 def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: dict[str, tuple[datetime, datetime]],
-                  rowids: tuple[str, dict[int, tuple[int, int]]] | None) -> dict[str, int]:
+                  rowids: tuple[str, dict[int, tuple[int, int]]] | None,
+                  exported: Callable[[list[str]], None]) -> dict[str, int]:
     """Export many partitions with one query per RANGE_CHUNK of them (rowid spans keep each query to its days),
-    each row into its day's partition."""
+    each row into its day's partition; `exported` is called with each chunk's keys once their files are written."""
     columns = list(spec.tables[table].columns)
     classes = export.table_storage_classes(str(source), table, columns)  # one scan, not one per window
     keys, rows = list(windows), {}
@@ -117,6 +119,7 @@ def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: d
         rows |= export.export_days(str(source), table, columns, stg, where=where,
                                    day_sql=partitions.day_expression(spec, table), keys=days,
                                    batch_rows=spec.batch_rows, classes=classes)
+        exported(chunk)
     return rows
 
 
@@ -198,23 +201,37 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
             yield
             seconds[asset_key] += time.perf_counter() - started
 
-        if raw in selected:
-            with clock(raw):
-                rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
-                if len(keys) == 1:
-                    where = _where(s, table, windows[keys[0]], rowids)
-                    rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], where)
-                else:
-                    rows[raw] = _export_range(s, table, stg, source, windows, rowids)
-        # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY.
-        one_load = len(keys) > 1 and t.target == "postgres"
-        for key, window in windows.items():
-            if clean in selected:
-                with clock(clean):
-                    rows[clean][key] = _transform(s, table, stg, key, context.run_id)
-            if tkey in selected and not one_load:
-                with clock(tkey):
-                    rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo)
+        def transform_one(key: str) -> int:
+            with clock(clean):
+                return _transform(s, table, stg, key, context.run_id)
+
+        # Partitions are transformed in a second thread as soon as their raw files are written, beside the
+        # export of the next ones (SQLite reads, Arrow kernels and Parquet I/O release the GIL).
+        transforms: dict[str, Future] = {}
+        with ThreadPoolExecutor(1, thread_name_prefix="transform") as transformer:
+            def transform_later(exported: list[str]) -> None:
+                if clean in selected:
+                    transforms.update((key, transformer.submit(transform_one, key)) for key in exported)
+
+            if raw in selected:
+                with clock(raw):
+                    rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
+                    if len(keys) == 1:
+                        where = _where(s, table, windows[keys[0]], rowids)
+                        rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], where)
+                        transform_later(keys)
+                    else:
+                        rows[raw] = _export_range(s, table, stg, source, windows, rowids, exported=transform_later)
+            else:
+                transform_later(keys)
+            # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY.
+            one_load = len(keys) > 1 and t.target == "postgres"
+            for key, window in windows.items():
+                if clean in selected:
+                    rows[clean][key] = transforms[key].result()
+                if tkey in selected and not one_load:
+                    with clock(tkey):
+                        rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo)
         if tkey in selected and one_load:
             with clock(tkey):
                 postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys)

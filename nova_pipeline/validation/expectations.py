@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 import warnings
 from typing import Any
 
@@ -25,6 +27,14 @@ def sqlalchemy_url(conn: psycopg.Connection) -> str:
                       host=None if socket else info.host, port=None if socket else info.port, database=info.dbname,
                       query={"host": info.host, "port": str(info.port)} if socket else {}
                       ).render_as_string(hide_password=False)
+
+
+def preload(spec: Spec) -> None:
+    """When the spec declares expectations, import Great Expectations (≈2.7 s of module loading) in a
+    background thread, overlapping the phases before validation; the first check waits only for what is left."""
+    if any(c.expect is not None for _, t in spec.table_items() for c in t.columns.values()):
+        threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True,
+                         name="preload-great-expectations").start()
 
 
 def _suite(expects: dict[str, Expectation]) -> list[Any]:
