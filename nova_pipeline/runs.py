@@ -22,7 +22,19 @@ from nova_pipeline.progress import run_progress
 from nova_pipeline.spec import Spec
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
-INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+# Telemetry off; the SQLite storage with the event log's connections kept open (nova_pipeline/dagster_storage.py).
+INSTANCE_YAML = """telemetry:
+  enabled: false
+nux:
+  enabled: false
+storage:
+  custom:
+    module: nova_pipeline.dagster_storage
+    class: NovaSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
+"""
 # The console shows the progress bar and the report; the full event log (tracebacks included) is in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 MIGRATION_JOBS = ("migrate", "migrate_postgres", "migrate_mongo")

@@ -11,6 +11,8 @@ import uuid
 import psycopg
 import pytest
 
+from nova_pipeline.runs import INSTANCE_YAML
+
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -21,7 +23,7 @@ _counter = itertools.count()
 def _dagster_home(tmp_path_factory):
     """CLI runs in tests record into a throwaway Dagster instance, never the user's."""
     home = tmp_path_factory.mktemp("dagster_home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
     old = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
     yield home

@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from nova_pipeline.cli import main
+from nova_pipeline.runs import INSTANCE_YAML
 from nova_pipeline_tests import messy_db as m
 
 BIG_ROWS = 120_000
@@ -76,7 +77,7 @@ def wait_for_no_sessions(url: str, timeout: float = 30) -> None:
 def dagster_home(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 

@@ -1,0 +1,48 @@
+"""The instance storage of dagster.yaml: Dagster's SQLite files, written through connections kept open."""
+
+import dagster as dg
+
+from nova_pipeline import dagster_storage
+from nova_pipeline.runs import INSTANCE_YAML
+
+
+@dg.asset
+def reading() -> int:
+    return 1
+
+
+@dg.asset_check(asset=reading)
+def reading_positive() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def instance_at(home) -> dg.DagsterInstance:
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_runs_are_recorded_in_dagsters_files_and_read_back_by_another_instance(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    writer = instance_at(tmp_path)
+    assert isinstance(writer.event_log_storage, dagster_storage.PooledSqliteEventLogStorage)
+    runs = [dg.materialize([reading], instance=writer, selection=[reading]).run_id for _ in range(12)]
+    checked = dg.materialize([reading, reading_positive], instance=writer).run_id
+
+    storage = writer.event_log_storage
+    assert len(storage._engines) == dagster_storage.MAX_ENGINES  # least recently used engines were closed
+    assert (tmp_path / "history" / "runs" / f"{runs[0]}.db").exists()  # Dagster's own layout
+
+    # A second instance (as the webserver would open) sees every run, materialization and check result.
+    reader = dg.DagsterInstance.from_config(str(tmp_path))
+    assert {r.run_id for r in reader.get_runs()} == {*runs, checked}
+    for run_id in runs:
+        assert reader.get_run_by_id(run_id).is_success
+        assert any(e.is_dagster_event and e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                   for e in reader.all_logs(run_id))
+    assert reader.get_latest_materialization_event(reading.key).run_id == checked
+    [evaluation] = reader.event_log_storage.get_asset_check_execution_history(reading_positive.check_key, limit=1)
+    assert evaluation.run_id == checked and evaluation.status.value == "SUCCEEDED"
+
+    writer.wipe()  # closes the pooled engines before Dagster deletes the run databases
+    assert set(storage._engines) <= {"index"} and reader.get_runs() == []  # only the index (emptied) reopened
+    assert not (tmp_path / "history" / "runs" / f"{runs[0]}.db").exists()
