@@ -27,6 +27,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nova_pipeline import scan_cache
 from nova_pipeline.staging import Staging
 
 ROWID = "_nova_rowid"
@@ -157,9 +158,19 @@ def _to_raw(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBa
 
 
 def table_storage_classes(sqlite_path: str, table: str, columns: list[str]) -> dict[str, set[str]]:
-    """Storage classes present in each column of the whole table (one scan): a superset for any of its windows."""
-    with _connect(sqlite_path) as conn:
-        return storage_classes(conn, columns, quote(table), ())
+    """Storage classes present in each column of the whole table (a superset for any of its windows): one scan,
+    or none when the file's profile already found them (remember_storage_classes)."""
+    known = scan_cache.get(sqlite_path, ("storage_classes", table)) or {}
+    if not set(columns) <= known.keys():
+        with _connect(sqlite_path) as conn:
+            known = {**known, **storage_classes(conn, columns, quote(table), ())}
+        scan_cache.put(sqlite_path, ("storage_classes", table), known)
+    return {c: known[c] for c in columns}
+
+
+def remember_storage_classes(sqlite_path: str | os.PathLike, table: str, classes: dict[str, set[str]]) -> None:
+    """Record what a scan of the unchanged file found, for table_storage_classes."""
+    scan_cache.put(sqlite_path, ("storage_classes", table), classes)
 
 
 @contextmanager
@@ -173,7 +184,8 @@ def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[s
         if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
             raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
         from_sql, rowid, params = _source(conn, table, where)
-        classes = classes or storage_classes(conn, columns, from_sql, params)
+        classes = classes or (table_storage_classes(sqlite_path, table, columns) if where is None
+                              else storage_classes(conn, columns, from_sql, params))
         schema = raw_schema(columns, classes)
         select = [*_select_list(columns, classes), rowid, *([extra] if extra else [])]
         cur = conn.cursor()

@@ -12,7 +12,6 @@ from nova_pipeline.defs.partitions import partitioned_tables
 from nova_pipeline.partition_runs import with_partitions
 from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
-from nova_pipeline.validation import expectations
 
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
 
@@ -99,7 +98,6 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
     """Run (or resume) the migration under the target's advisory lock and write the report."""
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
-    expectations.preload(spec)
     notes = []
     if mongo and connections.is_mock_uri(mongo):
         notes.append("MongoDB documents went to the in-process double (mongomock), not a MongoDB server.")

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 
+from nova_pipeline import scan_cache
 from nova_pipeline.casts import cast_options
 from nova_pipeline.export import query_rows, quote
 from nova_pipeline.spec import Spec
@@ -219,28 +221,22 @@ def rowid_alias(sqlite_path: str | os.PathLike, table: str) -> str | None:
     return next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
 
 
-_SPANS: dict[tuple[str, str], tuple[tuple, tuple[str | None, dict[int | None, tuple[int, int, int]]]]] = {}
-
-
 def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
               ) -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
     """(rowid alias or None, per UTC day number (None: no window): (rows, first rowid, last rowid)) in one scan.
 
-    Cached while the file and its WAL are unchanged: a migration asks for the range, then the rowid spans
-    of the same snapshot, and the day expression is the costly part of reading a timestamp column.
+    Cached while the file is unchanged (scan_cache): the profile scans the snapshot's days, a range run
+    then asks for its range and rowid spans, and the day expression is the costly part of the scan.
     """
-    path = os.path.abspath(sqlite_path)
-    stamp = tuple((st.st_mtime_ns, st.st_size) for st in (os.stat(p) for p in (path, f"{path}-wal") if os.path.exists(p)))
     expression = day_expression(spec, table)
-    version = (stamp, expression)
-    cached = _SPANS.get((path, table))
-    if cached is None or cached[0] != version:
-        alias = rowid_alias(path, table)
+
+    def scan() -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
+        alias = rowid_alias(sqlite_path, table)
         bounds = f"min({alias}), max({alias})" if alias else "0, 0"
-        rows = _query(path, f"SELECT {expression} AS d, count(*), {bounds} FROM {quote(table)} GROUP BY d")
-        cached = _SPANS[(path, table)] = version, (alias, {None if d is None else int(d): (int(n), int(a), int(b))
-                                                           for d, n, a, b in rows})
-    return cached[1]
+        rows = _query(sqlite_path, f"SELECT {expression} AS d, count(*), {bounds} FROM {quote(table)} GROUP BY d")
+        return alias, {None if d is None else int(d): (int(n), int(a), int(b)) for d, n, a, b in rows}
+
+    return scan_cache.cached(sqlite_path, ("day_spans", table, expression), scan)
 
 
 def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: datetime | date,
@@ -255,6 +251,22 @@ def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: 
         return None
     lo, hi = _days(table, start, end)
     return alias, {d: (a, b) for d, (_, a, b) in spans.items() if d is not None and lo <= d < hi}
+
+
+def rowid_day_expression(sqlite_path: str | os.PathLike, spec: Spec, table: str, days: Iterable[int]) -> str | None:
+    """SQL of a row's day number that reads only its rowid, when each of `days` holds exactly the rows of its
+    rowid span (rows = last - first + 1: no other row lies inside it), as in a table appended in time order;
+    such rows need no timestamp parsing. None when a span is shared or the table has no rowid."""
+    alias, spans = day_spans(sqlite_path, spec, table)
+    if alias is None:
+        return None
+    cases = []
+    for day in sorted(d for d in days if d in spans):
+        rows, first, last = spans[day]
+        if last - first + 1 != rows:
+            return None
+        cases.append(f"WHEN {alias} BETWEEN {first} AND {last} THEN {day}")
+    return f"(CASE {' '.join(cases)} END)" if cases else "NULL"
 
 
 def day_fingerprints(sqlite_path: str | os.PathLike, spec: Spec, table: str) -> dict[int | None, tuple[int, int]]:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from nova_pipeline import export, postgres_load, transform
+from nova_pipeline import export, partitions, postgres_load, transform
 from nova_pipeline.cli import main
 from nova_pipeline.connections import mongo_client
 from nova_pipeline.defs import assets as A
@@ -117,9 +117,18 @@ def test_two_partitions_then_rerun_one_no_duplicates_and_next_month_created(setu
     assert children == {"readings_p2024_01", "readings_p2024_02"}
 
 
-def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("appended_in_day_order", [False, True])
+def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_path, monkeypatch,
+                                              appended_in_day_order):
     spec, spec_path, rows = setup
+    if appended_in_day_order:  # each day is then its own rowid span: days are read from the rowid alone
+        rows = sorted(rows, key=lambda r: r[3])
+        (tmp_path / "src.sqlite").unlink()
+        make_source(tmp_path / "src.sqlite", rows)
     monkeypatch.setattr(P, "RANGE_CHUNK", 3)  # the range run exports its 4 days in two queries
+    days = range(partitions.day_number(T0.date()), partitions.day_number(T0.date()) + 4)
+    cheap = partitions.rowid_day_expression(tmp_path / "src.sqlite", spec, "telemetry", days)
+    assert (cheap is not None) == appended_in_day_order
     [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
     assert outcome.success, outcome.errors
     assert pg_days(pg_url) == expected_per_day(rows)

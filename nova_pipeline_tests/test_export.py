@@ -134,3 +134,25 @@ def test_unknown_table_and_reserved_column(tmp_path):
         export_table(db, "nope", ["a"], st)
     with pytest.raises(ExportError, match="reserves"):
         export_table(db, "t", ["_nova_rowid"], st)
+
+
+def test_storage_classes_of_an_unchanged_file_are_scanned_once(tmp_path, monkeypatch):
+    db = str(tmp_path / "s.sqlite")
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a, b)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(1, "x"), (2, 3)])
+    scans = []
+    real_scan = export.storage_classes
+    monkeypatch.setattr(export, "storage_classes", lambda *a: scans.append(a[1]) or real_scan(*a))
+
+    export.remember_storage_classes(db, "t", {"a": {"integer"}, "b": {"integer", "text"}})  # as the profile does
+    assert export.table_storage_classes(db, "t", ["b"]) == {"b": {"integer", "text"}} and scans == []
+    stg = Staging(str(tmp_path / "stg"))
+    export_table(db, "t", ["a", "b"], stg)  # the whole-table export reuses them too
+    assert scans == [] and stg.row_count("raw", "t") == 2
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO t VALUES (2.5, NULL)")  # the file changed: scanned again
+    assert export.table_storage_classes(db, "t", ["a", "b"]) == {"a": {"integer", "real"}, "b": {"integer", "text"}}
+    assert scans == [["a", "b"]]
+    assert export.table_storage_classes(db, "t", ["a"]) == {"a": {"integer", "real"}} and len(scans) == 1

@@ -150,3 +150,29 @@ def test_partition_column_required_for_unplaced_rows(tmp_path):
     spec = make_spec(make_source(tmp_path / "s.sqlite", "DATETIME", []), "DATETIME")
     assert spec.tables["t"].columns["ts"].nullable
     assert not P.with_partition_column_required(spec, "t").tables["t"].columns["ts"].nullable
+
+
+def _days_by_sql(db: str, day_sql: str) -> dict[int, int | None]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute(f"SELECT rowid, {day_sql} FROM t"))
+
+
+def test_rowid_day_expression_only_where_each_day_is_its_own_rowid_span(tmp_path):
+    # Appended in time order, with a junk reading before the days and one after them.
+    ordered = ["junk", *[(BASE + timedelta(hours=5 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(20)], None]
+    db = make_source(tmp_path / "ordered.sqlite", "DATETIME", ordered)
+    spec = make_spec(db, "DATETIME")
+    exact = _days_by_sql(db, P.day_expression(spec, "t"))
+    days = {d for d in exact.values() if d is not None}
+    cheap = P.rowid_day_expression(db, spec, "t", days)
+    assert cheap is not None and "ts" not in cheap  # reads the rowid only
+    assert _days_by_sql(db, cheap) == exact  # every row gets the same day (or none)
+    some = sorted(days)[1:3]
+    assert _days_by_sql(db, P.rowid_day_expression(db, spec, "t", some)) == {
+        r: (d if d in some else None) for r, d in exact.items()}
+    assert P.rowid_day_expression(db, spec, "t", [min(days) - 10]) == "NULL"
+
+    # A late reading of the first day, appended last: that day's span now holds the other days' rows.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO t (ts) VALUES (?)", (ordered[1],))
+    assert P.rowid_day_expression(db, spec, "t", days) is None

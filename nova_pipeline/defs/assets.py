@@ -24,6 +24,7 @@ from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresReso
 from nova_pipeline.preview import preview_markdown
 from nova_pipeline.spec import Spec, TableSpec
 from nova_pipeline.staging import Staging
+from nova_pipeline.validation import expectations
 from nova_pipeline.validation.source_facts import source_facts
 
 SNAPSHOT = dg.AssetKey(["source", "snapshot"])
@@ -89,6 +90,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                           "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
     def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
         s = nova.spec
+        expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
         snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot_path(s))
         if snap.integrity != ["ok"]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
@@ -110,7 +112,10 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         def profile_one(name: str) -> dict:
             t = tables[name]
             with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
-                return introspect.profile_table(conn, name, t.columns, rowid_alias=t.rowid_alias)
+                found = introspect.profile_table(conn, name, t.columns, rowid_alias=t.rowid_alias)
+            export.remember_storage_classes(snapshot_path(s), name, {  # the export's scan, done here
+                c: {k for k, n in p.storage().items() if n and k != "null"} for c, p in found.items()})
+            return found
 
         def days_of(name: str) -> dict:
             spans = partitions.day_spans(snapshot_path(s), s, name)[1]  # cached: the range run reads it again
@@ -126,8 +131,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             done = {(f, n): pool.submit(f, n) for f, n in scans}
         profiles = {n: r.result() for (f, n), r in done.items() if f is profile_one}
         days = {n: r.result() for (f, n), r in done.items() if f is days_of}
-        profile = {name: {c: {"null": p.nulls, "integer": p.integers, "real": p.reals, "text": p.texts,
-                              "blob": p.blobs} for c, p in profiles[name].items()} for name in counts}
+        profile = {name: {c: p.storage() for c, p in profiles[name].items()} for name in counts}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
             "storage_classes": dg.MetadataValue.json(profile),

@@ -116,8 +116,9 @@ def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: d
         days = {d: key for key in chunk for d in _days(windows[key])}
         # Rows are routed by their day, computed once per row; other days' rows are skipped.
         where = None if rowids is None else (f"{rowids[0]} BETWEEN ? AND ?", _rowid_span(rowids, days))
-        rows |= export.export_days(str(source), table, columns, stg, where=where,
-                                   day_sql=partitions.day_expression(spec, table), keys=days,
+        day_sql = (partitions.rowid_day_expression(source, spec, table, days)
+                   or partitions.day_expression(spec, table))
+        rows |= export.export_days(str(source), table, columns, stg, where=where, day_sql=day_sql, keys=days,
                                    batch_rows=spec.batch_rows, classes=classes)
         exported(chunk)
     return rows
