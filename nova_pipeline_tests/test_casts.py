@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import date, datetime, time, timezone
 
 import pyarrow as pa
 import pytest
 
+from nova_pipeline import casts
 from nova_pipeline.casts import CastOptions, arrow_type, cast_column, cast_options
 from nova_pipeline.spec import DEFAULT_TIMESTAMP_PARSE, ColumnSpec, parse_spec
 
@@ -190,3 +192,21 @@ def test_cast_options_precedence():
 def test_boolean_vocabulary_from_options():
     got = run(["oui", "non", "1"], "boolean", CastOptions(true=("oui",), false=("non",)))
     assert got == [True, False, Fail("not in the true/false vocabulary")]
+
+
+def test_common_iso_texts_read_as_the_general_reading_does(monkeypatch):
+    rng = random.Random(3)
+    texts = [f"{rng.randint(1000, 9999)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}{rng.choice('T ')}"
+             f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+             f"{rng.choice(['', '.5', '.123', '.999999'])}{rng.choice(['', 'Z'])}" for _ in range(2000)] + [None]
+    s = pa.array(texts, pa.string())
+    fast = casts._common_iso_micros(s)
+    assert fast is not None
+    monkeypatch.setattr(casts, "_common_iso_micros", lambda s: None)  # the general (regex) reading
+    assert fast.to_pylist() == casts._iso_micros(s, casts._Failures(len(s))).to_pylist()
+    monkeypatch.undo()
+    # One impossible day, or one other shape, and the whole column takes the general reading.
+    assert casts._common_iso_micros(pa.array(["2024-02-30T00:00:00Z", "2024-01-01T00:00:00Z"])) is None
+    assert casts._common_iso_micros(pa.array(["2024-01-01T00:00:00+02:00", "2024-01-01T00:00:00Z"])) is None
+    assert run(["2024-02-30T00:00:00Z", "2024-01-01 10:00:00"], "timestamptz") == [
+        Fail("invalid date"), datetime(2024, 1, 1, 10, tzinfo=UTC)]
