@@ -33,7 +33,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -290,12 +290,16 @@ def _min_max(staging: Staging, table: str, partition: str | Sequence[str] | None
 
 
 def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Staging,
-               partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None) -> LoadResult:
+               partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None,
+               ready: Callable[[str], None] | None) -> LoadResult:
     ts = spec.tables[table]
     schema, name = pg_table(spec, table)
     target = sql.Identifier(schema, name)
     columns = [tgt for _, tgt in target_columns(ts)]
-    arrow_schema = staging.schema("clean", table, partition)
+    parts = [partition] if partition is None or isinstance(partition, str) else list(partition)
+    if ready is not None and parts[0] is not None:
+        ready(parts[0])
+    arrow_schema = staging.schema("clean", table, parts[0])
     if arrow_schema is not None and [c for c in arrow_schema.names if c != ROWID] != columns:
         raise LoadError(f"clean Parquet columns {arrow_schema.names} differ from the target's {columns}")
     part_col = target_column(ts, ts.partition.column) if ts.partition else None
@@ -327,14 +331,17 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
             target, sql.SQL(", ").join(map(sql.Identifier, columns)))
         with conn.cursor().copy(copy_stmt) as copy:
             copy.write(_COPY_HEADER)
-            for batch in staging.read_batches("clean", table, partition, columns=columns):
-                if window is not None:
-                    _check_window(batch.column(part_col), lo, hi)
-                for chunk in _chunks(batch):
-                    buf = _encode_batch(chunk, pg_types, numeric_dump)
-                    copy.write(buf)
-                    rows += chunk.num_rows
-                    sent += buf.size
+            for part in parts:
+                if ready is not None and part is not None:
+                    ready(part)
+                for batch in staging.read_batches("clean", table, part, columns=columns):
+                    if window is not None:
+                        _check_window(batch.column(part_col), lo, hi)
+                    for chunk in _chunks(batch):
+                        buf = _encode_batch(chunk, pg_types, numeric_dump)
+                        copy.write(buf)
+                        rows += chunk.num_rows
+                        sent += buf.size
             copy.write(_COPY_TRAILER)
         orphans = _restore(conn, saved)
     return LoadResult(rows, sent, time.perf_counter() - started, orphans)
@@ -353,7 +360,7 @@ def _check_window(column: pa.Array, lo, hi) -> None:
 
 def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, staging: Staging, *,
                partition: str | Sequence[str] | None = None, window: tuple[datetime, datetime] | None = None,
-               tries: int = 3, backoff_s: float = 1.0) -> LoadResult:
+               tries: int = 3, backoff_s: float = 1.0, ready: Callable[[str], None] | None = None) -> LoadResult:
     """Replace a table's rows (or one window's) with its clean Parquet, in one transaction.
 
     With a URL, a lost connection retries the whole transaction `tries` times
@@ -361,8 +368,9 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
     one attempt. A partition key without a window loads the key's day/month
     under the table's keys and indexes; a sequence of keys loads them all, in
     one window from the first's start to the last's end, and rebuilds the keys
-    and indexes once after the data. Failure raises LoadError naming the table;
-    nothing of the attempt is committed.
+    and indexes once after the data; `ready(key)` is called before each key's
+    clean files are read (they may still be being written). Failure raises
+    LoadError naming the table; nothing of the attempt is committed.
     """
     if partition is not None and window is None and spec.tables[table].partition is not None:
         window = partition_window(spec, table, partition)
@@ -374,8 +382,8 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
         try:
             if isinstance(url_or_conn, str):
                 with connect_postgres(url_or_conn) as conn:
-                    return _load_once(conn, spec, table, staging, partition, window)
-            return _load_once(url_or_conn, spec, table, staging, partition, window)
+                    return _load_once(conn, spec, table, staging, partition, window, ready)
+            return _load_once(url_or_conn, spec, table, staging, partition, window, ready)
         except (psycopg.OperationalError, TargetUnreachable) as e:
             reason = _first_line(e)
         except psycopg.Error as e:

@@ -1,6 +1,7 @@
 """Partitioned telemetry loads through Dagster: windows, idempotence, month partitions, sensor, schedule, CLI, MongoDB."""
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -149,6 +150,40 @@ def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_pa
     with psycopg.connect(pg_url) as a, psycopg.connect(full_url) as b:
         by_partition, by_full = a.execute(query).fetchall(), b.execute(query).fetchall()
     assert len(by_partition) == len(rows) and by_partition == by_full
+
+
+def test_range_load_sends_partitions_as_transforms_finish_and_rolls_back_when_one_fails(setup, pg_url, monkeypatch):
+    spec, spec_path, rows = setup
+    days = sorted(expected_per_day(rows))
+    first_day_sent, real_transform, real_read = threading.Event(), P._transform, Staging.read_batches
+
+    def transform(spec, table, stg, key, run_id):
+        if key == days[-1]:  # the last transform waits until the load has sent the first day
+            assert first_day_sent.wait(30), "the range load waited for every transform"
+        if key == days[2] and fail:
+            raise ValueError(f"cannot transform {key}")
+        return real_transform(spec, table, stg, key, run_id)
+
+    def read_batches(self, kind, table, partition=None, columns=None):
+        if kind == "clean" and partition == days[0]:
+            first_day_sent.set()
+        if kind == "clean" and partition == days[3]:
+            sent_after_failure.append(partition)
+        return real_read(self, kind, table, partition, columns)
+
+    monkeypatch.setattr(P, "_transform", transform)
+    monkeypatch.setattr(Staging, "read_batches", read_batches)
+    fail, sent_after_failure = False, []
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert outcome.success, outcome.errors
+    assert pg_days(pg_url) == expected_per_day(rows)
+
+    fail, sent_after_failure = True, []
+    first_day_sent.clear()
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert not outcome.success and any(f"cannot transform {days[2]}" in e for e in outcome.errors.values())
+    assert sent_after_failure == []  # the load stopped at the failed day
+    assert pg_days(pg_url) == expected_per_day(rows)  # and its transaction left the first load intact
 
 
 def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(setup, pg_url, tmp_path):
