@@ -7,6 +7,7 @@ than 100x, otherwise small tables would be invisible next to telemetry.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 LOADED, QUARANTINED, RATE, FAILED = "#2f6db5", "#e0702b", "#4b9a5a", "#c62828"
+_SHOWN = ("source_rows", "loaded_rows", "quarantined_rows", "rows_per_s", "status")
+_DRAWN: dict[Path, tuple[str, int]] = {}  # png → (what it shows, its mtime): a migration's report asset and
+# its command line write the same report; the chart is drawn once (≈0.4 s)
 
 
 def render_chart(report_dict: dict[str, Any], out_png: Path) -> Path:
@@ -24,6 +28,12 @@ def render_chart(report_dict: dict[str, Any], out_png: Path) -> Path:
     tables = report_dict.get("tables") or {}
     if not tables:
         raise ValueError("report has no tables to chart")
+    out_png = Path(out_png)
+    shown = json.dumps([report_dict.get("status"), report_dict.get("totals"),
+                        {n: [t.get(k) for k in _SHOWN] for n, t in tables.items()}], default=str)
+    drawn = _DRAWN.get(out_png.resolve())
+    if drawn is not None and out_png.exists() and drawn == (shown, out_png.stat().st_mtime_ns):
+        return out_png
     names = list(tables)[::-1]  # first table on top
     rows = [tables[n] for n in names]
     loaded = [int(r.get("loaded_rows") or 0) for r in rows]
@@ -80,10 +90,10 @@ def render_chart(report_dict: dict[str, Any], out_png: Path) -> Path:
                  + (f", {totals['failed_tables']} tables failed (red)" if totals.get("failed_tables") else ""),
                  fontsize=11)
     fig.tight_layout()
-    out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
+    _DRAWN[out_png.resolve()] = shown, out_png.stat().st_mtime_ns
     return out_png
 
 

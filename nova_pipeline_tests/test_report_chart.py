@@ -44,3 +44,14 @@ def test_no_quarantine_no_orange_bars_and_small_report_is_shorter(tmp_path):
 def test_report_without_tables_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="no tables"):
         render_chart({"status": "succeeded", "tables": {}}, tmp_path / "c.png")
+
+
+def test_the_same_chart_is_drawn_once_and_a_changed_report_redrawn(tmp_path):
+    out = tmp_path / "chart.png"
+    report = _report(4, {})
+    render_chart(report, out)
+    first = out.stat().st_mtime_ns
+    render_chart(_report(4, {}), out)  # the same figures (the command line rewrites the asset's report)
+    assert out.stat().st_mtime_ns == first
+    render_chart(_report(4, {"table_02": 1}), out)
+    assert out.stat().st_mtime_ns != first and _has_colour(Image.open(out).convert("RGB"), QUARANTINED)
