@@ -20,6 +20,7 @@ from nova_pipeline.defs.resources import PostgresResource
 from nova_pipeline.partition_runs import load_all_partitions, load_partition
 from nova_pipeline.spec import load_spec
 from nova_pipeline.staging import Staging
+from nova_pipeline.validation.source_facts import facts_shape, source_facts
 
 T0 = datetime(2024, 1, 30, tzinfo=UTC)  # four days across the January → February boundary
 RAW = A.raw_key("telemetry")
@@ -191,6 +192,9 @@ def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(s
     [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
     assert outcome.success, outcome.errors
     keys, stg = sorted(expected_per_day(rows)), Staging(str(tmp_path / "staging"))
+    shape, facts = facts_shape(spec, "telemetry", stg, partition=keys), source_facts(spec, "telemetry", stg, partition=keys)
+    assert shape == {k: facts[k] for k in ("table", "partition", "primary_key", "column_order")} | {
+        "columns": {c: {"kind": f["kind"]} for c, f in facts["columns"].items()}}  # what the target scan needs
     with psycopg.connect(pg_url, autocommit=True) as conn:
         per_key = P._postgres_range_checks(conn, spec, "telemetry", stg, keys)
         assert set(per_key) == set(keys) and all(res.passed for results in per_key.values() for res in results)

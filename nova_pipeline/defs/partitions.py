@@ -35,7 +35,7 @@ from nova_pipeline.validation import results as r
 from nova_pipeline.validation.postgres_checks import (_Table, _target_aggregates, check_column_aggregates,
                                                       check_content_hash, check_row_reconciliation)
 from nova_pipeline.validation.results import CheckResult
-from nova_pipeline.validation.source_facts import column_facts, source_facts, source_rows
+from nova_pipeline.validation.source_facts import column_facts, facts_shape, source_facts, source_rows
 
 JOB = "telemetry_partitions"
 UNPLACED = "unplaced"  # staging partition of the rows no window holds (unreadable timestamps): all quarantined
@@ -302,8 +302,13 @@ def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging,
     Rows fall in partitions by their own timestamp, so when the range's rows equal the source's (counts,
     aggregates, row hashes), so do every partition's; a failing range is checked again partition by partition.
     """
-    facts = source_facts(spec, table, stg, partition=keys)
-    results = _postgres_window_checks(conn, spec, table, facts)
+    # PostgreSQL scans the range while the source facts are read from staging.
+    with ThreadPoolExecutor(1, thread_name_prefix="target-scan") as pool:
+        scan = pool.submit(_target_aggregates, _Table(conn, spec, table, facts_shape(spec, table, stg, partition=keys)))
+        facts = source_facts(spec, table, stg, partition=keys)
+        agg = scan.result()
+    t = _Table(conn, spec, table, facts)
+    results = [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg)]
     if not all(res.passed for res in results):
         return None
     col = _partition_column(spec, table)

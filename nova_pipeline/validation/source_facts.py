@@ -237,6 +237,13 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     }
 
 
+def facts_shape(spec: Spec, table: str, staging: Staging, *, partition: str | list[str] | None = None) -> dict[str, Any]:
+    """What `source_facts` compares, without reading a row: the columns and their kinds, the key, the partition."""
+    columns = cn.table_columns(spec, table, staging.schema("clean", table, partition))
+    return {"table": table, "partition": partition, "primary_key": cn.primary_key(spec, table),
+            "column_order": [c.name for c in columns], "columns": {c.name: {"kind": c.kind} for c in columns}}
+
+
 def column_facts(spec: Spec, table: str, staging: Staging, column: str, partition: str | None = None) -> dict[str, Any]:
     """The facts of one clean column (count, nulls, min, max, sum), as `source_facts` gives them for every column."""
     columns = cn.table_columns(spec, table, staging.schema("clean", table, partition))
