@@ -14,6 +14,8 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,6 +267,48 @@ def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
     return f"json_array({', '.join(sums + [_AGGREGATES[n].format(q=q) for n in aggregates])})", counters, aggregates
 
 
+_STORED = ("integer", "real", "text")  # blob = non-null - these; null = rows - non-null
+
+
+def storage_counts(conn: sqlite3.Connection, table: str, columns: list[str], *,
+                   rowid_alias: str | None = None) -> dict[str, dict[str, int]]:
+    """Rows per storage class (null, integer, real, text, blob) of each column, in one pass with no value tests:
+    what a migration's casts will meet, at about half the cost of profile_table."""
+    with _one_state(conn):
+        rows = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+        width = max(rows.bit_length(), 1)
+        per_sum = max(1, min(len(_STORED), 63 // width))  # counts packed `width` bits apart never carry
+        groups = [_STORED[i:i + per_sum] for i in range(0, len(_STORED), per_sum)]
+        scanned = [c for c in columns if c != rowid_alias]
+        select = []
+        for c in scanned:
+            q = quote(c)
+            select += [f"count({q})"] + [
+                f"sum(CASE typeof({q}) {' '.join(f'WHEN {k!r} THEN {1 << (width * j)}' for j, k in enumerate(g))}"
+                " ELSE 0 END)" for g in groups]
+        found = conn.execute(f"SELECT {', '.join(select)} FROM {quote(table)}").fetchone() if select else ()
+    out = {rowid_alias: {"null": 0, "integer": rows, "real": 0, "text": 0, "blob": 0}}
+    step, mask = 1 + len(groups), (1 << width) - 1
+    for i, c in enumerate(scanned):
+        stored, sums = found[i * step], found[i * step + 1: (i + 1) * step]
+        counts = {k: ((total or 0) >> (width * j)) & mask for g, total in zip(groups, sums) for j, k in enumerate(g)}
+        out[c] = {"null": rows - stored, **counts, "blob": stored - sum(counts.values())}
+    return {c: out[c] for c in columns}
+
+
+@contextmanager
+def _one_state(conn: sqlite3.Connection) -> Iterator[None]:
+    """The count and the pass see the same state of the database (so the packing width holds)."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if own:
+            conn.execute("COMMIT")
+
+
 def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column], *,
                   rowid_alias: str | None = None) -> dict[str, ColumnProfile]:
     """Per-column storage classes and the value tests type inference needs, in one aggregate pass over the table.
@@ -273,18 +317,12 @@ def profile_table(conn: sqlite3.Connection, table: str, columns: list[Column], *
     integers by construction, so it is not scanned.
     """
     scanned = [c for c in columns if c.name != rowid_alias]
-    own_transaction = not conn.in_transaction
-    if own_transaction:
-        conn.execute("BEGIN")  # the row count and the pass see the same state, so the packing width holds
-    try:
+    with _one_state(conn):
         rows = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         width = max(rows.bit_length(), 1)
         plans = [_column_sql(c, width) for c in scanned]
         select = ", ".join(sql for sql, _, _ in plans)
         packed = conn.execute(f"SELECT {select} FROM {quote(table)}").fetchone() if plans else ()
-    finally:
-        if own_transaction:
-            conn.execute("COMMIT")
     out = {rowid_alias: ColumnProfile(rows=rows, integers=rows)}
     for column, (_, counters, aggregates), text in zip(scanned, plans, packed):
         values = json.loads(_INF.sub(r"\1Infinity", text))

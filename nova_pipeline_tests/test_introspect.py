@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 
 import pytest
 
+from nova_pipeline import introspect
 from nova_pipeline.identifiers import fit_identifier
 from nova_pipeline.introspect import Column, profile_table, propose_spec, read_schema
 from nova_pipeline.snapshot import SourceError
@@ -277,3 +279,17 @@ def test_foreign_keys_to_unmigrated_or_mismatched_parents_are_dropped(tmp_path):
 def test_missing_source_is_a_one_line_error(tmp_path):
     with pytest.raises(SourceError, match="missing.sqlite: SQLite source not found"):
         propose_spec(tmp_path / "missing.sqlite")
+
+
+def test_storage_counts_are_the_profiles_storage_classes(tmp_path):
+    db = tmp_path / "s.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b REAL, c TEXT)")
+        conn.executemany("INSERT INTO t (a, b, c) VALUES (?, ?, ?)",
+                         [(1, 1.5, "x"), ("two", None, b"\x00"), (3.5, 2, None), (None, "n/a", "y"), (b"b", 4.0, 5)])
+    with closing(sqlite3.connect(db)) as conn:
+        table = introspect.read_schema(conn).tables[0]
+        full = introspect.profile_table(conn, "t", table.columns, rowid_alias=table.rowid_alias)
+        counts = introspect.storage_counts(conn, "t", [c.name for c in table.columns], rowid_alias=table.rowid_alias)
+    assert counts == {name: p.storage() for name, p in full.items()}
+    assert counts["a"] == {"null": 1, "integer": 1, "real": 1, "text": 1, "blob": 1}

@@ -112,9 +112,9 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         def profile_one(name: str) -> dict:
             t = tables[name]
             with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
-                found = introspect.profile_table(conn, name, t.columns, rowid_alias=t.rowid_alias)
+                found = introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias)
             export.remember_storage_classes(snapshot_path(s), name, {  # the export's scan, done here
-                c: {k for k, n in p.storage().items() if n and k != "null"} for c, p in found.items()})
+                c: {k for k, n in counts.items() if n and k != "null"} for c, counts in found.items()})
             return found
 
         def days_of(name: str) -> dict:
@@ -129,12 +129,11 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                        key=lambda scan: counts[scan[1]], reverse=True)
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
             done = {(f, n): pool.submit(f, n) for f, n in scans}
-        profiles = {n: r.result() for (f, n), r in done.items() if f is profile_one}
+        profiles = {n: done[(profile_one, n)].result() for n in counts}
         days = {n: r.result() for (f, n), r in done.items() if f is days_of}
-        profile = {name: {c: p.storage() for c, p in profiles[name].items()} for name in counts}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
-            "storage_classes": dg.MetadataValue.json(profile),
+            "storage_classes": dg.MetadataValue.json(profiles),
             **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
