@@ -197,6 +197,13 @@ def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[s
             cur.close()
 
 
+def raw_batches(sqlite_path: str, table: str, columns: list[str], batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+    """The whole table's raw batches (`columns`, then the rowid, as export_table writes them), not written."""
+    with _raw_stream(sqlite_path, table, columns, None, None, batch_rows) as (schema, batches):
+        for batch in batches:
+            yield _to_raw(batch, schema, table)
+
+
 def export_table(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
                  batch_rows: int = 100_000, partition: str | None = None,
                  where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000,

@@ -27,10 +27,13 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nova_pipeline import scan_cache
-from nova_pipeline.casts import cast_options
-from nova_pipeline.export import query_rows, quote
+from nova_pipeline.casts import cast_column, cast_options
+from nova_pipeline.export import query_rows, quote, raw_batches
 from nova_pipeline.spec import Spec
 
 EPOCH = date(1970, 1, 1)
@@ -225,18 +228,40 @@ def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
               ) -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
     """(rowid alias or None, per UTC day number (None: no window): (rows, first rowid, last rowid)) in one scan.
 
-    Cached while the file is unchanged (scan_cache): the profile scans the snapshot's days, a range run
-    then asks for its range and rowid spans, and the day expression is the costly part of the scan.
+    The days are those casts.py gives the partition column (the reference the SQL of this module mirrors),
+    read through the export's raw batches and grouped in Arrow: 5 M readings in ≈2 s, where SQLite needs
+    9 s to evaluate the day expression and sort by it. Cached while the file is unchanged (scan_cache):
+    the profile scans the snapshot's days, a range run then asks for its range and rowid spans.
     """
-    expression = day_expression(spec, table)
+    t = spec.tables[table]
+    if t.partition is None:
+        raise PartitionError(f"table {table!r}: no `partition` in the spec")
+    column = t.columns[t.partition.column]
+    rules = cast_options(spec, column)
 
     def scan() -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
         alias = rowid_alias(sqlite_path, table)
-        bounds = f"min({alias}), max({alias})" if alias else "0, 0"
-        rows = _query(sqlite_path, f"SELECT {expression} AS d, count(*), {bounds} FROM {quote(table)} GROUP BY d")
-        return alias, {None if d is None else int(d): (int(n), int(a), int(b)) for d, n, a, b in rows}
+        spans: dict[int | None, tuple[int, int, int]] = {}
+        for batch in raw_batches(str(sqlite_path), table, [t.partition.column], spec.batch_rows):
+            days = pa.table({"d": _day_numbers(cast_column(batch.column(0), column, rules).values),
+                             "r": batch.column(1)})
+            groups = days.group_by("d").aggregate([("r", "count"), ("r", "min"), ("r", "max")])
+            for d, n, a, b in zip(*(groups.column(c).to_pylist() for c in ("d", "r_count", "r_min", "r_max"))):
+                n0, a0, b0 = spans.get(d, (0, a, b))
+                spans[d] = (n0 + n, min(a0, a), max(b0, b))
+        return alias, {d: (n, a, b) if alias else (n, 0, 0) for d, (n, a, b) in spans.items()}
 
-    return scan_cache.cached(sqlite_path, ("day_spans", table, expression), scan)
+    # The day expression is keyed on what decides a row's day: the column, its type and parse formats.
+    return scan_cache.cached(sqlite_path, ("day_spans", table, day_expression(spec, table)), scan)
+
+
+def _day_numbers(values: pa.Array) -> pa.Array:
+    """UTC day numbers (days since 1970-01-01) of cast timestamps or dates; null where the cast failed."""
+    if pa.types.is_date(values.type):
+        return values.cast(pa.int32()).cast(pa.int64())
+    micros = values.cast(pa.int64())
+    days = np.floor_divide(pc.fill_null(micros, 0).to_numpy(zero_copy_only=False), DAY_US)
+    return pa.array(days, pa.int64(), mask=pc.is_null(micros).to_numpy(zero_copy_only=False))
 
 
 def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: datetime | date,

@@ -176,3 +176,14 @@ def test_rowid_day_expression_only_where_each_day_is_its_own_rowid_span(tmp_path
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO t (ts) VALUES (?)", (ordered[1],))
     assert P.rowid_day_expression(db, spec, "t", days) is None
+
+
+@pytest.mark.parametrize("declared, parse, seed", [("DATETIME", None, 11), ("REAL", ["julian_day", "iso8601"], 12)])
+def test_day_spans_from_casts_equal_the_sql_day_of_every_row(tmp_path, declared, parse, seed):
+    db = make_source(tmp_path / "s.sqlite", declared, random_values(random.Random(seed), 1500))
+    spec = make_spec(db, declared, parse)
+    alias, spans = P.day_spans(db, spec, "t")
+    with sqlite3.connect(db) as conn:
+        by_sql = {d: (n, a, b) for d, n, a, b in conn.execute(
+            f"SELECT {P.day_expression(spec, 't')} AS d, count(*), min(rowid), max(rowid) FROM t GROUP BY d")}
+    assert alias == "rowid" and spans == by_sql and len(spans) > 5 and spans[None][0] > 20
