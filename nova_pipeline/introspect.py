@@ -268,30 +268,31 @@ def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
 
 
 _STORED = ("integer", "real", "text")  # blob = non-null - these; null = rows - non-null
+_MAX_AGGREGATES = 2000  # SQLite's limit of aggregate terms in one query
 
 
 def storage_counts(conn: sqlite3.Connection, table: str, columns: list[str], *,
                    rowid_alias: str | None = None) -> dict[str, dict[str, int]]:
-    """Rows per storage class (null, integer, real, text, blob) of each column, in one pass with no value tests:
-    what a migration's casts will meet, at about half the cost of profile_table."""
+    """Rows per storage class (null, integer, real, text, blob) of each column, with no value tests:
+    what a migration's casts will meet, at about half the cost of profile_table. One pass unless the table
+    has more columns than one query may aggregate."""
     with _one_state(conn):
         rows = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         width = max(rows.bit_length(), 1)
         per_sum = max(1, min(len(_STORED), 63 // width))  # counts packed `width` bits apart never carry
         groups = [_STORED[i:i + per_sum] for i in range(0, len(_STORED), per_sum)]
         scanned = [c for c in columns if c != rowid_alias]
-        select = []
-        for c in scanned:
-            q = quote(c)
-            select += [f"count({q})"] + [
-                f"sum(CASE typeof({q}) {' '.join(f'WHEN {k!r} THEN {1 << (width * j)}' for j, k in enumerate(g))}"
-                " ELSE 0 END)" for g in groups]
-        found = conn.execute(f"SELECT {', '.join(select)} FROM {quote(table)}").fetchone() if select else ()
+        terms = [", ".join([f"count({quote(c)})"] + [
+            f"sum(CASE typeof({quote(c)}) {' '.join(f'WHEN {k!r} THEN {1 << (width * j)}' for j, k in enumerate(g))}"
+            " ELSE 0 END)" for g in groups]) for c in scanned]
+        step = _MAX_AGGREGATES // (1 + len(groups))
+        found = [v for i in range(0, len(terms), step) for v in conn.execute(
+            f"SELECT {', '.join(terms[i:i + step])} FROM {quote(table)}").fetchone()]
     out = {rowid_alias: {"null": 0, "integer": rows, "real": 0, "text": 0, "blob": 0}}
-    step, mask = 1 + len(groups), (1 << width) - 1
+    mask, per_column = (1 << width) - 1, 1 + len(groups)
     for i, c in enumerate(scanned):
-        stored, sums = found[i * step], found[i * step + 1: (i + 1) * step]
-        counts = {k: ((total or 0) >> (width * j)) & mask for g, total in zip(groups, sums) for j, k in enumerate(g)}
+        stored, *packed = found[i * per_column:(i + 1) * per_column]
+        counts = {k: ((total or 0) >> (width * j)) & mask for g, total in zip(groups, packed) for j, k in enumerate(g)}
         out[c] = {"null": rows - stored, **counts, "blob": stored - sum(counts.values())}
     return {c: out[c] for c in columns}
 
