@@ -124,10 +124,3 @@ def test_readonly_connection_cannot_write(tmp_path):
         conn.execute("INSERT INTO t(v) VALUES ('x')")
     conn.close()
 
-
-def test_check_cache_is_an_eighth_of_the_file_within_bounds():
-    from nova_pipeline.snapshot import check_cache_kib
-
-    assert check_cache_kib(1 << 20) == 64 << 10  # small files: 64 MiB (pages are allocated only when read)
-    assert check_cache_kib(1 << 30) == 128 << 10
-    assert check_cache_kib(100 << 30) == 256 << 10  # bounded whatever the file size
