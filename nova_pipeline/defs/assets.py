@@ -114,7 +114,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
                 found = introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias)
             export.remember_storage_classes(snapshot_path(s), name, {  # the export's scan, done here
-                c: {k for k, n in counts.items() if n and k != "null"} for c, counts in found.items()})
+                c: {k for k, n in per_class.items() if n and k != "null"} for c, per_class in found.items()})
             return found
 
         def days_of(name: str) -> dict:
