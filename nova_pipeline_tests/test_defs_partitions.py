@@ -2,6 +2,7 @@
 
 import sqlite3
 import threading
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from nova_pipeline import export, partitions, postgres_load, transform
+from nova_pipeline import export, introspect, partitions, postgres_load, transform
 from nova_pipeline.cli import main
 from nova_pipeline.connections import mongo_client
 from nova_pipeline.defs import assets as A
@@ -282,11 +283,17 @@ def test_mongo_time_series_partitions(tmp_path, mongo_uri):
     assert per_day == {d: want[d] for d in ("2024-01-31", "2024-02-01")}
 
 
-def test_profile_records_the_days_of_each_partitioned_table(setup, pg_url):
+def test_profile_records_the_days_of_each_partitioned_table_and_counts_it_in_parts(setup, pg_url, monkeypatch):
     spec, spec_path, rows = setup
+    monkeypatch.setattr(A, "PROFILE_PART_ROWS", 50)  # 241 rows: counted in 5 rowid ranges
     job = build_definitions(spec, spec_path, postgres_url=pg_url).resolve_job_def("migrate")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[A.SNAPSHOT, A.PROFILE])
     [profile] = [m for m in result.get_asset_materialization_events() if m.asset_key == A.PROFILE]
     days = profile.materialization.metadata["partition_days"].value["telemetry"]
     per_day = expected_per_day(rows)
     assert days == {"first_day": min(per_day), "last_day": max(per_day), "days": len(per_day), "rows_without_day": 1}
+    with closing(sqlite3.connect(A.snapshot_path(spec))) as conn:
+        table = introspect.read_schema(conn).tables[0]
+        whole = introspect.storage_counts(conn, "telemetry", [c.name for c in table.columns], rowid_alias="id")
+    assert len(A._rowid_parts(A.snapshot_path(spec), table, len(rows) + 1)) == 5
+    assert profile.materialization.metadata["storage_classes"].value["telemetry"] == whole  # the parts add up

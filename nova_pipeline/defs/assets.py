@@ -109,13 +109,11 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
                       for name, _ in s.table_items()}
 
-        def profile_one(name: str) -> dict:
+        def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
             t = tables[name]
             with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
-                found = introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias)
-            export.remember_storage_classes(snapshot_path(s), name, {  # the export's scan, done here
-                c: {k for k, n in per_class.items() if n and k != "null"} for c, per_class in found.items()})
-            return found
+                return introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias,
+                                                 rowids=rowids)
 
         def days_of(name: str) -> dict:
             spans = partitions.day_spans(snapshot_path(s), s, name)[1]  # cached: the range run reads it again
@@ -124,19 +122,44 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                     "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
                     "rows_without_day": spans.get(None, (0,))[0]}
 
-        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first.
-        scans = sorted([(profile_one, n) for n in counts] + [(days_of, n) for n in counts if s.tables[n].partition],
-                       key=lambda scan: counts[scan[1]], reverse=True)
+        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first;
+        # a large table's rows are counted in rowid ranges, so both cores share it.
+        parts = {n: _rowid_parts(snapshot_path(s), tables[n], counts[n]) for n in counts}
+        scans = [(counts[n] / len(parts[n]), "classes", n, part) for n in counts for part in parts[n]]
+        scans += [(counts[n], "days", n, None) for n in counts if s.tables[n].partition]
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            done = {(f, n): pool.submit(f, n) for f, n in scans}
-        profiles = {n: done[(profile_one, n)].result() for n in counts}
-        days = {n: r.result() for (f, n), r in done.items() if f is days_of}
+            done = [(kind, n, pool.submit(count_classes, n, part) if kind == "classes" else pool.submit(days_of, n))
+                    for _, kind, n, part in sorted(scans, key=lambda scan: scan[0], reverse=True)]
+        profiles = {n: _sum_counts([r.result() for kind, m, r in done if kind == "classes" and m == n]) for n in counts}
+        for n, per_column in profiles.items():  # the export's typeof scan, done here
+            export.remember_storage_classes(snapshot_path(s), n, {
+                c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()})
+        days = {n: r.result() for kind, n, r in done if kind == "days"}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
             "storage_classes": dg.MetadataValue.json(profiles),
             **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
+
+
+PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are counted in rowid ranges
+
+
+def _rowid_parts(path: Path, table: introspect.Table, rows: int) -> list[tuple[int, int] | None]:
+    """Rowid ranges of about PROFILE_PART_ROWS rows each, or [None] (the whole table) when small or without
+    an INTEGER PRIMARY KEY."""
+    if rows <= PROFILE_PART_ROWS or not table.rowid_alias:
+        return [None]
+    with closing(snapshot.connect_readonly(path)) as conn:
+        first, last = conn.execute(f"SELECT min({export.quote(table.rowid_alias)}), "
+                                   f"max({export.quote(table.rowid_alias)}) FROM {export.quote(table.name)}").fetchone()
+    step = -(-(last - first + 1) * PROFILE_PART_ROWS // rows)
+    return [(lo, min(lo + step - 1, last)) for lo in range(first, last + 1, step)]
+
+
+def _sum_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    return {c: {k: sum(p[c][k] for p in parts) for k in parts[0][c]} for c in parts[0]}
 
 
 def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
