@@ -288,10 +288,11 @@ def _window_bounds(spec: Spec, table: str, c: dict, key: str) -> CheckResult:
     return CheckResult(table, WINDOW_BOUNDS, ok, detail, metadata={"window_us": [lo, hi]})
 
 
-def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict) -> list[CheckResult]:
-    """Reconciliation, aggregates and content hash of the window(s) of `facts` (one partition or a range)."""
+def _postgres_window_checks(conn, spec: Spec, table: str, facts: dict, agg: dict | None = None) -> list[CheckResult]:
+    """Reconciliation, aggregates and content hash of the window(s) of `facts` (one partition or a range),
+    from the target's aggregates `agg` (scanned here when not given)."""
     t = _Table(conn, spec, table, facts)
-    agg = _target_aggregates(t)
+    agg = agg if agg is not None else _target_aggregates(t)
     return [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg)]
 
 
@@ -307,8 +308,7 @@ def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging,
         scan = pool.submit(_target_aggregates, _Table(conn, spec, table, facts_shape(spec, table, stg, partition=keys)))
         facts = source_facts(spec, table, stg, partition=keys)
         agg = scan.result()
-    t = _Table(conn, spec, table, facts)
-    results = [check_row_reconciliation(t, agg), check_column_aggregates(t, agg), check_content_hash(t, agg)]
+    results = _postgres_window_checks(conn, spec, table, facts, agg)
     if not all(res.passed for res in results):
         return None
     col = _partition_column(spec, table)
