@@ -301,6 +301,22 @@ def storage_counts(conn: sqlite3.Connection, table: str, columns: list[str], *, 
     return {c: out[c] for c in columns}
 
 
+def rowid_ranges(conn: sqlite3.Connection, table: Table, rows: int, part_rows: int) -> list[tuple[int, int] | None]:
+    """Ranges of `table`'s INTEGER PRIMARY KEY holding about `part_rows` of its `rows` rows each, for
+    storage_counts(rowids=...); [None] (the whole table) when it is small or has no such key."""
+    if rows <= part_rows or not table.rowid_alias:
+        return [None]
+    key = quote(table.rowid_alias)
+    first, last = conn.execute(f"SELECT min({key}), max({key}) FROM {quote(table.name)}").fetchone()
+    step = -(-(last - first + 1) * part_rows // rows)
+    return [(lo, min(lo + step - 1, last)) for lo in range(first, last + 1, step)]
+
+
+def sum_storage_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """The storage_counts of a whole table from those of its rowid ranges."""
+    return {c: {k: sum(p[c][k] for p in parts) for k in parts[0][c]} for c in parts[0]}
+
+
 @contextmanager
 def _one_state(conn: sqlite3.Connection) -> Iterator[None]:
     """The count and the pass see the same state of the database (so the packing width holds)."""

@@ -295,5 +295,5 @@ def test_profile_records_the_days_of_each_partitioned_table_and_counts_it_in_par
     with closing(sqlite3.connect(A.snapshot_path(spec))) as conn:
         table = introspect.read_schema(conn).tables[0]
         whole = introspect.storage_counts(conn, "telemetry", [c.name for c in table.columns], rowid_alias="id")
-    assert len(A._rowid_parts(A.snapshot_path(spec), table, len(rows) + 1)) == 5
+        assert len(introspect.rowid_ranges(conn, table, len(rows) + 1, A.PROFILE_PART_ROWS)) == 5
     assert profile.materialization.metadata["storage_classes"].value["telemetry"] == whole  # the parts add up

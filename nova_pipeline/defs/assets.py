@@ -108,6 +108,8 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             tables = {t.name: t for t in introspect.read_schema(conn).tables}
             counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
                       for name, _ in s.table_items()}
+            # A large table's storage classes are counted in rowid ranges, side by side.
+            parts = {n: introspect.rowid_ranges(conn, tables[n], counts[n], PROFILE_PART_ROWS) for n in counts}
 
         def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
             t = tables[name]
@@ -122,15 +124,14 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                     "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
                     "rows_without_day": spans.get(None, (0,))[0]}
 
-        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first;
-        # a large table's rows are counted in rowid ranges, so both cores share it.
-        parts = {n: _rowid_parts(snapshot_path(s), tables[n], counts[n]) for n in counts}
+        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first.
         scans = [(counts[n] / len(parts[n]), "classes", n, part) for n in counts for part in parts[n]]
         scans += [(counts[n], "days", n, None) for n in counts if s.tables[n].partition]
         with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
             done = [(kind, n, pool.submit(count_classes, n, part) if kind == "classes" else pool.submit(days_of, n))
                     for _, kind, n, part in sorted(scans, key=lambda scan: scan[0], reverse=True)]
-        profiles = {n: _sum_counts([r.result() for kind, m, r in done if kind == "classes" and m == n]) for n in counts}
+        profiles = {n: introspect.sum_storage_counts([r.result() for kind, m, r in done if kind == "classes" and m == n])
+                    for n in counts}
         for n, per_column in profiles.items():  # the export's typeof scan, done here
             export.remember_storage_classes(snapshot_path(s), n, {
                 c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()})
@@ -144,22 +145,6 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
 
 PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are counted in rowid ranges
-
-
-def _rowid_parts(path: Path, table: introspect.Table, rows: int) -> list[tuple[int, int] | None]:
-    """Rowid ranges of about PROFILE_PART_ROWS rows each, or [None] (the whole table) when small or without
-    an INTEGER PRIMARY KEY."""
-    if rows <= PROFILE_PART_ROWS or not table.rowid_alias:
-        return [None]
-    with closing(snapshot.connect_readonly(path)) as conn:
-        first, last = conn.execute(f"SELECT min({export.quote(table.rowid_alias)}), "
-                                   f"max({export.quote(table.rowid_alias)}) FROM {export.quote(table.name)}").fetchone()
-    step = -(-(last - first + 1) * PROFILE_PART_ROWS // rows)
-    return [(lo, min(lo + step - 1, last)) for lo in range(first, last + 1, step)]
-
-
-def _sum_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    return {c: {k: sum(p[c][k] for p in parts) for k in parts[0][c]} for c in parts[0]}
 
 
 def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
