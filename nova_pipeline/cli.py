@@ -7,9 +7,13 @@ one-line reason on stderr and no traceback.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import logging
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -257,5 +261,32 @@ def _print_report(rep, as_json: bool) -> None:
 main.add_command(backup_group, "backup")
 main.add_command(rollback_command, "rollback")
 
+
+def entry() -> None:
+    """The console command: `main`, then a quick exit once its output is flushed.
+
+    Tearing the interpreter down (thousands of modules of Dagster, Great
+    Expectations, pandas) takes 0.8-1.6 s after the work is done. Exit
+    handlers still run; only when no other non-daemon thread is left does the
+    process end without the teardown.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # e.g. a closed pipe (`| head`)
+            stream.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

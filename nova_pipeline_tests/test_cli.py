@@ -115,3 +115,20 @@ def test_migrate_without_backup_key_says_how_to_proceed(spec_file, pg_url, monke
     res = CliRunner().invoke(main, ["migrate", "--spec", str(spec_file), "--postgres-url", pg_url])
     assert res.exit_code == 2
     assert "NOVA_BACKUP_KEY" in res.output and "--no-backup" in res.output
+
+
+def test_console_command_keeps_exit_codes_and_output(spec_file, small_db, tmp_path):
+    """The installed command ends without interpreter teardown, yet exit codes, stdout and stderr are intact."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "nova_pipeline.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+
+    ok = run("plan", "--spec", str(spec_file), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)  # the whole JSON document was flushed
+    bad = run("plan", "--spec", str(tmp_path / "missing.yaml"))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "missing.yaml" in bad.stderr
+    usage = run("no-such-command")
+    assert usage.returncode == 2 and "No such command" in usage.stderr

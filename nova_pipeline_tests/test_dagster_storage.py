@@ -46,3 +46,12 @@ def test_runs_are_recorded_in_dagsters_files_and_read_back_by_another_instance(t
     writer.wipe()  # closes the pooled engines before Dagster deletes the run databases
     assert set(storage._engines) <= {"index"} and reader.get_runs() == []  # only the index (emptied) reopened
     assert not (tmp_path / "history" / "runs" / f"{runs[0]}.db").exists()
+
+
+def test_event_databases_commit_without_fsync_in_wal_mode(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = instance_at(tmp_path)
+    run_id = dg.materialize([reading], instance=instance).run_id
+    with instance.event_log_storage._engine(run_id).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
