@@ -33,6 +33,9 @@ def preload(spec: Spec) -> None:
     """When the spec declares expectations, import Great Expectations (≈2.7 s of module loading) in a
     background thread, overlapping phases that run in C; the first check waits only for what is left."""
     if any(c.expect is not None for _, t in spec.table_items() for c in t.columns.values()):
+        # Imported here first: a thread that imports a package with import cycles beside another thread
+        # using it can see it half initialized (SQLAlchemy's ORM, which GX imports and Dagster's storage uses).
+        importlib.import_module("sqlalchemy.orm")
         threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True,
                          name="preload-great-expectations").start()
 
