@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nova_pipeline.report_chart import render_chart
 from nova_pipeline.staging import Staging
 
 REPORT_JSON = "migration_report.json"
 REPORT_MD = "migration_report.md"
-REPORT_PNG = "migration_report.png"
+REPORT_CHART = "migration_report.svg"
 
 
 @dataclass
@@ -123,11 +124,9 @@ def now_iso() -> str:
 def write_report(report: MigrationReport, reports_dir: Path, extra_json: Path | None = None) -> Path:
     """Write JSON + Markdown into reports_dir (a timestamped copy and the latest); returns the JSON path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    from nova_pipeline.report_chart import render_chart
-
     data = json.dumps(report.to_dict(), indent=2, default=str)
-    render_chart(report.to_dict(), reports_dir / REPORT_PNG)
-    md = report.to_markdown() + f"\n![Per table: rows loaded and quarantined, rows/s]({REPORT_PNG})\n"
+    render_chart(report.to_dict(), reports_dir / REPORT_CHART)
+    md = report.to_markdown() + f"\n![Per table: rows loaded and quarantined, rows/s]({REPORT_CHART})\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (reports_dir / f"migration_report-{stamp}.json").write_text(data)
     (reports_dir / REPORT_JSON).write_text(data)

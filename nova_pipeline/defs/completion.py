@@ -119,6 +119,6 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
             "status": rep.status, "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": totals["loaded_rows"], "quarantined_rows": totals["quarantined_rows"],
             "failed_checks": totals["checks_failed"], "summary": dg.MetadataValue.md(rep.to_markdown()),
-            "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_PNG))})
+            "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_CHART))})
 
     return [smoke_tests, migration_report]

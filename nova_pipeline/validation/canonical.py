@@ -135,9 +135,12 @@ def _jsonb_text(v) -> str:
     return str(v)
 
 
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode  # built once: a decoder per value costs a third of the time
+
+
 def jsonb_text(text: str) -> str:
     """The text PostgreSQL prints for `text::jsonb`."""
-    return _jsonb_text(json.loads(text, parse_float=Decimal))
+    return _jsonb_text(_DECODE(text))
 
 
 _PER_VALUE = {
