@@ -111,6 +111,15 @@ def test_per_value_kinds_map_repeated_values_and_nulls_back_to_their_rows():
     assert cn.arrow_canonical("bytea", sliced).to_pylist() == [None, "01", "ff"]
 
 
+def test_a_memo_gives_the_same_texts_across_batches_and_stays_bounded(monkeypatch):
+    monkeypatch.setattr(cn, "MEMO_LIMIT", 3)
+    memo: dict[str, str] = {}
+    batches = [pa.array([f'{{"k": {i % 5}, "a": 0}}' for i in range(n, n + 7)] + [None]) for n in (0, 3)]
+    for batch in batches:
+        assert cn.arrow_canonical("json", batch, memo).to_pylist() == cn.arrow_canonical("json", batch).to_pylist()
+    assert len(memo) == 3 and memo['{"k": 0, "a": 0}'] == '{"a": 0, "k": 0}'
+
+
 def test_float_nan_payloads_share_one_text():
     other_nan = pa.array([0x7FF8000000000001], pa.int64()).view(pa.float64())
     assert math.isnan(other_nan[0].as_py())

@@ -151,8 +151,12 @@ _PER_VALUE = {
 }
 
 
-def arrow_canonical(kind: str, arr: pa.Array) -> pa.Array:
-    """Canonical texts (string array, nulls kept) of one column of a clean batch."""
+MEMO_LIMIT = 65_536  # canonical texts a memo keeps (≈10 MB of short JSON documents)
+
+
+def arrow_canonical(kind: str, arr: pa.Array, memo: dict[str, str] | None = None) -> pa.Array:
+    """Canonical texts (string array, nulls kept) of one column of a clean batch; `memo` keeps the texts of
+    values computed one by one (json, numeric, uuid, bytea) across the batches of a column."""
     if kind == "int":
         return arr.cast(pa.string())
     if kind in ("float8", "float4"):
@@ -168,7 +172,18 @@ def arrow_canonical(kind: str, arr: pa.Array) -> pa.Array:
         return arr.cast(pa.string())
     fn = _PER_VALUE[kind]
     encoded = arr.dictionary_encode()  # each distinct value is canonicalised once (payloads repeat)
-    return pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string()).take(encoded.indices)
+    values = encoded.dictionary.to_pylist()
+    texts = [fn(v) for v in values] if memo is None else [_remembered(fn, v, memo) for v in values]
+    return pa.array(texts, pa.string()).take(encoded.indices)
+
+
+def _remembered(fn, value, memo: dict) -> str:
+    text = memo.get(value)
+    if text is None:
+        text = fn(value)
+        if len(memo) < MEMO_LIMIT:
+            memo[value] = text
+    return text
 
 
 def sortable(kind: str, arr: pa.Array) -> pa.Array:

@@ -128,10 +128,11 @@ class BucketHasher:
         self.columns, self.pk, self.buckets = columns, pk, buckets
         self.kinds = {c.name: c.kind for c in columns}
         self.int_key = len(pk) == 1 and self.kinds[pk[0]] == "int"
+        self._memos: dict[str, dict[str, str]] = {c.name: {} for c in columns}  # values repeat across batches
 
     def canonical(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         """Canonical texts of the batch's text-hashed columns (their hashes and min/max use them)."""
-        return {c.name: cn.arrow_canonical(c.kind, batch.column(c.name)) for c in self.columns
+        return {c.name: cn.arrow_canonical(c.kind, batch.column(c.name), self._memos[c.name]) for c in self.columns
                 if c.kind in rh.TEXT_HASHED}
 
     def column_hashes(self, batch: pa.RecordBatch, canon: dict[str, pa.Array]) -> dict[str, np.ndarray]:
