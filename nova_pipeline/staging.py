@@ -101,14 +101,17 @@ class Staging:
         """A zstd ParquetWriter that becomes visible under `name` only when the block exits cleanly.
 
         zstd level 1: 685 k staged Nova rows came out the same size (22 MB) as at the default level 3,
-        written in 0.41 s instead of 0.52 s."""
+        written in 0.41 s instead of 0.52 s. Dictionary encoding for text and binary columns only: numbers
+        and timestamps rarely repeat, and trying it on them took a fifth of the writing time (the Nova
+        sample's staging: 1.64 -> 1.33 s, 105 -> 92 MB)."""
         fs = self.fs
         base = self.dir(kind, table, partition)
         fs.create_dir(base, recursive=True)
         tmp = f"{base}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with (fs.open_output_stream(tmp) as out,
-                  pq.ParquetWriter(out, schema, compression="zstd", compression_level=1) as w):
+                  pq.ParquetWriter(out, schema, compression="zstd", compression_level=1,
+                                   use_dictionary=_text_columns(schema) or False) as w):
                 yield w
             fs.move(tmp, f"{base}/{name}")
         except BaseException:
@@ -147,3 +150,8 @@ class Staging:
             rows, files = rows + in_file, files + 1
             if batch is None:
                 return rows, files
+
+
+def _text_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
