@@ -58,3 +58,18 @@ def test_partitions_live_under_the_table(tmp_path):
 def test_unknown_kind_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown staging kind"):
         Staging(str(tmp_path)).dir("cooked", "t")
+
+
+def test_arrow_allocates_from_the_system_allocator_unless_the_user_chose_one():
+    import os
+    import subprocess
+    import sys
+
+    def pool(env: dict[str, str]) -> str:
+        code = "import nova_pipeline.staging, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+        env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              check=True).stdout.strip()
+
+    assert pool({"ARROW_DEFAULT_MEMORY_POOL": None}) == "system"
+    assert pool({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
