@@ -107,6 +107,8 @@ CASES = [
      ['{"a":[1,2.5,"é"]}', "[]", "5", "1.5", Fail("invalid JSON"), Fail("invalid JSON"),
       Fail("JSON contains \\u0000 (PostgreSQL jsonb cannot hold it)"), '{"a":"\\\\u0000"}',
       Fail("JSON nested too deeply"), Fail("invalid JSON")]),
+    (["nope", '{"k": 1}', None, "nope", '{"k": 1}'], "jsonb", {},  # repeated texts are parsed once, failed per row
+     [Fail("invalid JSON"), '{"k":1}', None, Fail("invalid JSON"), '{"k":1}']),
     (["not json", '{"k":1}', "a\x00"], "json", {"invalid_json": "keep_string"},
      ['"not json"', '{"k":1}', Fail("JSON contains \\u0000 (PostgreSQL jsonb cannot hold it)")]),
     # bytea / uuid
