@@ -320,3 +320,21 @@ def test_store_quarantine_is_idempotent_per_run_and_table(pg_url, tmp_path):
                            ("run-1", "users", '{"rowid": 7}', "avatar", "x'ff00'", "invalid UTF-8", rows["row"][1])]
         assert len(got) == 4
         assert conn.execute("SELECT count(*) FROM nova_meta.nova_quarantine WHERE quarantined_at IS NULL").fetchone() == (0,)
+
+
+def test_uuid_texts_are_encoded_as_their_16_bytes_whatever_the_spelling():
+    import pyarrow.compute as pc
+
+    from nova_pipeline import postgres_load
+
+    def encoded(values):
+        arr = pa.array(values, pa.string())
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        return pc.binary_join_element_wise(*postgres_load._uuid_field(arr, valid), b"").to_pylist()
+
+    u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    expected = [len(UUID(u).bytes).to_bytes(4, "big") + UUID(u).bytes, b"\xff\xff\xff\xff"]
+    assert encoded([u, None]) == expected  # the vectorised path
+    assert encoded([u.upper().replace("-", ""), None]) == expected
+    assert encoded(["{" + u + "}", None]) == expected  # braces: value by value
+    assert encoded([]) == []

@@ -143,6 +143,7 @@ def jsonb_text(text: str) -> str:
     return _jsonb_text(_DECODE(text))
 
 
+_UUID_TEXT = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _PER_VALUE = {
     "numeric": numeric_text,
     "uuid": lambda v: str(uuid.UUID(v)),
@@ -170,6 +171,8 @@ def arrow_canonical(kind: str, arr: pa.Array, memo: dict[str, str] | None = None
         return pc.utf8_rtrim(arr.cast(pa.string()), characters=" ")
     if kind == "text":
         return arr.cast(pa.string())
+    if kind == "uuid" and pc.all(pc.match_substring_regex(text := arr.cast(pa.string()), _UUID_TEXT)).as_py() is not False:
+        return text  # already PostgreSQL's form (the transform writes UUIDs so)
     fn = _PER_VALUE[kind]
     encoded = arr.dictionary_encode()  # each distinct value is canonicalised once (payloads repeat)
     values = encoded.dictionary.to_pylist()
