@@ -60,7 +60,7 @@ def test_unknown_kind_is_refused(tmp_path):
         Staging(str(tmp_path)).dir("cooked", "t")
 
 
-def test_arrow_allocates_from_the_system_allocator_unless_the_user_chose_one():
+def test_arrow_allocates_from_jemalloc_unless_the_user_chose_another_pool():
     import os
     import subprocess
     import sys
@@ -71,5 +71,5 @@ def test_arrow_allocates_from_the_system_allocator_unless_the_user_chose_one():
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                               check=True).stdout.strip()
 
-    assert pool({"ARROW_DEFAULT_MEMORY_POOL": None}) == "system"
+    assert pool({"ARROW_DEFAULT_MEMORY_POOL": None}) == "jemalloc"
     assert pool({"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
