@@ -124,3 +124,24 @@ def test_readonly_connection_cannot_write(tmp_path):
         conn.execute("INSERT INTO t(v) VALUES ('x')")
     conn.close()
 
+
+def test_every_kind_of_table_is_checked_and_a_broken_index_named(tmp_path):
+    src = tmp_path / "kinds.sqlite"
+    conn = sqlite3.connect(src, isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE "odd ""name"(id INTEGER PRIMARY KEY, v TEXT UNIQUE);
+        CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+        CREATE VIRTUAL TABLE docs USING fts5(body);
+        CREATE TABLE big(a, b);
+        CREATE INDEX big_a ON big(a);
+        INSERT INTO "odd ""name"(v) VALUES ('x'), ('y');
+        INSERT INTO kv VALUES ('a', 1), ('b', 2);
+        INSERT INTO docs VALUES ('hello world');
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) INSERT INTO big SELECT i, -i FROM n;
+    """)
+    assert take_snapshot(src, tmp_path / "ok.sqlite").integrity == ["ok"]
+    conn.executescript("PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = 'CREATE INDEX big_a ON big(b)' "
+                       "WHERE name = 'big_a';")
+    conn.close()
+    broken = take_snapshot(src, tmp_path / "broken.sqlite").integrity
+    assert broken != ["ok"] and all("big_a" in line for line in broken) and len(broken) == len(set(broken))
