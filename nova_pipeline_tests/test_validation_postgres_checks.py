@@ -221,3 +221,17 @@ def test_hashed_buckets_locate_rows_without_an_integer_key(pg_url, tmp_path, pri
     else:  # the changed row is missing in its original form (named by rowid) and present in a new one
         assert {"_nova_rowid": 46} in res[r.CONTENT_HASH].failing_keys
         assert "2 row(s) differ" in res[r.CONTENT_HASH].detail
+
+
+def test_cached_facts_are_reused_until_a_staged_file_changes(tmp_path):
+    from nova_pipeline.validation.source_facts import cached_source_facts
+
+    spec = parse_spec({**SPEC, "staging": str(tmp_path / "staging")})
+    staging = Staging(str(tmp_path / "staging"))
+    stage(staging, "orders", orders())
+    first = cached_source_facts(spec, "orders", staging)
+    assert first == source_facts(spec, "orders", staging)
+    assert cached_source_facts(spec, "orders", staging) is first  # unchanged files: the same facts, not re-read
+    stage(staging, "orders", orders().slice(1))  # restaged (new files): read again
+    again = cached_source_facts(spec, "orders", staging)
+    assert again is not first and again["clean_rows"] == N - 1

@@ -35,7 +35,8 @@ from nova_pipeline.validation import results as r
 from nova_pipeline.validation.postgres_checks import (_Table, _target_aggregates, check_column_aggregates,
                                                       check_content_hash, check_row_reconciliation)
 from nova_pipeline.validation.results import CheckResult
-from nova_pipeline.validation.source_facts import column_facts, facts_shape, source_facts, source_rows
+from nova_pipeline.validation.source_facts import (cached_source_facts, column_facts, facts_shape, source_facts,
+                                                   source_rows)
 
 JOB = "telemetry_partitions"
 UNPLACED = "unplaced"  # staging partition of the rows no window holds (unreadable timestamps): all quarantined
@@ -228,6 +229,11 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
             # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY,
             # which sends each partition as soon as its transform is done.
             one_load = len(keys) > 1 and t.target == "postgres"
+            if one_load and {clean, tkey} <= selected:
+                # The range's source facts, read after the last transform while PostgreSQL copies and builds the
+                # keys; the range checks (same process) take them from cached_source_facts. Should this fail, the
+                # checks read them again and report it.
+                transformer.submit(cached_source_facts, s, table, stg, partition=keys)
             if tkey in selected and one_load:
                 waited = 0.0
 
@@ -306,7 +312,7 @@ def _postgres_range_checks(conn, spec: Spec, table: str, stg: Staging,
     # PostgreSQL scans the range while the source facts are read from staging.
     with ThreadPoolExecutor(1, thread_name_prefix="target-scan") as pool:
         scan = pool.submit(_target_aggregates, _Table(conn, spec, table, facts_shape(spec, table, stg, partition=keys)))
-        facts = source_facts(spec, table, stg, partition=keys)
+        facts = cached_source_facts(spec, table, stg, partition=keys)
         agg = scan.result()
     results = _postgres_window_checks(conn, spec, table, facts, agg)
     if not all(res.passed for res in results):
