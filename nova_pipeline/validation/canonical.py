@@ -171,8 +171,10 @@ def arrow_canonical(kind: str, arr: pa.Array, memo: dict[str, str] | None = None
         return pc.utf8_rtrim(arr.cast(pa.string()), characters=" ")
     if kind == "text":
         return arr.cast(pa.string())
-    if kind == "uuid" and pc.all(pc.match_substring_regex(text := arr.cast(pa.string()), _UUID_TEXT)).as_py() is not False:
-        return text  # already PostgreSQL's form (the transform writes UUIDs so)
+    if kind == "uuid":
+        text = arr.cast(pa.string())
+        if pc.all(pc.match_substring_regex(text, _UUID_TEXT)).as_py() is not False:
+            return text  # already PostgreSQL's form (the transform writes UUIDs so)
     fn = _PER_VALUE[kind]
     encoded = arr.dictionary_encode()  # each distinct value is canonicalised once (payloads repeat)
     values = encoded.dictionary.to_pylist()
