@@ -235,3 +235,22 @@ def test_cached_facts_are_reused_until_a_staged_file_changes(tmp_path):
     stage(staging, "orders", orders().slice(1))  # restaged (new files): read again
     again = cached_source_facts(spec, "orders", staging)
     assert again is not first and again["clean_rows"] == N - 1
+
+
+def test_the_scan_store_drops_its_least_recently_used_entries(monkeypatch):
+    from nova_pipeline import scan_cache
+
+    monkeypatch.setattr(scan_cache, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(scan_cache, "_RESULTS", type(scan_cache._RESULTS)())
+    scans = []
+
+    def scan(v):
+        return lambda: scans.append(v) or v
+
+    assert scan_cache.remembered("a", 1, scan("a1")) == "a1"
+    assert scan_cache.remembered("b", 1, scan("b1")) == "b1"
+    assert scan_cache.remembered("a", 1, scan("a?")) == "a1"  # kept; "a" is now the most recently used
+    scan_cache.remembered("c", 1, scan("c1"))  # drops "b"
+    assert scan_cache.remembered("b", 1, scan("b2")) == "b2"
+    assert scan_cache.remembered("c", 2, scan("c2")) == "c2"  # another stamp: scanned again
+    assert scans == ["a1", "b1", "c1", "b2", "c2"]

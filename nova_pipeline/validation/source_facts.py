@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from decimal import Context, Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nova_pipeline import scan_cache
 from nova_pipeline.spec import Embed, Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.identifiers import target_column
@@ -32,7 +33,6 @@ ROWS_PER_BUCKET = 1000
 MAX_BUCKETS = 1024
 _TEXT_LIMIT = 200
 _EXACT = Context(prec=100_000)
-_KEPT_FACTS = 64  # facts kept in process by cached_source_facts, least recently used dropped first
 
 
 def bucket_count(rows: int) -> int:
@@ -239,9 +239,6 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     }
 
 
-_CACHED: OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = OrderedDict()
-
-
 def _staged_files(staging: Staging, table: str, partition: str | list[str] | None) -> tuple:
     paths = [p for kind in ("raw", "clean", "quarantine") for p in staging.files(kind, table, partition)]
     return tuple((i.path, i.size, i.mtime_ns) for i in staging.fs.get_file_info(paths))
@@ -249,16 +246,12 @@ def _staged_files(staging: Staging, table: str, partition: str | list[str] | Non
 
 def cached_source_facts(spec: Spec, table: str, staging: Staging, *,
                         partition: str | list[str] | None = None) -> dict[str, Any]:
-    """`source_facts`, kept in process while the table's staged files (paths, sizes, modification times) and
-    its spec are the same: a range's facts are read while it loads, and its checks reuse them."""
-    key = (staging.uri, table, partition if partition is None or isinstance(partition, str) else tuple(partition))
+    """`source_facts`, kept in process (scan_cache) while the table's staged files (paths, sizes, modification
+    times) and its spec are the same: a range's facts are read while it loads, and its checks reuse them."""
+    key = ("source_facts", staging.uri, table,
+           partition if partition is None or isinstance(partition, str) else tuple(partition))
     stamp = (repr(spec.tables[table]), _staged_files(staging, table, partition))
-    hit = _CACHED.pop(key, None)
-    facts = hit[1] if hit is not None and hit[0] == stamp else source_facts(spec, table, staging, partition=partition)
-    _CACHED[key] = stamp, facts
-    while len(_CACHED) > _KEPT_FACTS:
-        _CACHED.popitem(last=False)
-    return facts
+    return scan_cache.remembered(key, stamp, lambda: source_facts(spec, table, staging, partition=partition))
 
 
 def facts_shape(spec: Spec, table: str, staging: Staging, *, partition: str | list[str] | None = None) -> dict[str, Any]:
