@@ -31,6 +31,7 @@ def render_chart(report_dict: dict[str, Any], out_svg: Path) -> Path:
     loaded = [int(r.get("loaded_rows") or 0) for r in rows]
     quarantined = [int(r.get("quarantined_rows") or 0) for r in rows]
     rates = [r.get("rows_per_s") for r in rows]
+    any_quarantined = any(quarantined)
     positive = [v for v in loaded + quarantined if v > 0]
     log = bool(positive) and max(positive) / min(positive) > 100
     top = max(positive or [1])
@@ -51,7 +52,7 @@ def render_chart(report_dict: dict[str, Any], out_svg: Path) -> Path:
         out.append(_text(_NAMES - 8, y + ROW / 2 + 4, name, anchor="end", color=FAILED if failed else "black",
                          bold=failed))
         q, source = quarantined[i], int(r.get("source_rows") or 0)
-        if any(quarantined):
+        if any_quarantined:
             out.append(rows_x.bar(y + 4, ROW / 2 - 5, loaded[i], LOADED))
             out.append(rows_x.bar(y + ROW / 2 + 1, ROW / 2 - 5, q, QUARANTINED))
         else:
@@ -65,11 +66,12 @@ def render_chart(report_dict: dict[str, Any], out_svg: Path) -> Path:
         out.append(_text(rate_x.x(rates[i] or 0) + 4, y + ROW / 2 + 4,
                          "n/a" if rates[i] is None else f"{rates[i]:,.0f}", size=11,
                          color="#555" if rates[i] is None else "black"))
-    legend = [("loaded", LOADED)] + ([("quarantined", QUARANTINED)] if any(quarantined) else [])
+    legend = ([("loaded", LOADED), ("quarantined", QUARANTINED)] if any_quarantined
+              else [("loaded (none quarantined)", LOADED)])
+    x = _NAMES + _ROWS_W - 120
     for k, (label, colour) in enumerate(legend):
-        x = _NAMES + _ROWS_W - 120
         out += [f'<rect x="{x}" y="{TOP - 16 + 14 * k}" width="10" height="10" fill="{colour}"/>',
-                _text(x + 14, TOP - 7 + 14 * k, label + ("" if any(quarantined) else " (none quarantined)"), size=11)]
+                _text(x + 14, TOP - 7 + 14 * k, label, size=11)]
     out.append("</svg>")
     out_svg = Path(out_svg)
     out_svg.parent.mkdir(parents=True, exist_ok=True)
