@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nova_pipeline import scan_cache
+from nova_pipeline.snapshot import quote
 from nova_pipeline.staging import Staging
 
 ROWID = "_nova_rowid"
@@ -46,11 +47,6 @@ class ExportResult:
     files: int
     bytes: int
     seconds: float
-
-
-def quote(name: str) -> str:
-    """A SQLite identifier in double quotes (embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect(sqlite_path: str):

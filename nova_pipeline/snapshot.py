@@ -41,6 +41,11 @@ class Snapshot:
         return self.integrity == ["ok"] and not self.foreign_key_violations
 
 
+def quote(name: str) -> str:
+    """A SQLite identifier in double quotes (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def connect_readonly(source: Path) -> sqlite3.Connection:
     """A read-only connection to an existing SQLite file; SourceError when it is not one."""
     source = Path(source)
@@ -110,18 +115,16 @@ def _integrity_pragmas(path: Path) -> list[str]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
             "AND sql NOT LIKE 'CREATE VIRTUAL%'")]
         tables.sort(key=lambda name: _rows_estimate(conn, name), reverse=True)
-    return ["quick_check"] + [f"integrity_check({_quote(name)})" for name in tables]
+    return ["quick_check"] + [f"integrity_check({quote(name)})" for name in tables]
 
 
 def _rows_estimate(conn: sqlite3.Connection, table: str) -> int:
     try:
-        return conn.execute(f"SELECT max(rowid) FROM {_quote(table)}").fetchone()[0] or 0
+        return conn.execute(f"SELECT max(rowid) FROM {quote(table)}").fetchone()[0] or 0
     except sqlite3.Error:  # WITHOUT ROWID
         return 0
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _pragma(path: Path, pragma: str) -> list[tuple]:
