@@ -2,13 +2,16 @@
 
 Dagster's SqliteEventLogStorage builds a new SQLAlchemy engine, connection and
 statement cache for every event it stores (each event goes to its run's
-database, asset and check events to the index database too). A migration
-stores about 1,600 such rows, and this per-event set-up was the largest fixed
-cost of a run. Here each database keeps one engine (at most MAX_ENGINES, least
-recently used closed first), in WAL mode with `synchronous=NORMAL` (a commit no
-longer waits for an fsync; SQLite's recommended setting for WAL: the file stays
-consistent, only the last events may be lost on a power cut). Rows, files and
-locking are Dagster's own, so the webserver and daemon read the same files.
+database, asset and check events to the index database too), and for every
+asset and check event asks, through one more new engine, whether an index
+table exists. A migration stores about 1,600 such rows, and this per-event
+set-up was the largest fixed cost of a run. Here each database keeps one
+engine (at most MAX_ENGINES, least recently used closed first), in WAL mode
+with `synchronous=NORMAL` (a commit no longer waits for an fsync; SQLite's
+recommended setting for WAL: the file stays consistent, only the last events
+may be lost on a power cut), and a table once found is remembered (Dagster's
+schema migrations add tables, never drop them). Rows, files and locking are
+Dagster's own, so the webserver and daemon read the same files.
 dagster.yaml selects it:
 
     storage:
@@ -43,7 +46,13 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        if table_name not in self._tables_found and super().has_table(table_name):
+            self._tables_found.add(table_name)
+        return table_name in self._tables_found
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

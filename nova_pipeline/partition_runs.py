@@ -16,9 +16,8 @@ import dagster as dg
 from nova_pipeline import connections, partitions
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
-from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.progress import run_progress
-from nova_pipeline.runs import QUIET, RunOutcome, _outcome, dagster_instance, run_migration
+from nova_pipeline.runs import QUIET, RunOutcome, _outcome, dagster_instance, definitions, run_migration
 from nova_pipeline.spec import Spec
 
 
@@ -33,8 +32,7 @@ def _run_config(tables: list[str], read_snapshot: bool) -> dict:
 def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, postgres_url: str | None,
              mongo_uri: str | None, read_snapshot: bool, partition_key: str | None = None,
              tags: dict[str, str] | None = None) -> RunOutcome:
-    defs = build_definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri)
-    job = defs.resolve_job_def(job_name)
+    job = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri).resolve_job_def(job_name)
     instance, run_id, selection = dagster_instance(), str(uuid.uuid4()), _selection(spec, tables)
     with run_progress(instance, run_id, 2 * len(selection)):
         result = job.execute_in_process(
@@ -63,7 +61,7 @@ def load_partition(spec: Spec, spec_path: str, table: str, key: str, postgres_ur
         if not mongo_uri:
             raise connections.TargetUnreachable(f"table {table!r} goes to MongoDB: pass --mongo-uri or set NOVA_MONGO_URI")
         connections.ping_mongo(connections.mongo_client(mongo_uri), mongo_uri)
-    pdef = build_definitions(spec, spec_path).resolve_job_def(job_name).partitions_def
+    pdef = definitions(spec, spec_path).resolve_job_def(job_name).partitions_def
     if not pdef.has_partition_key(key):
         first, last = pdef.get_first_partition_key(), pdef.get_last_partition_key()
         raise partitions.PartitionError(f"table {table!r}: no partition {key!r} (partitions run from {first} to {last})")
@@ -78,7 +76,7 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
     source = A.snapshot_path(spec) if read_snapshot else P.source_path(spec)
-    defs, outcomes = build_definitions(spec, spec_path), []
+    defs, outcomes = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri), []
     for job_name, tables in P.jobs_by_name(spec).items():
         tables = [t for t in tables if target == "both" or spec.tables[t].target == target]
         if not tables:

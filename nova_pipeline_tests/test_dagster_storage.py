@@ -55,3 +55,23 @@ def test_event_databases_commit_without_fsync_in_wal_mode(tmp_path, monkeypatch)
     with instance.event_log_storage._engine(run_id).connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+
+
+def test_index_tables_are_looked_up_once_and_a_missing_one_again_until_it_exists(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = instance_at(tmp_path)
+    storage = instance.event_log_storage
+    asked = []
+    real = dagster_storage.SqliteEventLogStorage.has_table
+    monkeypatch.setattr(dagster_storage.SqliteEventLogStorage, "has_table",
+                        lambda self, name: asked.append(name) or real(self, name))
+    for _ in range(3):
+        dg.materialize([reading, reading_positive], instance=instance)
+    assert asked.count("asset_check_executions") == 1 and asked.count("asset_event_tags") <= 1
+    assert storage.supports_asset_checks
+
+    assert not storage.has_table("later_table") and not storage.has_table("later_table")
+    with storage._engine("index").begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE later_table (id INTEGER)")
+    assert storage.has_table("later_table") and storage.has_table("later_table")
+    assert asked.count("later_table") == 3  # asked while missing, then remembered
