@@ -188,6 +188,43 @@ def test_range_load_sends_partitions_as_transforms_finish_and_rolls_back_when_on
     assert pg_days(pg_url) == expected_per_day(rows)  # and its transaction left the first load intact
 
 
+def test_range_load_sends_days_while_later_ones_export_and_rolls_back_when_the_export_fails(setup, pg_url,
+                                                                                           monkeypatch):
+    spec, spec_path, rows = setup
+    days = sorted(expected_per_day(rows))
+    first_day_sent, real_export, real_read = threading.Event(), export.export_days, Staging.read_batches
+    monkeypatch.setattr(P, "RANGE_CHUNK", 1)  # one export query per day
+
+    def export_days(sqlite_path, table, columns, staging, *, keys, **kw):
+        if days[-1] in keys.values():  # the last day is exported only once the load has sent the first
+            assert first_day_sent.wait(30), "the range load waited for the whole export"
+        if days[2] in keys.values() and fail:
+            assert first_day_sent.wait(30), "the range load waited for the whole export"
+            raise OSError(f"disk full exporting {days[2]}")
+        return real_export(sqlite_path, table, columns, staging, keys=keys, **kw)
+
+    def read_batches(self, kind, table, partition=None, columns=None):
+        if kind == "clean" and partition == days[0]:
+            first_day_sent.set()
+        return real_read(self, kind, table, partition, columns)
+
+    monkeypatch.setattr(export, "export_days", export_days)
+    monkeypatch.setattr(Staging, "read_batches", read_batches)
+    fail = False
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert outcome.success, outcome.errors
+    assert pg_days(pg_url) == expected_per_day(rows)
+
+    fail = True
+    first_day_sent.clear()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM telemetry.readings WHERE (recorded_at AT TIME ZONE 'UTC')::date::text = %s", (days[0],))
+    [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
+    assert not outcome.success and any(f"disk full exporting {days[2]}" in e for e in outcome.errors.values())
+    # The load had sent the first day again; its transaction rolled back, so that day is still missing.
+    assert pg_days(pg_url) == {d: n for d, n in expected_per_day(rows).items() if d != days[0]}
+
+
 def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(setup, pg_url, tmp_path):
     spec, spec_path, rows = setup
     [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)

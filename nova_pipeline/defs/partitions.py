@@ -17,7 +17,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Container
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -125,6 +125,19 @@ def _export_range(spec: Spec, table: str, stg: Staging, source: Path, windows: d
     return rows
 
 
+def _passed_to(target: Future) -> Callable[[Future], None]:
+    """A done-callback handing a future's result or exception on to `target`."""
+    def pass_on(done: Future) -> None:
+        try:
+            if done.exception() is None:
+                target.set_result(done.result())
+            else:
+                target.set_exception(done.exception())
+        except InvalidStateError:  # the export failed first and said so
+            pass
+    return pass_on
+
+
 def _transform(spec: Spec, table: str, stg: Staging, key: str, run_id: str) -> int:
     return transform.transform_table(spec, table, stg, partition=key, run_id=run_id).rows_out
 
@@ -208,45 +221,60 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                 return _transform(s, table, stg, key, context.run_id)
 
         # Partitions are transformed in a second thread as soon as their raw files are written, beside the
-        # export of the next ones (SQLite reads, Arrow kernels and Parquet I/O release the GIL).
-        transforms: dict[str, Future] = {}
-        with ThreadPoolExecutor(1, thread_name_prefix="transform") as transformer:
+        # export of the next ones (SQLite reads, Arrow kernels and Parquet I/O release the GIL). A range into
+        # PostgreSQL is loaded in one transaction (one DELETE of the whole range, one COPY) from a third
+        # thread, which sends each partition as soon as its transform is done, beside the export as well.
+        transforms = {key: Future() for key in keys}  # done when the partition's clean files are (or cannot be)
+        one_load = len(keys) > 1 and t.target == "postgres"
+        with ThreadPoolExecutor(1, thread_name_prefix="transform") as transformer, \
+                ThreadPoolExecutor(1, thread_name_prefix="load") as loader:
             def transform_later(exported: list[str]) -> None:
-                if clean in selected:
-                    transforms.update((key, transformer.submit(transform_one, key)) for key in exported)
-
-            if raw in selected:
-                with clock(raw):
-                    rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
-                    if len(keys) == 1:
-                        where = _where(s, table, windows[keys[0]], rowids)
-                        rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], where)
-                        transform_later(keys)
+                for key in exported:
+                    if clean in selected:
+                        transformer.submit(transform_one, key).add_done_callback(_passed_to(transforms[key]))
                     else:
-                        rows[raw] = _export_range(s, table, stg, source, windows, rowids, exported=transform_later)
-            else:
-                transform_later(keys)
-            # A range into PostgreSQL is loaded in one transaction: one DELETE of the whole range, one COPY,
-            # which sends each partition as soon as its transform is done.
-            one_load = len(keys) > 1 and t.target == "postgres"
-            if one_load and {clean, tkey} <= selected:
-                # The range's source facts, read after the last transform while PostgreSQL copies and builds the
-                # keys; the range checks (same process) take them from cached_source_facts. Should this fail, the
-                # checks read them again and report it.
-                transformer.submit(cached_source_facts, s, table, stg, partition=keys)
+                        transforms[key].set_result(None)
+
+            loading = None
             if tkey in selected and one_load:
+                def load_range() -> None:
+                    with clock(tkey):
+                        postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys, ready=transformed)
+                        rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
+
                 waited = 0.0
 
                 def transformed(key: str) -> None:
                     nonlocal waited
                     started = time.perf_counter()
-                    if key in transforms:
-                        transforms[key].result()
+                    transforms[key].result()  # a failed export or transform ends the load: its transaction rolls back
                     waited += time.perf_counter() - started
 
-                with clock(tkey):
-                    postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys, ready=transformed)
-                    rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
+                loading = loader.submit(load_range)
+            try:
+                if raw in selected:
+                    with clock(raw):
+                        rowids = partitions.rowid_bounds(source, s, table, windows[keys[0]][0], windows[keys[-1]][1])
+                        if len(keys) == 1:
+                            where = _where(s, table, windows[keys[0]], rowids)
+                            rows[raw][keys[0]] = _export(s, table, stg, source, keys[0], where)
+                            transform_later(keys)
+                        else:
+                            rows[raw] = _export_range(s, table, stg, source, windows, rowids, exported=transform_later)
+                else:
+                    transform_later(keys)
+            except BaseException as e:
+                for pending in transforms.values():  # the load stops at the first partition it cannot have
+                    if not pending.done():
+                        pending.set_exception(e)
+                raise
+            if one_load and {clean, tkey} <= selected:
+                # The range's source facts, read after the last transform while PostgreSQL copies and builds the
+                # keys; the range checks (same process) take them from cached_source_facts. Should this fail, the
+                # checks read them again and report it.
+                transformer.submit(cached_source_facts, s, table, stg, partition=keys)
+            if loading is not None:
+                loading.result()
                 seconds[tkey] -= waited  # the transforms' time is theirs
             for key, window in windows.items():
                 if clean in selected:
