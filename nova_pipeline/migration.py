@@ -1,17 +1,21 @@
-"""One migration from the command line: resolve targets, lock, back up, run the job, reconcile, report."""
+"""One migration from the command line: resolve targets, lock, back up, run the job, reconcile, report.
+
+Dagster and the asset definitions (about 1 s of imports) are imported once
+the target is locked and the source snapshot has started: the SQLite copy and
+its checks run in C beside those imports.
+"""
 
 from __future__ import annotations
 
 from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nova_pipeline import connections, introspect, postgres_load, report, snapshot
-from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS, snapshot_path, staging_of, target_key
-from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
-from nova_pipeline.defs.partitions import partitioned_tables
-from nova_pipeline.partition_runs import with_partitions
-from nova_pipeline.runs import RunOutcome, dagster_instance, resume_migration, run_migration
 from nova_pipeline.spec import Spec
+
+if TYPE_CHECKING:
+    from nova_pipeline.runs import RunOutcome
 
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
 
@@ -37,7 +41,7 @@ def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
 
 def not_migrated_objects(spec: Spec) -> list[str]:
     """Views, triggers and virtual tables of the snapshot: reported, never silently dropped."""
-    path = snapshot_path(spec)
+    path = snapshot.snapshot_path(spec)
     if not path.exists():
         return []
     with closing(snapshot.connect_readonly(path)) as conn:
@@ -62,6 +66,10 @@ def exit_code(rep: report.MigrationReport) -> int:
 def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
               started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
     """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
+    from nova_pipeline.defs.assets import SMOKE_TESTS, staging_of, target_key
+    from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+    from nova_pipeline.runs import dagster_instance
+
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
     instance = dagster_instance()
     smoke = latest_smoke_checks(instance) if SMOKE_TESTS in outcome.materialized else []
@@ -105,6 +113,13 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
             stack.enter_context(postgres_load.migration_lock(lock_conn, spec))
+        if not resume:  # the job's snapshot asset takes this copy
+            stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)))
+        from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS
+        from nova_pipeline.defs.partitions import partitioned_tables
+        from nova_pipeline.partition_runs import with_partitions
+        from nova_pipeline.runs import resume_migration, run_migration
+
         if backup:
             notes.append(_pre_migration_backup(spec, pg, mongo))
         if resume:

@@ -13,7 +13,7 @@ import uuid
 
 import dagster as dg
 
-from nova_pipeline import connections, partitions
+from nova_pipeline import connections, partitions, snapshot
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.progress import run_progress
@@ -75,7 +75,7 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
 
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
-    source = A.snapshot_path(spec) if read_snapshot else P.source_path(spec)
+    source = snapshot.snapshot_path(spec) if read_snapshot else P.source_path(spec)
     defs, outcomes = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri), []
     for job_name, tables in P.jobs_by_name(spec).items():
         tables = [t for t in tables if target == "both" or spec.tables[t].target == target]

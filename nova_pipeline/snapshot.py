@@ -3,7 +3,9 @@
 The copy is taken with SQLite's backup API from a read-only connection, so it
 is consistent even while the application keeps writing (WAL or rollback
 journal): the backup step reads one committed state of the database. Every
-later phase reads the snapshot, never the live file.
+later phase reads the snapshot, never the live file. `nova-pipeline migrate`
+starts it (started_snapshot) while Dagster loads; the snapshot asset then
+takes that result.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from nova_pipeline.spec import Spec
 
 _CHUNK = 1 << 20
 
@@ -69,8 +75,46 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def snapshot_path(spec: Spec) -> Path:
+    """Local path of the consistent SQLite copy that every export reads."""
+    base = spec.resolve(spec.staging) if "://" not in spec.staging else Path("data/.nova")
+    return base / "snapshot" / "source.sqlite"
+
+
+_STARTED: dict[tuple[Path, Path], Future] = {}
+
+
+@contextmanager
+def started_snapshot(source: Path, dest: Path) -> Iterator[None]:
+    """Begin take_snapshot(source, dest) at once in a background thread (SQLite and hashlib work with the GIL
+    free); within the block, take_snapshot of the same files returns its result or raises its error. On exit
+    a result not taken is waited for (no copy outlives the block) and dropped."""
+    key, started = (Path(source).resolve(), Path(dest).resolve()), Future()
+
+    def run() -> None:
+        try:
+            started.set_result(_take_snapshot(source, dest))
+        except BaseException as e:
+            started.set_exception(e)
+
+    _STARTED[key] = started
+    threading.Thread(target=run, name="snapshot", daemon=True).start()
+    try:
+        yield
+    finally:
+        if _STARTED.get(key) is started:
+            del _STARTED[key]
+            started.exception()
+
+
 def take_snapshot(source: Path, dest: Path) -> Snapshot:
-    """Copy `source` to `dest` consistently, hash it, and run integrity and foreign key checks on the copy."""
+    """Copy `source` to `dest` consistently, hash it, and run integrity and foreign key checks on the copy
+    (or take the result of the started_snapshot of the same files)."""
+    started = _STARTED.pop((Path(source).resolve(), Path(dest).resolve()), None)
+    return started.result() if started is not None else _take_snapshot(source, dest)
+
+
+def _take_snapshot(source: Path, dest: Path) -> Snapshot:
     started = time.perf_counter()
     source, dest = Path(source), Path(dest)
     src = connect_readonly(source)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from nova_pipeline import export, introspect, partitions, postgres_load, transform
+from nova_pipeline import export, introspect, partitions, postgres_load, snapshot, transform
 from nova_pipeline.cli import main
 from nova_pipeline.connections import mongo_client
 from nova_pipeline.defs import assets as A
@@ -329,7 +329,7 @@ def test_profile_records_the_days_of_each_partitioned_table_and_counts_it_in_par
     days = profile.materialization.metadata["partition_days"].value["telemetry"]
     per_day = expected_per_day(rows)
     assert days == {"first_day": min(per_day), "last_day": max(per_day), "days": len(per_day), "rows_without_day": 1}
-    with closing(sqlite3.connect(A.snapshot_path(spec))) as conn:
+    with closing(sqlite3.connect(snapshot.snapshot_path(spec))) as conn:
         table = introspect.read_schema(conn).tables[0]
         whole = introspect.storage_counts(conn, "telemetry", [c.name for c in table.columns], rowid_alias="id")
         assert len(introspect.rowid_ranges(conn, table, len(rows) + 1, A.PROFILE_PART_ROWS)) == 5

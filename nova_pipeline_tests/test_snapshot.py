@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from nova_pipeline.snapshot import SourceError, connect_readonly, take_snapshot
+from nova_pipeline import snapshot
+from nova_pipeline.snapshot import SourceError, connect_readonly, started_snapshot, take_snapshot
 
 
 def _count(path, table="t") -> int:
@@ -145,3 +146,28 @@ def test_every_kind_of_table_is_checked_and_a_broken_index_named(tmp_path):
     conn.close()
     broken = take_snapshot(src, tmp_path / "broken.sqlite").integrity
     assert broken != ["ok"] and all("big_a" in line for line in broken) and len(broken) == len(set(broken))
+
+
+def test_a_started_snapshot_is_taken_once_and_dropped_when_not_taken(tmp_path, monkeypatch):
+    writer = _make(tmp_path / "src.sqlite", rows=5)
+    copies, real_take = [], snapshot._take_snapshot
+    monkeypatch.setattr(snapshot, "_take_snapshot", lambda source, dest: copies.append(dest) or real_take(source, dest))
+    dest = tmp_path / "out" / "snap.sqlite"
+    with started_snapshot(tmp_path / "src.sqlite", dest):
+        writer.execute("INSERT INTO t(v) VALUES ('after the start')")  # not in the copy begun before
+        snap = take_snapshot(tmp_path / "src.sqlite", dest)
+        assert snap.ok and _count(dest) in (5, 6) and copies == [dest]
+        again = take_snapshot(tmp_path / "src.sqlite", dest)  # a second take copies anew
+    assert _count(again.path) == 6 and len(copies) == 2
+
+    with started_snapshot(tmp_path / "src.sqlite", dest):
+        pass  # not taken: waited for on exit, then forgotten
+    assert len(copies) == 3 and not (dest.parent / (dest.name + ".partial")).exists()
+    take_snapshot(tmp_path / "src.sqlite", dest)
+    assert len(copies) == 4
+
+
+def test_a_started_snapshot_raises_its_error_where_it_is_taken(tmp_path):
+    with started_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite"):
+        with pytest.raises(SourceError, match="missing.sqlite: SQLite source not found"):
+            take_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite")

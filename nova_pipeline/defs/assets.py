@@ -14,7 +14,6 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from pathlib import Path
 
 import dagster as dg
 
@@ -39,12 +38,6 @@ REPORT = dg.AssetKey(["reports", "migration_report"])
 def staging_of(spec: Spec) -> Staging:
     """The spec's staging area (relative paths resolve against the spec file)."""
     return Staging(spec.staging if "://" in spec.staging else str(spec.resolve(spec.staging)))
-
-
-def snapshot_path(spec: Spec) -> Path:
-    """Local path of the consistent SQLite copy that every export reads."""
-    base = spec.resolve(spec.staging) if "://" not in spec.staging else Path("data/.nova")
-    return base / "snapshot" / "source.sqlite"
 
 
 def key_part(name: str) -> str:
@@ -91,7 +84,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
         s = nova.spec
         expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
-        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot_path(s))
+        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot.snapshot_path(s))
         if snap.integrity != ["ok"]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
         return dg.MaterializeResult(metadata={
@@ -104,7 +97,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                           "what the casts will meet.")
     def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
         s = nova.spec
-        with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
+        with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
             tables = {t.name: t for t in introspect.read_schema(conn).tables}
             counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
                       for name, _ in s.table_items()}
@@ -113,12 +106,12 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
         def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
             t = tables[name]
-            with closing(snapshot.connect_readonly(snapshot_path(s))) as conn:
+            with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
                 return introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias,
                                                  rowids=rowids)
 
         def days_of(name: str) -> dict:
-            spans = partitions.day_spans(snapshot_path(s), s, name)[1]  # cached: the range run reads it again
+            spans = partitions.day_spans(snapshot.snapshot_path(s), s, name)[1]  # cached: the range run reads it again
             days = sorted(d for d in spans if d is not None)
             return {"first_day": str(partitions.day_of(days[0])) if days else None,
                     "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
@@ -133,7 +126,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         profiles = {n: introspect.sum_storage_counts([r.result() for kind, m, r in done if kind == "classes" and m == n])
                     for n in counts}
         for n, per_column in profiles.items():  # the export's typeof scan, done here
-            export.remember_storage_classes(snapshot_path(s), n, {
+            export.remember_storage_classes(snapshot.snapshot_path(s), n, {
                 c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()})
         days = {n: r.result() for kind, n, r in done if kind == "days"}
         return dg.MaterializeResult(metadata={
@@ -241,7 +234,7 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
         stg = staging_of(s)
         selected = context.selected_asset_keys
         if raw_key(table) in selected:
-            r = export.export_table(snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
+            r = export.export_table(snapshot.snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
             yield dg.MaterializeResult(asset_key=raw_key(table), metadata={
                 "dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
                 "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table)),

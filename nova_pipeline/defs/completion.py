@@ -6,10 +6,9 @@ from typing import Any
 
 import dagster as dg
 from nova_pipeline import report, smoke
-from nova_pipeline.export import quote
-from nova_pipeline.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_path, staging_of,
-                                       target_key)
+from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.snapshot import quote, snapshot_path
 from nova_pipeline.spec import Spec
 
 

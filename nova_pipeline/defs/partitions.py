@@ -26,7 +26,7 @@ import dagster as dg
 from psycopg import sql
 from pydantic import Field
 
-from nova_pipeline import export, identifiers, partitions, postgres_ddl, postgres_load, transform
+from nova_pipeline import export, identifiers, partitions, postgres_ddl, postgres_load, snapshot, transform
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.spec import Spec
@@ -74,7 +74,7 @@ def _first_day(spec: Spec, table: str) -> date:
     """partition_range's first day from the live source (else the snapshot, else today)."""
     if spec.tables[table].partition.start:
         return date.fromisoformat(spec.tables[table].partition.start)
-    found = [p for p in (source_path(spec), A.snapshot_path(spec)) if p.exists()]
+    found = [p for p in (source_path(spec), snapshot.snapshot_path(spec)) if p.exists()]
     if not found:
         return datetime.now(timezone.utc).date()
     return partitions.partition_range(spec, table, found[0])[0]
@@ -203,7 +203,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                         postgres: PostgresResource, mongo: MongoResource):
         s, selected, keys = nova.spec, context.selected_asset_keys, context.partition_keys
         stg = A.staging_of(s)
-        source = A.snapshot_path(s) if config.read_snapshot else source_path(s)
+        source = snapshot.snapshot_path(s) if config.read_snapshot else source_path(s)
         rows: dict = {k: {} for k in (raw, clean, tkey)}
         seconds = dict.fromkeys((raw, clean, tkey), 0.0)
         if tkey in selected and t.target == "postgres":
