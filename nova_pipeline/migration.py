@@ -114,7 +114,8 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
             stack.enter_context(postgres_load.migration_lock(lock_conn, spec))
         if not resume:  # the job's snapshot asset takes this copy
-            stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)))
+            source, copy = spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)
+            stack.enter_context(snapshot.started_snapshot(source, copy))
         from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS
         from nova_pipeline.defs.partitions import partitioned_tables
         from nova_pipeline.partition_runs import with_partitions
