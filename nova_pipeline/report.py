@@ -124,8 +124,9 @@ def now_iso() -> str:
 def write_report(report: MigrationReport, reports_dir: Path, extra_json: Path | None = None) -> Path:
     """Write JSON + Markdown into reports_dir (a timestamped copy and the latest); returns the JSON path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(report.to_dict(), indent=2, default=str)
-    render_chart(report.to_dict(), reports_dir / REPORT_CHART)
+    as_dict = report.to_dict()
+    data = json.dumps(as_dict, indent=2, default=str)
+    render_chart(as_dict, reports_dir / REPORT_CHART)
     md = report.to_markdown() + f"\n![Per table: rows loaded and quarantined, rows/s]({REPORT_CHART})\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (reports_dir / f"migration_report-{stamp}.json").write_text(data)

@@ -84,12 +84,16 @@ def snapshot_path(spec: Spec) -> Path:
 _STARTED: dict[tuple[Path, Path], Future] = {}
 
 
+def _started_key(source: Path, dest: Path) -> tuple[Path, Path]:
+    return Path(source).resolve(), Path(dest).resolve()
+
+
 @contextmanager
 def started_snapshot(source: Path, dest: Path) -> Iterator[None]:
     """Begin take_snapshot(source, dest) at once in a background thread (SQLite and hashlib work with the GIL
     free); within the block, take_snapshot of the same files returns its result or raises its error. On exit
     a result not taken is waited for (no copy outlives the block) and dropped."""
-    key, started = (Path(source).resolve(), Path(dest).resolve()), Future()
+    key, started = _started_key(source, dest), Future()
 
     def run() -> None:
         try:
@@ -110,7 +114,7 @@ def started_snapshot(source: Path, dest: Path) -> Iterator[None]:
 def take_snapshot(source: Path, dest: Path) -> Snapshot:
     """Copy `source` to `dest` consistently, hash it, and run integrity and foreign key checks on the copy
     (or take the result of the started_snapshot of the same files)."""
-    started = _STARTED.pop((Path(source).resolve(), Path(dest).resolve()), None)
+    started = _STARTED.pop(_started_key(source, dest), None)
     return started.result() if started is not None else _take_snapshot(source, dest)
 
 
@@ -167,8 +171,6 @@ def _rows_estimate(conn: sqlite3.Connection, table: str) -> int:
         return conn.execute(f"SELECT max(rowid) FROM {quote(table)}").fetchone()[0] or 0
     except sqlite3.Error:  # WITHOUT ROWID
         return 0
-
-
 
 
 def _pragma(path: Path, pragma: str) -> list[tuple]:
