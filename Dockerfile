@@ -14,3 +14,5 @@ RUN useradd --create-home --uid 1000 nova \
     && chown -R nova:nova /app/data "$DAGSTER_HOME"
 USER nova
 EXPOSE 3000
+# The Dagster UI; docker-compose.yml runs the daemon and the one-shot sample from this image with their own commands.
+CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "/app/workspace.yaml"]

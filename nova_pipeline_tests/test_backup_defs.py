@@ -54,7 +54,8 @@ def test_schedule_cron_from_env_and_default(monkeypatch):
         build_backup_defs(migrate)
 
 
-def test_backup_requested_after_successful_migration():
+def test_backup_requested_after_successful_migration(monkeypatch):
+    monkeypatch.setenv("NOVA_BACKUP_KEY", KEY_HEX)
     sensor = _by_name(build_backup_defs(migrate)["sensors"], "backup_after_migration")
     instance = dg.DagsterInstance.ephemeral()
     ok = _run_migrate(instance, fail=False)

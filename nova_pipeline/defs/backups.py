@@ -12,6 +12,8 @@ from typing import Any
 import dagster as dg
 
 from nova_pipeline.backup import apply_retention, backup_dest, create_backup, rollback
+from nova_pipeline.backup.crypto import parse_key
+from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.backup.retention import retention_days_setting
 from nova_pipeline.connections import redact
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
@@ -104,8 +106,17 @@ def build_backup_defs(migrate_job, spec: Spec | None = None) -> dict[str, list]:
     @dg.run_status_sensor(name="backup_after_migration", run_status=dg.DagsterRunStatus.SUCCESS,
                           monitored_jobs=[migrate_job], request_job=nightly_backup_job,
                           default_status=dg.DefaultSensorStatus.RUNNING,
-                          description="Requests a backup after each successful migration run.")
+                          description="Requests a backup after each successful migration run (skipped while "
+                                      "NOVA_BACKUP_KEY is not set or not a valid key).")
     def backup_after_migration(context: dg.RunStatusSensorContext):
+        key = os.environ.get("NOVA_BACKUP_KEY", "")
+        if not key.strip():
+            return dg.SkipReason("post-migration backup skipped: NOVA_BACKUP_KEY is not set (set it to 64 hex "
+                                 "characters, e.g. `openssl rand -hex 32`, to back up after each migration)")
+        try:
+            parse_key(key)
+        except BackupKeyError as e:
+            return dg.SkipReason(f"post-migration backup skipped: {e}")
         return dg.RunRequest(run_key=context.dagster_run.run_id,
                              tags={LABEL_TAG: "post-migration", "nova/migration_run": context.dagster_run.run_id})
 
