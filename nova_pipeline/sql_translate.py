@@ -10,6 +10,7 @@ Untranslatable with a one-line reason, so callers report it with its SQL.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -51,3 +52,105 @@ def render(tree: exp.Expression) -> str:
 def to_postgres(sql: str, names: Mapping[str, str] | None = None) -> str:
     """Translate one SQLite statement or expression to PostgreSQL, identifiers resolved and quoted."""
     return render(resolve_identifiers(parse(sql), names))
+
+
+# Nodes sqlglot passes through unchanged although PostgreSQL has no such function or operator.
+_NO_POSTGRES_FORM = {
+    exp.Typeof: "typeof() (SQLite storage classes) has no PostgreSQL equivalent",
+    exp.Glob: "GLOB has no PostgreSQL translation",
+    exp.Hex: "hex() has no PostgreSQL function of that name",
+}
+
+
+def _refuse_sqlite_only(tree: exp.Expression) -> None:
+    """Untranslatable when the tree uses a SQLite-only function, operator or collation."""
+    for node in tree.walk():
+        if isinstance(node, exp.Anonymous):
+            raise Untranslatable(f"function {node.name.lower()}() has no known PostgreSQL translation")
+        if isinstance(node, exp.Command):
+            raise Untranslatable("cannot parse as an expression")
+        if isinstance(node, exp.Collate):
+            raise Untranslatable(f"COLLATE {node.expression.name} inside an expression has no PostgreSQL translation")
+        for kind, reason in _NO_POSTGRES_FORM.items():
+            if isinstance(node, kind):
+                raise Untranslatable(reason)
+
+
+def _booleans_as_literals(tree: exp.Expression, booleans: set[str]) -> exp.Expression:
+    """`flag = 1`, `flag IN (0, 1)` on a column migrated to boolean compare with TRUE/FALSE instead."""
+    def is_bool_column(node: exp.Expression) -> bool:
+        return isinstance(node, exp.Column) and node.name.lower() in booleans
+
+    def as_bool(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Literal) and not node.is_string and node.this in ("0", "1"):
+            return exp.Boolean(this=node.this == "1")
+        return node
+
+    for node in list(tree.find_all(exp.EQ, exp.NEQ, exp.In)):
+        if isinstance(node, exp.In) and is_bool_column(node.this):
+            node.set("expressions", [as_bool(e) for e in node.expressions])
+        elif isinstance(node, (exp.EQ, exp.NEQ)):
+            if is_bool_column(node.this):
+                node.set("expression", as_bool(node.expression))
+            elif is_bool_column(node.expression):
+                node.set("this", as_bool(node.this))
+    return tree
+
+
+def translate_expression(sql: str, names: Mapping[str, str] | None = None, booleans: set[str] | frozenset = frozenset()) -> str:
+    """Translate one SQLite expression (a CHECK, a generated column, an index term or predicate) to PostgreSQL.
+
+    `names` maps lower-case source column names to target names; `booleans` holds the lower-case source
+    names of columns migrated to boolean, whose 0/1 comparisons become TRUE/FALSE.
+    """
+    select = parse(f"SELECT {sql}")
+    if not isinstance(select, exp.Select) or len(select.expressions) != 1 or select.args.get("from"):
+        raise Untranslatable("not a single expression")
+    tree = select.expressions[0]
+    _refuse_sqlite_only(tree)
+    tree = _booleans_as_literals(resolve_identifiers(tree, names), set(booleans))
+    return render(tree)
+
+
+@dataclass(frozen=True)
+class TableDefinition:
+    """What a CREATE TABLE says that SQLite's pragmas do not: CHECKs, collations, generation expressions."""
+
+    checks: list[tuple[str | None, str]]  # (constraint name or None, SQLite expression text)
+    collations: dict[str, str]  # lower-case column name → collation (upper case) as declared
+    generated: dict[str, str]  # lower-case column name → SQLite generation expression text
+    autoincrement: bool
+
+
+def table_definition(create_sql: str) -> TableDefinition:
+    """Parse a table's CREATE TABLE text; Untranslatable when sqlglot cannot read it."""
+    tree = parse(create_sql)
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    if not isinstance(schema, exp.Schema):
+        raise Untranslatable("not a CREATE TABLE with a column list")
+    checks: list[tuple[str | None, str]] = []
+    collations: dict[str, str] = {}
+    generated: dict[str, str] = {}
+    autoincrement = False
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            column = item.name.lower()
+            for constraint in item.args.get("constraints") or []:
+                kind = constraint.args.get("kind")
+                if isinstance(kind, exp.CheckColumnConstraint):
+                    checks.append((constraint.name or None, kind.this.sql(dialect="sqlite")))
+                elif isinstance(kind, exp.ComputedColumnConstraint):
+                    generated[column] = kind.this.unnest().sql(dialect="sqlite")
+                elif isinstance(kind, exp.AutoIncrementColumnConstraint):
+                    autoincrement = True
+                elif isinstance(kind, exp.CollateColumnConstraint):
+                    collations[column] = kind.this.name.upper()
+                elif isinstance(kind, exp.DefaultColumnConstraint) and isinstance(kind.this, exp.Collate):
+                    collations[column] = kind.this.expression.name.upper()  # sqlglot reads `DEFAULT x COLLATE c` so
+        elif isinstance(item, exp.Constraint):
+            for kind in item.expressions:
+                if isinstance(kind, exp.CheckColumnConstraint):
+                    checks.append((item.name or None, kind.this.sql(dialect="sqlite")))
+        elif isinstance(item, exp.CheckColumnConstraint):
+            checks.append((None, item.this.sql(dialect="sqlite")))
+    return TableDefinition(checks, collations, generated, autoincrement)
