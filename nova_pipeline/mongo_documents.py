@@ -386,14 +386,42 @@ def _orphans(spec: Spec, staging: Staging, parent: str, e: Embed, parent_keys: p
     return total
 
 
-def split_collections(spec: Spec, table: str) -> list[str]:
-    """Collections that `too_large: split` may fill for a table's documents (any depth)."""
-    def walk(parent: str, embeds: list[Embed]) -> Iterator[str]:
+def split_collections(spec: Spec, table: str) -> dict[str, str]:
+    """Collections that `too_large: split` may fill for a table's documents (any depth) → the table they hold."""
+    def walk(parent: str, embeds: list[Embed]) -> Iterator[tuple[str, str]]:
         for e in embeds:
             if e.too_large == "split":
-                yield f"{mongo_collection(spec, parent)}_{e.as_}"
+                yield f"{mongo_collection(spec, parent)}_{e.as_}", e.table
             yield from walk(e.table, e.embed)
-    return list(dict.fromkeys(walk(table, spec.tables[table].embed)))
+    return dict(walk(table, spec.tables[table].embed))
+
+
+def rejected_rows(spec: Spec, table: str, doc: dict, reason: str) -> dict[str, list[dict]]:
+    """Quarantine records (table → records) for a document the server rejected and the rows embedded in it."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    tspec = spec.tables[table]
+    pk = tspec.primary_key
+    _id = doc["_id"]
+    key = ({pk[0]: _id} if len(pk) == 1 else {c: _id.get(_target(tspec, c)) for c in pk} if pk else {"rowid": _id})
+    out[table].append(_rejected_record(table, key, doc, reason))
+    _rejected_children(spec, table, doc, f"parent {table} _id={json_util.dumps(_id)} rejected: {reason}", out)
+    return out
+
+
+def _rejected_children(spec: Spec, table: str, doc: dict, reason: str, out: dict[str, list[dict]]) -> None:
+    for e in spec.tables[table].embed:
+        found = doc.get(e.as_)
+        ctspec = spec.tables[e.table]
+        for child in found if isinstance(found, list) else [found] if isinstance(found, dict) else []:
+            fields = {k: v for k, v in child.items() if k not in {c.as_ for c in ctspec.embed}}
+            key = {c: child.get(_target(ctspec, c)) for c in ctspec.primary_key} or fields
+            out[e.table].append(_rejected_record(e.table, key, child, reason))
+            _rejected_children(spec, e.table, child, reason, out)
+
+
+def _rejected_record(table: str, key: dict, doc: dict, reason: str) -> dict:
+    return {"table": table, "source_key": json_util.dumps(key), "column": "", "raw_value": None, "reason": reason,
+            "row": json_util.dumps(doc)}
 
 
 def embedded_tables(spec: Spec, table: str) -> list[str]:

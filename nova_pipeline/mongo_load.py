@@ -19,27 +19,29 @@ Re-runs replace, never duplicate:
 
 Writes are unordered, MongoTarget.batch_size documents per call, with the
 spec's write concern, retried per batch with exponential backoff on transient
-errors (AutoReconnect, NetworkTimeout, NotPrimaryError).
+errors (AutoReconnect, NetworkTimeout, NotPrimaryError). Documents the server
+rejects (validator, unique index) are quarantined with their key and the
+server's reason (`unloadable.parquet`, like documents over the size limit);
+the rest of the batch is written.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import bson
-from bson import json_util
 from pymongo import ReplaceOne, WriteConcern
 from pymongo.errors import AutoReconnect, BulkWriteError, NetworkTimeout, NotPrimaryError
 
 from nova_pipeline.identifiers import mongo_collection
 from nova_pipeline.mongo_documents import (
     MAX_DOCUMENT_BYTES, TIMESERIES_MAX_DOCUMENT_BYTES, UNLOADABLE_FILE, document_field, embedded_tables,
-    iter_documents, quarantine_orphans, split_collections, write_quarantine,
+    iter_documents, quarantine_orphans, rejected_rows, split_collections, write_quarantine,
 )
 from nova_pipeline.mongo_setup import setup_collection
 from nova_pipeline.spec import MongoTarget, Spec
@@ -50,10 +52,11 @@ TRANSIENT_ERRORS = (AutoReconnect, NetworkTimeout, NotPrimaryError)
 RETRIES = 5
 BACKOFF_SECONDS = 0.5
 DUPLICATE_KEY = 11000
+ID_KEY = {"_id": 1}
 
 
 class MongoLoadError(RuntimeError):
-    """Documents were rejected by the server; the message names the collection and the first `_id`."""
+    """The server did not confirm a write with the spec's write concern; the message names the collection."""
 
 
 @dataclass(frozen=True)
@@ -66,33 +69,63 @@ class MongoLoadResult:
     split_documents: int
     quarantined_orphans: int
     quarantined: int
+    rejected: int
     too_large: list[str]
     children_cut: int
     seconds: float
     docs_per_s: float
 
 
-def write_batch(coll, docs: list[dict], *, upsert: bool, where: str, sleep: Callable[[float], None] = time.sleep) -> None:
-    """One unordered bulk write (inserts, or ReplaceOne upserts by `_id`), retried on transient errors."""
-    for attempt in range(RETRIES + 1):
+def write_batch(coll, docs: list[dict], *, upsert: bool, where: str,
+                sleep: Callable[[float], None] = time.sleep) -> list[tuple[dict, str]]:
+    """One unordered bulk write (inserts, or ReplaceOne upserts by `_id`), retried on transient errors.
+
+    Returns the documents the server rejected (validator, unique index, ...) with its reason; the
+    others are written. A write-concern failure raises MongoLoadError.
+    """
+    attempt = 0
+    while True:
         try:
             if upsert:
                 coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
             else:
                 coll.insert_many(docs, ordered=False)
-            return
+            return []
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if attempt and errors and all(e.get("code") == DUPLICATE_KEY for e in errors):
-                return  # those documents were written by the attempt that failed transiently
-            first = errors[0] if errors else {}
-            key = json_util.dumps((first.get("op") or {}).get("_id"))
-            raise MongoLoadError(f"{where}: {len(errors)} of {len(docs)} documents rejected; "
-                                 f"first _id={key}: {first.get('errmsg', exc)}") from None
+            concern = exc.details.get("writeConcernErrors") or []
+            if concern:
+                raise MongoLoadError(f"{where}: write concern not satisfied: {concern[0].get('errmsg')}") from None
+            # after a transient failure, duplicate-_id errors are documents that failed attempt wrote
+            return [(docs[e["index"]], server_reason(e)) for e in exc.details.get("writeErrors", [])
+                    if not (attempt and e.get("code") == DUPLICATE_KEY and e.get("keyPattern", ID_KEY) == ID_KEY)]
         except TRANSIENT_ERRORS:
             if attempt == RETRIES:
                 raise
             sleep(BACKOFF_SECONDS * 2**attempt)
+            attempt += 1
+
+
+def server_reason(error: dict) -> str:
+    """The server's reason for rejecting one document: code, message and the validator rules it broke."""
+    rules = "; ".join(dict.fromkeys(_unsatisfied(error.get("errInfo", {}).get("details", {}), "")))
+    return f"rejected by the server (code {error.get('code')}): {error.get('errmsg')}" + (f" ({rules})" if rules else "")
+
+
+def _unsatisfied(node, path: str) -> Iterator[str]:
+    """`field: reason` lines from a $jsonSchema failure's errInfo.details."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _unsatisfied(item, path)
+    elif isinstance(node, dict):
+        path = ".".join(p for p in (path, node.get("propertyName")) if p)
+        if node.get("missingProperties"):
+            yield f"{path or 'document'}: missing {', '.join(node['missingProperties'])}"
+        elif "reason" in node:
+            yield f"{path or 'document'}: {node['reason']}" + (f" (found {node['consideredType']})"
+                                                                if "consideredType" in node else "")
+        for value in node.values():
+            if isinstance(value, (list, dict)):
+                yield from _unsatisfied(value, path)
 
 
 class _Destination:
@@ -107,6 +140,7 @@ class _Destination:
         create(self.name, indexes=not self.bulk)
         self.coll = db.get_collection(self.name, write_concern=WriteConcern(w=target.write_concern))
         self.buffer: list[dict] = []
+        self.rejected: list[tuple[dict, str]] = []
         self.count = 0
         self.seen: set[bytes] = set()
 
@@ -120,10 +154,12 @@ class _Destination:
         if not docs:
             return
         upsert = self.mode == "upsert"
-        write_batch(self.coll, docs, upsert=upsert, where=self.final)
-        if upsert:
-            self.seen.update(_id_key(d["_id"]) for d in docs)
-        self.count += len(docs)
+        rejected = write_batch(self.coll, docs, upsert=upsert, where=self.final)
+        self.rejected += rejected
+        if upsert:  # a rejected document's old version is stale: deleted in finish()
+            lost = {id(d) for d, _ in rejected}
+            self.seen.update(_id_key(d["_id"]) for d in docs if id(d) not in lost)
+        self.count += len(docs) - len(rejected)
 
     def finish(self) -> None:
         self._flush(self.buffer)
@@ -161,7 +197,8 @@ def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: 
     orphans = quarantine_orphans(spec, table, staging) if tspec.embed else 0
     main = _Destination(db, name, mode, target,
                         lambda n, indexes: setup_collection(db, spec, table, name=n, indexes=indexes))
-    splits = {n: _Destination(db, n, mode, target, lambda n, indexes: None) for n in split_collections(spec, table)}
+    split_tables = split_collections(spec, table)
+    splits = {n: _Destination(db, n, mode, target, lambda n, indexes: None) for n in split_tables}
     quarantined: dict[str, list[dict]] = defaultdict(list)
     too_large: list[str] = []
     cut = 0
@@ -176,12 +213,17 @@ def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: 
         cut += batch.children_cut
     for dest in (main, *splits.values()):
         dest.finish()
+    for t, dest in ((table, main), *((split_tables[n], d) for n, d in splits.items())):
+        for doc, reason in dest.rejected:
+            for qt, rows in rejected_rows(spec, t, doc, reason).items():
+                quarantined[qt] += rows
     for t in (table, *embedded_tables(spec, table)):
         write_quarantine(staging, t, UNLOADABLE_FILE, quarantined.get(t, []), partition)
     seconds = time.perf_counter() - start
     return MongoLoadResult(
         collection=name, strategy=mode, documents=main.count, split_documents=sum(d.count for d in splits.values()),
-        quarantined_orphans=orphans, quarantined=sum(len(r) for r in quarantined.values()), too_large=too_large,
+        quarantined_orphans=orphans, quarantined=sum(len(r) for r in quarantined.values()),
+        rejected=sum(len(d.rejected) for d in (main, *splits.values())), too_large=too_large,
         children_cut=cut, seconds=seconds, docs_per_s=main.count / seconds if seconds else 0.0)
 
 

@@ -36,19 +36,21 @@ def setup_collections(db, spec: Spec, tables: list[str] | None = None) -> list[s
 def setup_collection(db, spec: Spec, table: str, name: str | None = None, *, indexes: bool = True) -> list[str]:
     """Create or update one table's collection (under `name`, e.g. a load's temporary twin); return actions.
 
-    `indexes=False` leaves the indexes to a second call after a bulk load: building them once over
-    the loaded documents is cheaper than maintaining them per insert (mongomock's TTL index costs
-    a scan per insert).
+    `indexes=False` builds only the unique indexes (they decide, like the validator, which documents
+    the server accepts) and leaves the others to a second call after a bulk load: building them once
+    over the loaded documents is cheaper than maintaining them per insert (mongomock's TTL index
+    costs a scan per insert).
     """
     tspec = spec.tables[table]
     collection = name or mongo_collection(spec, table)
     validator = json_schema(spec, table)
     if collection in db.list_collection_names():
         actions, info = _update(db, collection, tspec, validator)
-        timeseries = info is not None and info.get("type") == "timeseries"
+        timeseries = info is not None and _is_timeseries(info)
     else:
         actions, timeseries = _create(db, collection, tspec, validator)
-    return actions + (_ensure_indexes(db[collection], collection, _indexes(tspec, timeseries)) if indexes else [])
+    wanted = [ix for ix in _indexes(tspec, timeseries) if indexes or ix[2].get("unique")]
+    return actions + _ensure_indexes(db[collection], collection, wanted)
 
 
 def json_schema(spec: Spec, table: str) -> dict[str, Any]:
@@ -137,14 +139,24 @@ def _collection_info(db, collection: str) -> dict | None:
     return batch[0] if batch else {}
 
 
+def _is_timeseries(info: dict) -> bool:
+    """Whether a listCollections entry is a time-series collection.
+
+    mongod says so in `type`; SecantusDB 0.7 reports `type: collection` and only
+    its options carry `timeseries`, which mongod's entries have as well.
+    """
+    return info.get("type") == "timeseries" or "timeseries" in info.get("options", {})
+
+
 def _update(db, collection: str, tspec: TableSpec, validator: dict) -> tuple[list[str], dict | None]:
     info = _collection_info(db, collection)
     if info is None:
         return [f"{collection}: exists; validator not checked: this server (mongomock) cannot report or modify options"], None
     options = info.get("options", {})
-    if info.get("type") == "timeseries" or tspec.timeseries:
-        if (info.get("type") == "timeseries") != bool(tspec.timeseries):
-            return [f"{collection}: exists as {info.get('type', 'collection')}; a collection cannot change to or from "
+    timeseries = _is_timeseries(info)
+    if timeseries or tspec.timeseries:
+        if timeseries != bool(tspec.timeseries):
+            return [f"{collection}: exists as a {'time-series' if timeseries else 'plain'} collection; a collection cannot change to or from "
                     "time-series in place: the next full load re-creates it"], info
         want = tspec.ttl.days * DAY_SECONDS if tspec.ttl else None
         if options.get("expireAfterSeconds") == want or want is None:

@@ -68,6 +68,28 @@ def make_pg_url(pg_server):
 
 
 @pytest.fixture
+def mongo_server():
+    """(uri, fresh database name) on the real MongoDB server in NOVA_TEST_MONGO_URI; the database is dropped after.
+
+    Without the variable the test skips, unless NOVA_REQUIRE_MONGO_SERVER=1 (CI), where it fails instead.
+    """
+    from nova_pipeline.connections import mongo_client, ping_mongo
+
+    uri = os.environ.get("NOVA_TEST_MONGO_URI")
+    if not uri:
+        reason = "NOVA_TEST_MONGO_URI not set: real-MongoDB tests need a server (README: Tests)"
+        if os.environ.get("NOVA_REQUIRE_MONGO_SERVER") == "1":
+            pytest.fail(reason + "; NOVA_REQUIRE_MONGO_SERVER=1 forbids skipping")
+        pytest.skip(reason)
+    client = mongo_client(uri)
+    ping_mongo(client, uri)
+    database = f"nova_test_{uuid.uuid4().hex[:8]}"
+    yield uri, database
+    client.drop_database(database)
+    client.close()
+
+
+@pytest.fixture
 def mongo_uri() -> str:
     """A fresh in-process MongoDB double (mongomock) URI."""
     return f"mongomock://test-{uuid.uuid4().hex[:8]}"

@@ -168,7 +168,8 @@ class FlakyCollection:
     def insert_many(self, docs, ordered):
         assert ordered is False
         self.calls += 1
-        dups = [{"code": 11000, "op": d, "errmsg": "E11000 duplicate key"} for d in docs if d["_id"] in self.docs]
+        dups = [{"index": i, "code": 11000, "op": d, "errmsg": "E11000 duplicate key"}
+                for i, d in enumerate(docs) if d["_id"] in self.docs]
         self.docs.update({d["_id"]: d for d in docs})
         if self.failures:
             raise self.failures.pop(0)
@@ -178,12 +179,26 @@ class FlakyCollection:
 
 def test_write_batch_retries_transient_errors_with_backoff():
     coll, sleeps = FlakyCollection([AutoReconnect("not primary")] * 2), []
-    write_batch(coll, [{"_id": 1}, {"_id": 2}], upsert=False, where="missions", sleep=sleeps.append)
+    assert write_batch(coll, [{"_id": 1}, {"_id": 2}], upsert=False, where="missions", sleep=sleeps.append) == []
     assert coll.calls == 3 and sleeps == [0.5, 1.0] and sorted(coll.docs) == [1, 2]
 
 
-def test_write_batch_reports_rejected_documents():
+def test_write_batch_returns_rejected_documents_with_the_servers_reason():
+    details = {"operatorName": "$jsonSchema", "schemaRulesNotSatisfied": [
+        {"operatorName": "properties", "propertiesNotSatisfied": [{"propertyName": "name", "details": [
+            {"operatorName": "bsonType", "reason": "type did not match", "consideredType": "int"}]}]},
+        {"operatorName": "required", "missingProperties": ["started_at"]}]}
     coll = FlakyCollection([BulkWriteError({"writeErrors": [
-        {"code": 121, "op": {"_id": 7}, "errmsg": "Document failed validation"}]})])
-    with pytest.raises(MongoLoadError, match=r"^missions: 1 of 1 documents rejected; first _id=7: Document failed validation$"):
+        {"index": 1, "code": 121, "op": {"_id": 8}, "errmsg": "Document failed validation",
+         "errInfo": {"failingDocumentId": 8, "details": details}}]})])
+    docs = [{"_id": 7}, {"_id": 8}]
+    assert write_batch(coll, docs, upsert=False, where="missions", sleep=lambda s: None) == [
+        (docs[1], "rejected by the server (code 121): Document failed validation "
+                  "(name: type did not match (found int); document: missing started_at)")]
+
+
+def test_write_batch_raises_when_the_write_concern_fails():
+    coll = FlakyCollection([BulkWriteError({"writeErrors": [], "writeConcernErrors": [
+        {"code": 64, "errmsg": "waiting for replication timed out"}]})])
+    with pytest.raises(MongoLoadError, match=r"^missions: write concern not satisfied: waiting for replication"):
         write_batch(coll, [{"_id": 7}], upsert=False, where="missions", sleep=lambda s: None)

@@ -1,16 +1,12 @@
 """The same loads and checks as test_mongo_load.py / test_mongo_setup.py, against a real MongoDB server.
 
-Runs only when NOVA_TEST_MONGO_URI is set (`docker compose up mongo`, then
-NOVA_TEST_MONGO_URI=mongodb://127.0.0.1:27017 pytest -m mongo_server). Each
-test uses its own database and drops it afterwards. On a real server the
-validator and time-series options must actually be applied, which mongomock
-cannot show.
+Runs when NOVA_TEST_MONGO_URI names a server (SecantusDB or `docker compose up mongo`, see README: Tests);
+skips without it, except under NOVA_REQUIRE_MONGO_SERVER=1 (CI), where it fails. Each test uses its own
+database (fixture `mongo_server` in conftest.py), dropped afterwards. Here the server shows what mongomock
+cannot: validators, time-series and TTL options, the 16 MiB limit, bulk-write errors, real index listings.
 """
 
 from __future__ import annotations
-
-import os
-import uuid
 
 import pytest
 from pymongo.errors import WriteError
@@ -26,39 +22,26 @@ from test_mongo_documents import mission_spec
 pytestmark = pytest.mark.mongo_server
 
 
-@pytest.fixture
-def server():
-    """(uri, fresh database name) on the real server; the database is dropped afterwards."""
-    uri = os.environ.get("NOVA_TEST_MONGO_URI")
-    if not uri:
-        pytest.skip("NOVA_TEST_MONGO_URI not set: real-MongoDB tests need a server (docker compose up mongo)")
-    database = f"nova_test_{uuid.uuid4().hex[:8]}"
-    client = mongo_client(uri)
-    yield uri, database
-    client.drop_database(database)
-    client.close()
-
-
 @pytest.mark.parametrize("strategy", ["rename", "upsert"])
-def test_full_load_is_idempotent(server, tmp_path, strategy):
-    check_full_load_is_idempotent(*server, tmp_path, strategy)
+def test_full_load_is_idempotent(mongo_server, tmp_path, strategy):
+    check_full_load_is_idempotent(*mongo_server, tmp_path, strategy)
 
 
-def test_window_load_replaces_only_its_window(server, tmp_path):
-    check_window_load_replaces_only_its_window(*server, tmp_path)
+def test_window_load_replaces_only_its_window(mongo_server, tmp_path):
+    check_window_load_replaces_only_its_window(*mongo_server, tmp_path)
 
 
-def test_timeseries_load_is_idempotent(server, tmp_path):
-    check_timeseries_load_is_idempotent(*server, tmp_path)
+def test_timeseries_load_is_idempotent(mongo_server, tmp_path):
+    check_timeseries_load_is_idempotent(*mongo_server, tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["quarantine", "split"])
-def test_oversized_parent_load(server, tmp_path, mode):
-    check_oversized_parent_load(*server, tmp_path, mode)
+def test_oversized_parent_load(mongo_server, tmp_path, mode):
+    check_oversized_parent_load(*mongo_server, tmp_path, mode)
 
 
-def test_validator_and_timeseries_are_applied(server, tmp_path):
-    uri, database = server
+def test_validator_and_timeseries_are_applied(mongo_server, tmp_path):
+    uri, database = mongo_server
     spec = mission_spec(uri, tmp_path, database=database, telemetry=TELEMETRY)
     db = mongo_client(uri)[database]
     actions = setup_collections(db, spec)
