@@ -67,7 +67,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), help="SQLite database.")
 @click.option("--out", default="spec.yaml", show_default=True, type=click.Path(dir_okay=False), help="Spec to write.")
 @click.option("--schema", default="public", show_default=True, help="PostgreSQL schema of the tables.")
-def init(source, out, schema):
+@json_option
+def init(source, out, schema, as_json):
     """Introspect a SQLite database and write a spec plus a type report to review."""
     from nova_pipeline import introspect
     from nova_pipeline.spec import dump_spec, parse_spec
@@ -83,7 +84,12 @@ def init(source, out, schema):
     out_path.write_text(dump_spec(spec))
     report_path = out_path.with_suffix(".types.md")
     report_path.write_text(type_report.to_markdown())
-    for w in type_report.to_dict().get("warnings", []):
+    type_warnings = type_report.to_dict().get("warnings", [])
+    if as_json:
+        click.echo(json.dumps({"spec": str(out_path), "type_report": str(report_path), "tables": len(spec.tables),
+                               "warnings": type_warnings}, indent=2))
+        return
+    for w in type_warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"wrote {out_path} ({len(spec.tables)} tables) and the type report {report_path}")
 
@@ -218,15 +224,18 @@ def show_report(spec_path, as_json):
 @spec_option
 @pg_option
 @mongo_option
-def doctor(spec_path, postgres_url, mongo_uri):
-    """Check configuration and connectivity of each target; say what is wrong and how to fix it."""
+@json_option
+def doctor(spec_path, postgres_url, mongo_uri, as_json):
+    """Check configuration and connectivity of each target; say what is wrong and how to fix it (exit 2 on a FAIL)."""
     from nova_pipeline import doctor as doc
 
-    problems = 0
-    for ok, line in doc.diagnose(spec_path, postgres_url, mongo_uri):
-        click.echo(f"{'ok  ' if ok else 'FAIL'} {line}")
-        problems += not ok
-    sys.exit(2 if problems else 0)
+    checks = doc.diagnose(spec_path, postgres_url, mongo_uri)
+    if as_json:
+        click.echo(json.dumps(doc.to_json(checks), indent=2))
+    else:
+        for c in checks:
+            click.echo(f"{'FAIL' if c.level == 'fail' else c.level:4} {c.message}")
+    sys.exit(0 if all(c.ok for c in checks) else 2)
 
 
 @main.command()
