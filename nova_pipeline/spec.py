@@ -184,6 +184,7 @@ class TableSpec(Model):
     indexes: list[Index] = Field(default_factory=list, description="Secondary indexes.")
     checks: list[Check] = Field(default_factory=list, description="CHECK constraints (PostgreSQL).")
     json_columns: list[str] = Field(default_factory=list, description="Columns holding JSON text (shorthand for type jsonb).")
+    fts: list[FullText] = Field(default_factory=list, description="Full-text search replacing a SQLite FTS3/4/5 table.")
     ttl: Ttl | None = Field(None, description="MongoDB TTL index.")
     embed: list[Embed] = Field(default_factory=list, description="Child tables embedded into this table's documents.")
     reference: dict[str, str] = Field(default_factory=dict, description="MongoDB reference fields: column → referenced collection.")
@@ -203,6 +204,18 @@ class TableSpec(Model):
             return None, None
         schema, _, name = self.table.rpartition(".")
         return (schema or None), name
+
+
+class FullText(Model):
+    """PostgreSQL full-text search in place of a SQLite FTS3/4/5 table: a tsvector and its GIN index."""
+
+    columns: list[str] = Field(min_length=1, description="Indexed columns (source names), in order.")
+    config: str = Field("simple", description="Text search configuration: simple (FTS's unicode61), english (porter).")
+    column: str = Field("search", description="Name of the tsvector column.")
+    view: str | None = Field(None, description="External-content FTS table: the name of a view over this table that "
+                                               "shows `key`, the columns and the tsvector (an expression GIN index on "
+                                               "this table) instead of a generated column.")
+    key: str | None = Field(None, description="Column the view shows as the FTS table's rowid (content_rowid).")
 
 
 class CastMatch(Model):
@@ -255,6 +268,27 @@ class SmokeTest(Model):
     max_ms: float | None = Field(None, gt=0, description="Latency budget in milliseconds.")
 
 
+class ParityStatement(Model):
+    """An application statement run on the SQLite snapshot and on PostgreSQL; outcomes and rows must agree."""
+
+    name: str = Field(description="Name shown in the report.")
+    sql: str = Field(description="The statement as the application runs it on SQLite (translated for PostgreSQL "
+                                 "unless sqlite_sql is given).")
+    sqlite_sql: str | None = Field(None, description="With this, `sql` is the PostgreSQL text and this the SQLite text.")
+    writes: bool = Field(False, description="The statement writes: it runs in a transaction rolled back on both sides.")
+    blocking: bool = Field(True, description="A difference fails the migration (else it is a warning).")
+
+
+class AppObjects(Model):
+    """Views, triggers and full-text search carried over from SQLite."""
+
+    views: bool = Field(True, description="Recreate the source's views (translated) after the load.")
+    triggers: bool = Field(True, description="Recreate the source's triggers as PL/pgSQL after the load.")
+    view_check: Literal["blocking", "warn", "off"] = Field(
+        "blocking", description="Compare each view's rows with SQLite's: a difference fails the run (blocking) or warns.")
+    skip: list[str] = Field(default_factory=list, description="Views and triggers (source names) not to recreate.")
+
+
 class Backup(Model):
     dest: str = Field("data/backups", description="Directory or fsspec URI for backup sets.")
     schedule: str = Field("0 2 * * *", description="Cron of the nightly backup (BACKUP_SCHEDULE overrides).")
@@ -275,6 +309,9 @@ class Spec(Model):
     on_bad_row: Literal["quarantine", "fail", "null_field"] = Field("quarantine", description="What a value that cannot be cast does.")
     max_quarantined_rows: int | None = Field(None, ge=0, description="Default per-table quarantine tolerance (rows).")
     smoke_tests: list[SmokeTest] = Field(default_factory=list, description="Application queries run after the load.")
+    app_objects: AppObjects = Field(default_factory=AppObjects, description="Views, triggers, full-text search.")
+    parity: list[ParityStatement] = Field(default_factory=list, description="Application statements compared on "
+                                                                            "SQLite and PostgreSQL after the load.")
     backup: Backup = Field(default_factory=Backup, description="Backup policy.")
     spec_path: str | None = Field(None, exclude=True, description="Where the spec was read from (set by load_spec).")
 
@@ -343,10 +380,16 @@ def parse_spec(data: dict[str, Any], path: str = "<spec>") -> Spec:
         raise SpecError(_error_line(path, e)) from None
 
 
+MAX_SPEC_BYTES = 4 << 20  # some 20,000 tables; YAML parsing is pure Python, far larger specs take minutes and GBs
+
+
 def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and validate a YAML spec file."""
+    """Read and validate a YAML spec file (at most MAX_SPEC_BYTES)."""
     p = Path(path)
     try:
+        if (size := p.stat().st_size) > MAX_SPEC_BYTES:
+            raise SpecError(f"{p}: spec is {size / 2**20:.1f} MiB, over the {MAX_SPEC_BYTES >> 20} MiB limit "
+                            f"(split the migration into several specs)")
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise SpecError(f"{p}: cannot read spec: {e.strerror}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -269,3 +270,16 @@ def test_unreachable_target_and_missing_files_give_one_line_and_exit_2(tmp_path)
     assert "missing.yaml" in line
     res = runner.invoke(main, ["init", "--source", str(tmp_path / "missing.sqlite")])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_a_huge_spec_is_refused_at_once_with_one_line(tmp_path):
+    db = tmp_path / "src.sqlite"
+    sqlite3.connect(db).executescript("CREATE TABLE t0 (id INTEGER PRIMARY KEY);")
+    table = "  t{i}:\n    target: postgres\n    columns:\n      id: {{type: bigint, declared: INTEGER}}\n"
+    path = tmp_path / "huge.yaml"
+    path.write_text("source: {sqlite: src.sqlite}\ntables:\n" + "".join(table.format(i=i) for i in range(70_000)))
+    assert path.stat().st_size > 4 << 20
+    started = time.perf_counter()
+    line = one_line_exit_2(CliRunner().invoke(main, ["plan", "--spec", str(path)]))
+    assert time.perf_counter() - started < 5
+    assert str(path) in line and "MiB limit" in line
