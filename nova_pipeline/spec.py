@@ -330,12 +330,18 @@ class Spec(Model):
             for e in _walk_embeds(t.embed):
                 if e.table not in self.tables:
                     raise ValueError(f"tables.{name}.embed: unknown table {e.table!r}")
+            for f in t.fts:
+                if missing := [c for c in f.columns + ([f.key] if f.key else []) if cols and c not in cols]:
+                    raise ValueError(f"tables.{name}.fts: column {missing[0]!r} is not in tables.{name}.columns")
             if t.target == "mongo" and any(i.expressions for i in t.indexes):
                 raise ValueError(f"tables.{name}.indexes: expression indexes are for PostgreSQL targets only")
             if t.target == "mongo" and self.targets.mongo is None:
                 raise ValueError(f"tables.{name}.target: 'mongo' needs targets.mongo")
             if t.target == "postgres" and self.targets.postgres is None:
                 raise ValueError(f"tables.{name}.target: 'postgres' needs targets.postgres")
+        names = [p.name for p in self.parity]
+        if dup := next((n for n in names if names.count(n) > 1), None):
+            raise ValueError(f"parity: name {dup!r} is used twice")
         return self
 
     def table_items(self, target: str | None = None) -> list[tuple[str, TableSpec]]:
