@@ -238,6 +238,40 @@ def doctor(spec_path, postgres_url, mongo_uri, as_json):
     sys.exit(0 if all(c.ok for c in checks) else 2)
 
 
+@main.group()
+def db():
+    """The embedded PostgreSQL of this working directory (data/.nova/pg), used when no PostgreSQL is configured."""
+
+
+@db.command("url")
+@json_option
+def db_url(as_json):
+    """Start the embedded PostgreSQL if it is not running and print its URL (for psql or any client)."""
+    url = connections.embedded_postgres_url()
+    click.echo(json.dumps({"url": url, "data_dir": str(connections.EMBEDDED_DIR.resolve())}) if as_json else url)
+
+
+@db.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def db_psql(psql_args):
+    """Open psql on the embedded PostgreSQL; arguments after `--` go to psql (e.g. `-- -c 'SELECT 1'`)."""
+    import subprocess
+
+    sys.exit(subprocess.run(connections.psql_command(connections.embedded_postgres_url(), psql_args)).returncode)
+
+
+@db.command("stop")
+@json_option
+def db_stop(as_json):
+    """Stop the embedded PostgreSQL (its data stays; the next command that needs it starts it again)."""
+    stopped = connections.stop_embedded_postgres()
+    data_dir = connections.EMBEDDED_DIR.resolve()
+    if as_json:
+        click.echo(json.dumps({"stopped": stopped, "data_dir": str(data_dir)}))
+    else:
+        click.echo(f"{'stopped' if stopped else 'not running:'} the embedded PostgreSQL in {data_dir}")
+
+
 @main.command()
 @click.option("--scale", default=1.0, show_default=True, help="Sample size (1 ≈ 30k rows; 50 ≈ 2.16 M rows).")
 @click.option("--spec", "spec_path", default="data/nova.spec.yaml", show_default=True, type=click.Path(dir_okay=False))

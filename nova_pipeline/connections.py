@@ -49,12 +49,43 @@ def postgres_url_from_env() -> str | None:
 
 
 def embedded_postgres_url(data_dir: Path = EMBEDDED_DIR) -> str:
-    """Start (or reuse) the embedded PostgreSQL under data_dir and return its URL."""
+    """Start (or reuse) the embedded PostgreSQL under data_dir and return its URL; it keeps running afterwards
+    (`stop_embedded_postgres` ends it)."""
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir.resolve(), cleanup_mode=None)
+    if running_embedded_postgres_url(data_dir) is None:  # stopped since this process first started it
+        server.ensure_postgres_running()
     return server.get_uri()
+
+
+def running_embedded_postgres_url(data_dir: Path = EMBEDDED_DIR) -> str | None:
+    """The URL of the embedded PostgreSQL under data_dir when it runs, else None (never starts it)."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.resolve()) if data_dir.is_dir() else None
+    return info.get_uri() if info is not None and info.is_running() else None
+
+
+def stop_embedded_postgres(data_dir: Path = EMBEDDED_DIR) -> bool:
+    """Stop the embedded PostgreSQL under data_dir (fast shutdown: open sessions are ended); False when it was
+    not running. Its data stays; the next command that needs it starts it again."""
+    if running_embedded_postgres_url(data_dir) is None:
+        return False
+    from pgserver._commands import pg_ctl
+
+    # pgserver runs the server as the user `pgserver` when started by root; pg_ctl must run as the same user.
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir.resolve(), user=user)
+    return True
+
+
+def psql_command(url: str, args: tuple[str, ...] = ()) -> list[str]:
+    """The command line of the psql that ships with the embedded server, connected to `url`."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return [str(POSTGRES_BIN_PATH / "psql"), url, *args]
 
 
 def postgres_url(spec: Spec | None = None, explicit: str | None = None, *, embedded: bool = True) -> str:
