@@ -169,6 +169,8 @@ class _Destination:
         if self.mode == "rename":
             if self.name in self.db.list_collection_names():
                 self.db[self.name].rename(self.final, dropTarget=True)
+                # mongod keeps options across a rename; SecantusDB 0.7 drops the validator: re-apply (no-op on mongod)
+                self.create(self.final, indexes=True)
             else:
                 self.db.drop_collection(self.final)
         elif self.mode == "upsert":

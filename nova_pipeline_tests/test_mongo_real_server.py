@@ -8,18 +8,39 @@ cannot: validators, time-series and TTL options, the 16 MiB limit, bulk-write er
 
 from __future__ import annotations
 
-import pytest
-from pymongo.errors import WriteError
+import datetime as dt
+import sqlite3
 
-from nova_pipeline.connections import mongo_client
-from nova_pipeline.mongo_setup import json_schema, setup_collections
+import bson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from bson.decimal128 import Decimal128
+from bson.int64 import Int64
+from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
+from test_backup_helpers import KEY_HEX
+from test_mongo_documents import T0, mission_spec, write_clean, write_mission_tables
 from test_mongo_load import (
     TELEMETRY, check_full_load_is_idempotent, check_oversized_parent_load, check_timeseries_load_is_idempotent,
-    check_window_load_replaces_only_its_window,
+    check_window_load_replaces_only_its_window, contents,
 )
-from test_mongo_documents import mission_spec
+from test_validation_mongo_checks import LOGINS, USERS
+from test_validation_mongo_checks import SPEC as CHECK_SPEC
+
+from nova_pipeline.backup import create_backup, restore, rollback
+from nova_pipeline.connections import mongo_client
+from nova_pipeline.mongo_documents import MAX_DOCUMENT_BYTES, UNLOADABLE_FILE, iter_documents
+from nova_pipeline.mongo_load import TMP_SUFFIX, load_collection
+from nova_pipeline.mongo_setup import json_schema, setup_collections
+from nova_pipeline.spec import parse_spec
+from nova_pipeline.staging import Staging
+from nova_pipeline.validation import results as r
+from nova_pipeline.validation.mongo_checks import mongo_checks
+from nova_pipeline.validation.source_facts import source_facts
 
 pytestmark = pytest.mark.mongo_server
+SESSIONS = {"target": "mongo", "primary_key": ["id"], "ttl": {"field": "last_seen", "days": 3},
+            "columns": {"id": {"type": "bigint"}, "last_seen": {"type": "timestamptz"}}}
 
 
 @pytest.mark.parametrize("strategy", ["rename", "upsert"])
@@ -57,3 +78,194 @@ def test_validator_and_timeseries_are_applied(mongo_server, tmp_path):
     else:
         assert any("time-series not supported" in a for a in actions)
     assert all("unchanged" in a for a in setup_collections(db, spec) if "index" in a or "validator" in a)
+
+
+def _mission_load(uri: str, database: str, tmp_path, *, raw: bool = True, **tables):
+    """The mission tables staged (raw = clean, as after a transform without rejects) and their spec."""
+    staging = Staging(str(tmp_path / "staging"))
+    write_mission_tables(staging)
+    if raw:
+        for table in ("missions", "mission_drones", "drone_events", "mission_briefs"):
+            _copy_clean_to_raw(staging, table)
+    spec = mission_spec(uri, tmp_path / "staging", database=database, **tables)
+    return spec, staging, mongo_client(uri)[database]
+
+
+def _copy_clean_to_raw(staging: Staging, table: str) -> None:
+    staging.clear("raw", table)
+    data = pa.Table.from_batches(list(staging.read_batches("clean", table)))
+    with staging.writer("raw", table, data.schema) as w:
+        w.write_table(data)
+
+
+def _checks(db, spec, staging, table) -> dict[str, r.CheckResult]:
+    return {c.check: c for c in mongo_checks(db, spec, table, source_facts(spec, table, staging))}
+
+
+def test_validator_rejects_what_the_spec_forbids(mongo_server, tmp_path):
+    spec, _, db = _mission_load(*mongo_server, tmp_path)
+    setup_collections(db, spec)
+    good = {"_id": Int64(9), "name": "Vostok", "commander_id": None, "started_at": None,
+            "drones": [{"id": 1, "mission_id": Int64(9), "seq": 1, "payload": "p", "events": []}], "brief": None}
+    db["missions"].insert_one(good)
+    forbidden = [{"name": 42}, {"name": None}, {"name": "x", "_id": "9"}, {"commander_id": Int64(2**40)},
+                 {"started_at": "2024-01-01"}, {"drones": [{"id": "1"}]}, {"drones": [{"seq": 1}]},
+                 {"drones": {"id": 1}}, {"brief": {"summary": "no mission_id"}}, {"brief": "text"}]
+    for i, change in enumerate(forbidden):
+        doc = {**good, "_id": Int64(100 + i), "name": f"m{i}", **change}
+        with pytest.raises(WriteError) as err:
+            db["missions"].insert_one(doc)
+        assert err.value.code == 121, change
+    del good["name"]
+    with pytest.raises(WriteError, match="Document failed validation"):
+        db["missions"].insert_one({**good, "_id": Int64(200)})
+
+
+def test_every_migrated_document_passes_and_validator_compliance_really_runs(mongo_server, tmp_path):
+    spec, staging, db = _mission_load(*mongo_server, tmp_path)
+    res = load_collection(db, spec, "missions", staging)
+    assert (res.documents, res.rejected) == (3, 0)
+    for table in ("missions", "mission_drones", "drone_events", "mission_briefs"):
+        results = _checks(db, spec, staging, table)
+        assert not any("not verified" in c.detail for c in results.values()), table
+        if table == "missions":
+            assert results[r.VALIDATOR_COMPLIANCE].passed
+            assert results[r.VALIDATOR_COMPLIANCE].detail == "every document of missions matches its validator"
+            assert results[r.DOCUMENT_COUNT].passed and results[r.COLUMN_AGGREGATES].passed
+    db["missions"].insert_one({"_id": Int64(7), "name": 7}, bypass_document_validation=True)
+    results = _checks(db, spec, staging, "missions")
+    check = results[r.VALIDATOR_COMPLIANCE]
+    assert not check.passed and "1 document(s) of missions violate its validator: _id=7" in check.detail
+    assert "name: count 3 → 4, min 'Apollo' → 'int 7'" in results[r.COLUMN_AGGREGATES].detail
+
+
+def test_numeric_aggregates_are_compared_on_a_real_server(mongo_server, tmp_path):
+    """mongomock cannot order Decimal128, so numeric min/max are only compared on a server."""
+    uri, database = mongo_server
+    staging = Staging(str(tmp_path / "staging"))
+    for name, data in (("users", USERS), ("logins", LOGINS)):
+        for kind in ("raw", "clean"):
+            with staging.writer(kind, name, data.schema) as w:
+                w.write_table(data)
+    spec = parse_spec({**CHECK_SPEC, "staging": str(tmp_path / "staging"),
+                       "targets": {"postgres": None, "mongo": {"uri": uri, "database": database}}})
+    db = mongo_client(uri)[database]
+    assert load_collection(db, spec, "users", staging).documents == 3
+    for table in ("users", "logins"):
+        results = _checks(db, spec, staging, table)
+        assert all(c.passed for c in results.values()), [c.detail for c in results.values() if not c.passed]
+        assert "not verified" not in results[r.COLUMN_AGGREGATES].detail
+    db["users"].update_one({"_id": 1}, {"$set": {"balance": Decimal128("99.00")}})
+    assert "balance: max '10.5' → '99'" in _checks(db, spec, staging, "users")[
+        r.COLUMN_AGGREGATES].detail
+
+
+@pytest.mark.parametrize("strategy", ["rename", "upsert"])
+def test_server_rejections_become_quarantine_rows_with_key_and_reason(mongo_server, tmp_path, strategy):
+    spec, staging, db = _mission_load(*mongo_server, tmp_path)
+    assert load_collection(db, spec, "missions", staging, strategy=strategy).rejected == 0
+    staging.clear("clean", "missions")  # mission 3 lost its name (NOT NULL), mission 4 repeats a unique name
+    write_clean(staging, "missions", {
+        "id": pa.array([1, 2, 3, 4], pa.int64()), "name": pa.array(["Apollo", "Gemini", None, "Apollo"]),
+        "commander_id": pa.array([10, 11, None, 12], pa.int32()),
+        "started_at": pa.array([T0, T0, None, T0], pa.timestamp("us", "UTC"))})
+    _copy_clean_to_raw(staging, "missions")
+    staging.clear("clean", "mission_briefs")
+    write_clean(staging, "mission_briefs", {"mission_id": pa.array([1, 4], pa.int64()),
+                                            "summary": pa.array(["moon", "copy"]), "details": pa.array(["{}", "[]"])})
+    res = load_collection(db, spec, "missions", staging, strategy=strategy)
+    assert (res.documents, res.rejected) == (2, 2)
+    assert [d["_id"] for d in contents(db["missions"])] == [1, 2]  # mission 3's old version is gone too
+    rows = {row["source_key"]: row for row in pq.read_table(
+        f"{staging.dir('quarantine', 'missions')}/{UNLOADABLE_FILE}").to_pylist()}
+    assert set(rows) == {'{"id": 3}', '{"id": 4}'}
+    assert rows['{"id": 3}']["reason"].startswith("rejected by the server (code 121): ")
+    assert "name: type did not match" in rows['{"id": 3}']["reason"]
+    assert rows['{"id": 4}']["reason"].startswith("rejected by the server (code 11000): ")
+    assert "name_1" in rows['{"id": 4}']["reason"] and '"Apollo"' in rows['{"id": 4}']["reason"]
+    [brief] = pq.read_table(f"{staging.dir('quarantine', 'mission_briefs')}/{UNLOADABLE_FILE}").to_pylist()
+    assert brief["source_key"] == '{"mission_id": 4}' and brief["reason"].startswith("parent missions _id=4 rejected: ")
+    count = _checks(db, spec, staging, "missions")[r.DOCUMENT_COUNT]
+    assert count.passed and "2 document(s), source 4 − quarantined 2" in count.detail
+
+
+def test_reload_keeps_indexes_validators_ttl_and_timeseries_options(mongo_server, tmp_path):
+    spec, staging, db = _mission_load(*mongo_server, tmp_path, telemetry=TELEMETRY, sessions=SESSIONS)
+    write_clean(staging, "telemetry", {"drone_id": pa.array([1], pa.int32()),
+                                       "recorded_at": pa.array([T0], pa.timestamp("us", "UTC")),
+                                       "altitude": pa.array([1.0])})
+    write_clean(staging, "sessions", {"id": pa.array([1], pa.int64()),
+                                      "last_seen": pa.array([T0], pa.timestamp("us", "UTC"))})
+    setup_collections(db, spec)
+    wanted = {n: (db[n].options(), db[n].index_information()) for n in ("missions", "telemetry", "sessions")}
+    assert wanted["sessions"][1]["ttl_last_seen"]["expireAfterSeconds"] == 3 * 86400
+    assert wanted["telemetry"][0]["expireAfterSeconds"] == 7 * 86400
+    assert wanted["telemetry"][0]["timeseries"] == {"timeField": "recorded_at", "metaField": "drone_id",
+                                                    "granularity": "seconds"}
+    for _ in range(2):
+        for table in wanted:
+            load_collection(db, spec, table, staging)
+        assert {n: (db[n].options(), db[n].index_information()) for n in wanted} == wanted
+        assert not [n for n in db.list_collection_names() if n.endswith(TMP_SUFFIX)]
+    assert all("unchanged" in a for a in setup_collections(db, spec))
+
+
+def test_server_refuses_what_the_load_quarantined_as_too_large(mongo_server, tmp_path):
+    uri, database = mongo_server
+    staging = Staging(str(tmp_path / "staging"))
+    write_mission_tables(staging, payload_bytes=6 * 1024 * 1024)
+    spec = mission_spec(uri, tmp_path / "staging", database=database)
+    db = mongo_client(uri)[database]
+    [big] = [d for b in iter_documents(spec, "missions", staging, max_bytes=2**40) for d in b.documents
+             if d["_id"] == 1]
+    assert len(bson.encode(big)) > MAX_DOCUMENT_BYTES
+    with pytest.raises((DocumentTooLarge, OperationFailure)):
+        db["plain"].insert_one(big)
+    res = load_collection(db, spec, "missions", staging)
+    assert res.documents == 2 and res.too_large[0].startswith("missions _id=1: document too large")
+
+
+def test_backup_create_restore_and_rollback_keep_every_document(mongo_server, tmp_path, monkeypatch):
+    uri, database = mongo_server
+    monkeypatch.setenv("NOVA_BACKUP_KEY", KEY_HEX)
+    spec, staging, db = _mission_load(uri, database, tmp_path, telemetry=TELEMETRY, sessions=SESSIONS)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    write_clean(staging, "telemetry", {"drone_id": pa.array([1, 2], pa.int32()),
+                                       "recorded_at": pa.array([now, now], pa.timestamp("us", "UTC")),
+                                       "altitude": pa.array([1.0, float("nan")])})
+    write_clean(staging, "sessions", {"id": pa.array([2**40], pa.int64()),
+                                      "last_seen": pa.array([now], pa.timestamp("us", "UTC"))})
+    source = tmp_path / "nova.sqlite"
+    sqlite3.connect(source).close()
+    spec = spec.model_copy(update={"source": spec.source.model_copy(update={"sqlite": str(source)}),
+                                   "reports": str(tmp_path / "reports")})
+    for table in ("missions", "telemetry", "sessions"):
+        load_collection(db, spec, table, staging)
+    db["extras"].insert_one({"_id": bson.ObjectId(), "bin": bson.Binary(b"\x00\x01", 4), "dec": Decimal128("1.10"),
+                             "big": Int64(2**62)})
+    before = _fingerprint(db)
+    dest = str(tmp_path / "backups")
+    pre = create_backup(spec, dest=dest, label="pre-migration")
+    assert pre.manifest["versions"]["mongodb"] == mongo_client(uri).server_info()["version"]
+
+    copy = f"{database}_restored"
+    try:
+        done = restore(pre.location, None, uri, mongo_database=copy)
+        assert done["mongo"]["documents"] == {"extras": 1, "missions": 3, "sessions": 1, "telemetry": 2}
+        assert _fingerprint(mongo_client(uri)[copy]) == before
+    finally:
+        mongo_client(uri).drop_database(copy)
+
+    db["missions"].delete_one({"_id": 1})
+    db["telemetry"].drop()
+    db["later"].insert_one({"_id": 1})
+    rollback(spec, None, uri, reason="test", dest=dest)
+    assert _fingerprint(db) == before
+
+
+def _fingerprint(db) -> dict[str, object]:
+    """Every collection's documents (as BSON), options and indexes."""
+    return {name: ([bson.encode(d) for d in db[name].find({}, sort=[("_id", 1)])], db[name].options(),
+                   sorted((ix["name"], tuple(ix["key"].items()), ix.get("unique"), ix.get("expireAfterSeconds"))
+                          for ix in db[name].list_indexes()))
+            for name in sorted(db.list_collection_names())}

@@ -79,7 +79,10 @@ def _target_value(kind: str, v: Any) -> Any:
         v = v.to_decimal()
     if isinstance(v, datetime):
         return _epoch_ms(v) // 86_400_000 if kind == "date" else _epoch_ms(v)
-    return aggregate_value(kind, v)
+    try:
+        return aggregate_value(kind, v)
+    except (TypeError, ValueError, AttributeError):  # a field of the wrong BSON type: a difference, not a crash
+        return f"{type(v).__name__} {v!r}"
 
 
 def _source_value(kind: str, v: Any) -> Any:
