@@ -1,0 +1,93 @@
+"""The `postgres/app_objects` asset (views, triggers, full-text search after the load) and its checks:
+each view's rows against SQLite's, and the spec's parity statements on both sides.
+
+(No `from __future__ import annotations`: Dagster reads the context and resource annotations at runtime.)
+"""
+
+import sqlite3
+from contextlib import closing
+
+import dagster as dg
+
+from nova_pipeline import app_objects, parity
+from nova_pipeline.app_sql import target_of
+from nova_pipeline.defs.assets import PG_CONSTRAINTS, key_part
+from nova_pipeline.defs.resources import NovaConfig, PostgresResource
+from nova_pipeline.snapshot import connect_readonly, snapshot_path
+from nova_pipeline.spec import Spec
+
+APP_OBJECTS = dg.AssetKey(["postgres", "app_objects"])
+VIEW_ROWS = "view_rows"
+
+
+def parity_check_name(name: str) -> str:
+    return key_part(f"parity_{name}")
+
+
+def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """The asset and its checks (none without PostgreSQL tables)."""
+    if not spec.table_items("postgres"):
+        return [], []
+
+    @dg.asset(key=APP_OBJECTS, deps=[PG_CONSTRAINTS], group_name="postgres", kinds={"postgres"},
+              description="The source's views (SQL translated, in dependency order), triggers (PL/pgSQL, created "
+                          "after the load) and FTS tables' full-text search (tsvector + GIN); what is not carried "
+                          "over is listed with its reason and SQL.")
+    def app_objects_asset(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+        s = nova.spec
+        with closing(connect_readonly(snapshot_path(s))) as conn:
+            objects = app_objects.plan_objects(s, conn)
+        with postgres.connect(s, autocommit=True) as conn:
+            app_objects.create_objects(conn, objects)
+        missing = app_objects.not_carried(objects)
+        for line in missing:
+            context.log.warning(line)
+        return dg.MaterializeResult(metadata={
+            "carried_over": dg.MetadataValue.json([f"{o.kind} {o.name}" for o in objects if o.carried]),
+            "not_carried_over": dg.MetadataValue.json(missing),
+            "sql": dg.MetadataValue.md("\n".join(app_objects.summary_lines(objects)) or "none")})
+
+    specs = [dg.AssetCheckSpec(parity_check_name(p.name), asset=APP_OBJECTS, blocking=p.blocking,
+                               description=f"Parity: `{p.name}` gives the same outcome and rows on SQLite and PostgreSQL.")
+             for p in spec.parity]
+    if spec.app_objects.view_check != "off":
+        specs.insert(0, dg.AssetCheckSpec(VIEW_ROWS, asset=APP_OBJECTS, blocking=spec.app_objects.view_check == "blocking",
+                                          description="Each recreated view returns the same rows as SQLite's view "
+                                                      "on the run's snapshot."))
+    if not specs:
+        return [app_objects_asset], []
+
+    @dg.multi_asset_check(specs=specs, name="validate_app_objects",
+                          description="Views and the application's statements compared with SQLite.")
+    def validate_app_objects(nova: NovaConfig, postgres: PostgresResource):
+        s = nova.spec
+        path = snapshot_path(s)
+        writes = any(p.writes for p in s.parity)
+        # A write runs in a transaction rolled back on the snapshot; reads use a read-only connection.
+        sqlite_conn = sqlite3.connect(path, isolation_level=None) if writes else connect_readonly(path)
+        with closing(sqlite_conn), postgres.connect(s, autocommit=True) as pg:
+            if s.app_objects.view_check != "off":
+                objects = app_objects.plan_objects(s, sqlite_conn)
+                passed, detail, per_view = app_objects.check_views(sqlite_conn, pg, objects)
+                yield dg.AssetCheckResult(
+                    asset_key=APP_OBJECTS, check_name=VIEW_ROWS, passed=passed, description=detail,
+                    severity=dg.AssetCheckSeverity.ERROR if s.app_objects.view_check == "blocking"
+                    else dg.AssetCheckSeverity.WARN,
+                    metadata={"detail": detail, "views": dg.MetadataValue.json(per_view)})
+            target = target_of(s)
+            for stmt in s.parity:
+                r = parity.run_statement(sqlite_conn, pg, stmt, target)
+                yield dg.AssetCheckResult(
+                    asset_key=APP_OBJECTS, check_name=parity_check_name(stmt.name), passed=r.passed,
+                    description=r.detail,
+                    severity=dg.AssetCheckSeverity.ERROR if stmt.blocking else dg.AssetCheckSeverity.WARN,
+                    metadata={"detail": r.detail, "postgres_sql": r.sql, "sqlite_sql": r.sqlite_sql, "ms": r.ms})
+
+    return [app_objects_asset], [validate_app_objects]
+
+
+def latest_not_carried(instance: dg.DagsterInstance) -> list[str] | None:
+    """What the last app_objects materialization reported as not carried over (None when it never ran)."""
+    ev = instance.get_latest_materialization_event(APP_OBJECTS)
+    meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
+    return list(meta["not_carried_over"].value) if "not_carried_over" in meta else None
