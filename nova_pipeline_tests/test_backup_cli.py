@@ -68,7 +68,8 @@ def test_bad_input_is_one_line_exit_2(env, monkeypatch, tmp_path):
                                             "--postgres-url", "postgresql://u:hunter2@127.0.0.1:1/db"])
     assert res.exit_code == 2 and "hunter2" not in res.output
     assert res.output.startswith("nova-pipeline: PostgreSQL unreachable at postgresql://u:***@127.0.0.1:1/db")
-    assert list((tmp_path / "backups").iterdir()) == []
+    assert [p.name for p in (tmp_path / "backups").iterdir()] == [".work"]  # no set, no work files
+    assert list((tmp_path / "backups" / ".work").iterdir()) == []
 
     res = CliRunner().invoke(backup_group, ["verify", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a complete backup set" in res.output

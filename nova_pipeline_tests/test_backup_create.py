@@ -9,6 +9,7 @@ from test_backup_helpers import (KEY_HEX, OTHER_KEY_HEX, make_spec, mongo_finger
                                  populate_mongo, populate_postgres)
 
 from nova_pipeline.backup import BackupKeyError, create_backup, list_sets, restore, verify_set
+from nova_pipeline.backup.errors import WrongKeyError
 from nova_pipeline.backup.sets import filesystem
 
 
@@ -87,14 +88,14 @@ def test_truncated_and_missing_files_are_named(source):
     assert problems[1].startswith("size mismatch") and problems[1].endswith(trunc)
 
 
-def test_wrong_key_gives_clear_error(source, pg_url, monkeypatch):
+def test_wrong_key_is_named_and_does_not_fail_the_set(source, pg_url, monkeypatch):
     backup = create_backup(source)
     monkeypatch.setenv("NOVA_BACKUP_KEY", OTHER_KEY_HEX)
-    result = verify_set(backup.location)
-    assert result["ok"] is False
-    assert result["problems"][0] == f"wrong NOVA_BACKUP_KEY or damaged file: {backup.manifest['files'][0]['name']}"
-    with pytest.raises(Exception, match="wrong NOVA_BACKUP_KEY or damaged file"):
+    with pytest.raises(WrongKeyError, match=f"wrong NOVA_BACKUP_KEY: set {backup.set_id} was written with key id"):
+        verify_set(backup.location)
+    with pytest.raises(WrongKeyError):
         restore(backup.location, pg_url)
+    assert list_sets(str(source.resolve("backups")))[0].state == "verified"
 
 
 def test_missing_key_refuses_unless_no_encrypt(source, monkeypatch, tmp_path):

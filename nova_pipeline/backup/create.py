@@ -1,4 +1,4 @@
-"""Create a backup set: pg_dump of the target schemas, BSON export of the Mongo database, SQLite snapshot."""
+"""Create a backup set: pg_dump of the target schemas, BSON export of the Mongo database, SQLite snapshot, sealed manifest."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from fsspec.implementations.local import LocalFileSystem
+
 from nova_pipeline import connections
 from nova_pipeline.backup import mongo, pgtools
 from nova_pipeline.backup.crypto import CHUNK_BYTES, ENCRYPTION_PARAMS, ZSTD_LEVEL, SealedWriter, key_from_env
 from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.seal import seal
 from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, load_set, location_of,
-                                       new_set_id, write_json)
+                                       new_set_id, sweep_leftovers, write_json)
 from nova_pipeline.backup.verify import check_file
+from nova_pipeline.backup.workdir import WorkArea, is_local, open_private
 from nova_pipeline.spec import Spec
 
 META_SCHEMA = "nova_meta"
@@ -49,68 +53,69 @@ def create_backup(spec: Spec, *, dest: str | None = None, postgres_url: str | No
                   key: bytes | None = None, no_encrypt: bool = False, label: str | None = None) -> BackupSet:
     """Write one complete, verified set under dest and return it.
 
-    Encrypts with `key` (default NOVA_BACKUP_KEY); refuses to write plain
-    files unless no_encrypt is True. Files are written under `.part` names and
-    renamed; manifest.json is written last.
+    Encrypts with `key` (default NOVA_BACKUP_KEY) and seals the manifest;
+    refuses to write plain files unless no_encrypt is True. The set is
+    assembled in the private work area (0700/0600) from streams, so no
+    plaintext copy of a target or of the source is written (except a WAL-mode
+    source, see _backup_sqlite), then moved into place; leftovers of killed
+    backups are swept first.
     """
     key = None if no_encrypt else (key or key_from_env(required=True))
     started = time.monotonic()
     now = datetime.now(UTC)
-    fs, root = filesystem(backup_dest(spec, dest))
+    location = backup_dest(spec, dest)
+    sweep_leftovers(location)
+    fs, root = filesystem(location)
     set_id = new_set_id(now)
     set_path = f"{root}/{set_id}"
-    fs.makedirs(set_path, exist_ok=True)
     files: list[dict[str, Any]] = []
     versions: dict[str, str] = {"sqlite": sqlite3.sqlite_version}
     sources: dict[str, Any] = {}
-
-    def add(name: str, kind: str, produce: Callable[[BinaryIO], dict[str, Any] | None], **fields) -> dict[str, Any]:
-        with fs.open(f"{set_path}/{name}.part", "wb") as raw:
-            writer = SealedWriter(raw, key)
-            extra = produce(writer) or {}
-            sizes = writer.close()
-        fs.mv(f"{set_path}/{name}.part", f"{set_path}/{name}")
-        files.append({"name": name, "kind": kind, **fields, **extra, **sizes})
-        return files[-1]
-
     suffix = ".zst.enc" if key else ".zst"
-    try:
-        with tempfile.TemporaryDirectory(prefix="nova-backup-") as tmp:
-            if spec.targets.postgres is not None:
-                url = connections.postgres_url(spec, postgres_url)
-                sources["postgres"] = _backup_postgres(url, target_schemas(spec), Path(tmp), versions, add, suffix)
-            uri = connections.mongo_uri(spec, mongo_uri) if spec.targets.mongo is not None else None
-            if uri:
-                sources["mongo"] = _backup_mongo(uri, spec.targets.mongo.database, versions, add, suffix)
-            sources["sqlite"] = _backup_sqlite(spec.resolve(spec.source.sqlite), Path(tmp), add, suffix)
-    except BaseException:
-        fs.rm(set_path, recursive=True)  # no half-written set is left behind
-        raise
 
-    problems = [p for f in files if (p := check_file(fs, set_path, f, key))]
-    manifest = {
-        "format": FORMAT,
-        "set_id": set_id,
-        "created_at": now.isoformat(),
-        "label": label,
-        "pre_migration": label == PRE_MIGRATION,
-        "spec": _spec_info(spec),
-        "sources": sources,
-        "versions": versions,
-        "compression": {"algorithm": "zstd", "level": ZSTD_LEVEL},
-        "encryption": ENCRYPTION_PARAMS if key else None,
-        "files": files,
-        "verification": {"checked_at": datetime.now(UTC).isoformat(), "ok": not problems, "problems": problems,
-                         "by": "create"},
-        "duration_s": round(time.monotonic() - started, 3),
-    }
-    write_json(fs, f"{set_path}/{MANIFEST}", manifest)
+    with WorkArea(fs, root, set_id) as work:
+        def add(name: str, kind: str, produce: Callable[[BinaryIO], dict[str, Any] | None], **fields) -> dict[str, Any]:
+            with open_private(fs, f"{work.path}/{name}") as raw:
+                writer = SealedWriter(raw, key)
+                extra = produce(writer) or {}
+                sizes = writer.close()
+            files.append({"name": name, "kind": kind, **fields, **extra, **sizes})
+            return files[-1]
+
+        if spec.targets.postgres is not None:
+            url = connections.postgres_url(spec, postgres_url)
+            sources["postgres"] = _backup_postgres(url, target_schemas(spec), versions, add, suffix)
+        uri = connections.mongo_uri(spec, mongo_uri) if spec.targets.mongo is not None else None
+        if uri:
+            sources["mongo"] = _backup_mongo(uri, spec.targets.mongo.database, versions, add, suffix)
+        sources["sqlite"] = _backup_sqlite(spec.resolve(spec.source.sqlite), work, add, suffix)
+
+        problems = [p for f in files if (p := check_file(fs, work.path, f, key))]
+        manifest = {
+            "format": FORMAT,
+            "set_id": set_id,
+            "created_at": now.isoformat(),
+            "label": label,
+            "pre_migration": label == PRE_MIGRATION,
+            "spec": _spec_info(spec),
+            "sources": sources,
+            "versions": versions,
+            "compression": {"algorithm": "zstd", "level": ZSTD_LEVEL},
+            "encryption": ENCRYPTION_PARAMS if key else None,
+            "files": files,
+            "verification": {"checked_at": datetime.now(UTC).isoformat(), "ok": not problems, "problems": problems,
+                             "by": "create"},
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+        manifest["seal"] = seal(manifest, key) if key else None
+        write_json(fs, f"{work.path}/{MANIFEST}", manifest)
+        fs.mv(work.path, set_path, recursive=True)
     if problems:
         raise BackupError(f"backup set {set_id} failed its read-back check: {problems[0]}")
     return load_set(location_of(fs, set_path))
 
 
-def _backup_postgres(url: str, schemas: list[str], tmp: Path, versions: dict, add, suffix: str) -> dict[str, Any]:
+def _backup_postgres(url: str, schemas: list[str], versions: dict, add, suffix: str) -> dict[str, Any]:
     major, server_version = pgtools.server_info(url)
     bin_dir = pgtools.tool_dir(major)
     versions["postgres_server"] = server_version
@@ -118,10 +123,8 @@ def _backup_postgres(url: str, schemas: list[str], tmp: Path, versions: dict, ad
     present = pgtools.existing_schemas(url, schemas)
     info = {"schemas": schemas, "schemas_dumped": present, "file": None}
     if present:  # pg_dump fails when no schema matches; an empty list restores as "none of them exist"
-        dump = tmp / "postgres.dump"
-        pgtools.pg_dump(url, present, dump, bin_dir)
         info["file"] = f"postgres.dump{suffix}"
-        add(info["file"], "postgres", lambda w: _copy_file(dump, w), schemas=present)
+        add(info["file"], "postgres", lambda w: pgtools.pg_dump(url, present, w, bin_dir), schemas=present)
     return info
 
 
@@ -144,17 +147,44 @@ def _backup_mongo(uri: str, database: str, versions: dict, add, suffix: str) -> 
     return {"database": database, "collections": collections}
 
 
-def _backup_sqlite(source: Path, tmp: Path, add, suffix: str) -> dict[str, Any]:
+def _backup_sqlite(source: Path, work: WorkArea, add, suffix: str) -> dict[str, Any]:
+    """A consistent copy of the source, sealed as it is read.
+
+    A rollback-journal source is read byte for byte under a read transaction
+    (its SHARED lock keeps writers from committing), so no plaintext copy is
+    written. A WAL-mode source's committed pages may still sit in its -wal
+    file, so it goes through SQLite's backup API into a 0600 file of the work
+    area (a private temporary directory for remote destinations), sealed and
+    deleted at once; a killed run leaves it to the next sweep.
+    """
     if not source.is_file():
         raise BackupError(f"SQLite source not found: {source}")
-    snapshot = tmp / "source.sqlite"
-    # The backup API gives a consistent copy while the application keeps writing.
-    with closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)) as src, \
-            closing(sqlite3.connect(snapshot)) as dst:
-        src.backup(dst)
     name = f"source.sqlite{suffix}"
-    add(name, "sqlite", lambda w: _copy_file(snapshot, w))
+    with closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)) as src:
+        if src.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            src.execute("BEGIN")
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the SHARED lock until COMMIT
+            add(name, "sqlite", lambda w: _copy_file(source, w))
+            src.execute("COMMIT")
+        else:
+            with _private_local_dir(work) as tmp:
+                snapshot = Path(tmp) / "source.sqlite"
+                open_private(LocalFileSystem(), str(snapshot)).close()  # SQLite keeps the 0600 mode it finds
+                with closing(sqlite3.connect(snapshot)) as dst:
+                    src.backup(dst)
+                add(name, "sqlite", lambda w: _copy_file(snapshot, w))
+                snapshot.unlink()
     return {"path": str(source), "file": name}
+
+
+@contextmanager
+def _private_local_dir(work: WorkArea):
+    """The work area itself on a local destination, else a private temporary directory (0700)."""
+    if is_local(work.fs):
+        yield work.path
+    else:
+        with tempfile.TemporaryDirectory(prefix="nova-backup-") as tmp:
+            yield tmp
 
 
 def _copy_bytes(data: bytes, writer) -> None:

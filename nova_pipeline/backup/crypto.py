@@ -5,6 +5,8 @@ then frames of `u32 length | u8 final | 12-byte nonce | ciphertext+tag`.
 Each frame authenticates (header, frame index, final flag) as associated
 data, so reordered, spliced, truncated or extended files fail to open; memory
 stays bounded by the frame size. Unencrypted sets hold plain zstd files.
+Other keys (the manifest seal, the key id) are derived from NOVA_BACKUP_KEY
+with HKDF-SHA256 under distinct info labels, never used raw.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import BinaryIO
 
 import zstandard
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nova_pipeline.backup.errors import BackupKeyError, SealError
 
@@ -64,6 +68,20 @@ def key_from_env(required: bool = True) -> bytes | None:
             raise BackupKeyError("NOVA_BACKUP_KEY is not set (pass no_encrypt=True / --no-encrypt for an unencrypted backup)")
         return None
     return parse_key(text)
+
+
+def derive_key(key: bytes, info: bytes, length: int = 32) -> bytes:
+    """A subkey of NOVA_BACKUP_KEY for one purpose, named by `info` (HKDF-SHA256, no salt)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+
+
+def first_frame_opens(raw: BinaryIO, key: bytes) -> bool:
+    """Whether `key` authenticates the first frame of an encrypted file (tells a wrong key from a damaged set)."""
+    try:
+        _FrameReader(raw, key, "")._next_frame()
+    except SealError:
+        return False
+    return True
 
 
 class _HashingWriter(io.RawIOBase):

@@ -9,6 +9,14 @@ class BackupKeyError(BackupError):
     """NOVA_BACKUP_KEY is missing or malformed (the message never contains the key)."""
 
 
+class WrongKeyError(BackupKeyError):
+    """NOVA_BACKUP_KEY is not the key a set was written with; nothing was checked or recorded."""
+
+
+class UnsealedSetError(BackupError):
+    """A set written before manifests were sealed, used without accept_unsealed / --accept-unsealed."""
+
+
 class SealError(BackupError):
     """A sealed file cannot be opened: wrong key, damaged, truncated or reordered bytes."""
 

@@ -14,7 +14,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
+import threading
+from collections.abc import Iterable
+from typing import BinaryIO
 
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -90,23 +92,31 @@ def _split_secret(url: str) -> tuple[str, dict[str, str]]:
     return make_conninfo(**params), env
 
 
-def _run(argv: list[str], env: dict[str, str], what: str, **kwargs) -> None:
-    proc = subprocess.run(argv, env=env, stderr=subprocess.PIPE, **kwargs)
-    if proc.returncode != 0:
-        raise BackupError(f"{what} failed: {redact(_first_error(proc.stderr))}")
-
-
-def pg_dump(url: str, schemas: list[str], out_file: Path, bin_dir: str) -> None:
-    """`pg_dump -Fc` of the given schemas into out_file."""
+def pg_dump(url: str, schemas: list[str], out: BinaryIO, bin_dir: str) -> None:
+    """`pg_dump -Fc` of the given schemas, streamed from its stdout into `out` (no file on disk)."""
     conninfo, env = _split_secret(url)
     patterns = [arg for s in schemas for arg in ("-n", '"' + s.replace('"', '""') + '"')]
-    _run([os.path.join(bin_dir, "pg_dump"), "-Fc", "-Z", "0", "--no-password", *patterns, "-f", str(out_file), "-d", conninfo],
-         env, "pg_dump")
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([os.path.join(bin_dir, "pg_dump"), "-Fc", "-Z", "0", "--no-password", *patterns,
+                                 "-d", conninfo], stdout=subprocess.PIPE, stderr=err, env=env)
+        try:
+            while chunk := proc.stdout.read(1 << 20):
+                out.write(chunk)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()
+            rc = proc.wait()
+        if rc != 0:
+            err.seek(0)
+            raise BackupError(f"pg_dump failed: {redact(_first_error(err.read()))}")
 
 
-def pg_restore(dump_file: Path | None, url: str, replace_schemas: list[str], bin_dir: str) -> None:
+def pg_restore(dump: Iterable[bytes] | None, url: str, replace_schemas: list[str], bin_dir: str) -> None:
     """Make replace_schemas equal to the dump in one transaction: drop them, then replay the dump.
 
+    The dump's bytes are streamed into pg_restore's stdin (no file on disk).
     Dropping first removes objects created after the backup (a plain --clean
     only drops what the dump contains); psql --single-transaction makes a
     failed restore leave the target unchanged.
@@ -121,14 +131,17 @@ def pg_restore(dump_file: Path | None, url: str, replace_schemas: list[str], bin
         restore_rc = 0
         try:
             psql.stdin.write(b"SET client_min_messages = warning;\n" + drops)
-            if dump_file is not None:
+            if dump is not None:
                 restore = subprocess.Popen([os.path.join(bin_dir, "pg_restore"), "--clean", "--if-exists", "--no-owner",
-                                            "-f", "-", str(dump_file)], stdout=subprocess.PIPE, stderr=restore_err, env=env)
+                                            "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=restore_err, env=env)
+                feeder = _Feeder(dump, restore.stdin)
                 try:
                     shutil.copyfileobj(restore.stdout, psql.stdin, 1 << 20)
                 finally:
                     restore.stdout.close()
                     restore_rc = restore.wait()
+                    feeder.join()
         except BrokenPipeError:
             psql.wait()  # psql stopped on an error; its stderr says which
         if psql.poll() is None and restore_rc != 0:
@@ -144,6 +157,34 @@ def pg_restore(dump_file: Path | None, url: str, replace_schemas: list[str], bin
         if psql.wait() != 0:
             psql_err.seek(0)
             raise BackupError(f"restore into {redact(url)} failed (nothing changed): {redact(_first_error(psql_err.read()))}")
+
+
+class _Feeder(threading.Thread):
+    """Writes byte chunks into a subprocess's stdin and closes it; join() re-raises what went wrong reading them."""
+
+    def __init__(self, chunks: Iterable[bytes], stdin: BinaryIO):
+        super().__init__(daemon=True)
+        self.chunks, self.stdin, self.error = chunks, stdin, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for chunk in self.chunks:
+                self.stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # the reader stopped; its exit code says why
+        except BaseException as e:  # noqa: BLE001 - handed to join()
+            self.error = e
+        finally:
+            try:
+                self.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
 
 
 def _first_error(stderr: bytes) -> str:

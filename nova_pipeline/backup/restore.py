@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 from nova_pipeline import connections
@@ -15,42 +14,37 @@ from nova_pipeline.backup.verify import set_key, verify_set
 
 
 def restore(set_path: str, postgres_url: str | None, mongo_uri: str | None = None, *, key: bytes | None = None,
-            mongo_database: str | None = None) -> dict[str, Any]:
-    """Verify the set, then make the targets equal to it; returns what was restored.
+            mongo_database: str | None = None, accept_unsealed: bool = False) -> dict[str, Any]:
+    """Authenticate and verify the set, then make the targets equal to it; returns what was restored.
 
     PostgreSQL: the set's schemas are dropped and replayed from the dump in one
-    transaction (pg_restore --clean --if-exists --no-owner through psql), so
-    objects created after the backup disappear. MongoDB: the database gets
-    exactly the set's collections (drop + insert + indexes). A target given as
-    None is left alone.
+    transaction (pg_restore --clean --if-exists --no-owner through psql), the
+    dump decrypted as a stream (no plaintext file), so objects created after
+    the backup disappear. MongoDB: the database gets exactly the set's
+    collections (drop + insert + indexes). A target given as None is left
+    alone. A set from before manifests were sealed needs accept_unsealed.
     """
     backup = load_set(set_path)
     key = set_key(backup, key)
-    check = verify_set(backup.location, key)
+    check = verify_set(backup.location, key, accept_unsealed=accept_unsealed)
     if not check["ok"]:
         raise VerificationError(f"set {backup.set_id} failed verification, nothing restored: {check['problems'][0]}")
     fs, path = filesystem(backup.location)
     sources = backup.manifest["sources"]
-    done: dict[str, Any] = {"set": backup.location}
+    done: dict[str, Any] = {"set": backup.location, "manifest": check["manifest"]}
     if postgres_url and "postgres" in sources:
         pg = sources["postgres"]
         major, _ = pgtools.server_info(postgres_url)
-        with tempfile.TemporaryDirectory(prefix="nova-restore-") as tmp:
+        with ExitStack() as stack:
             dump = None
             if pg["file"]:
-                dump = Path(tmp) / "postgres.dump"
-                _decrypt_to(fs, f"{path}/{pg['file']}", key, pg["file"], dump)
+                raw = stack.enter_context(fs.open(f"{path}/{pg['file']}", "rb"))
+                dump = iter_plain(raw, key, pg["file"])
             pgtools.pg_restore(dump, postgres_url, pg["schemas"], pgtools.tool_dir(major))
         done["postgres"] = {"schemas": pg["schemas"], "schemas_restored": pg["schemas_dumped"]}
     if mongo_uri and "mongo" in sources:
         done["mongo"] = _restore_mongo(fs, path, sources["mongo"], mongo_uri, mongo_database, key)
     return done
-
-
-def _decrypt_to(fs, path: str, key: bytes | None, name: str, out: Path) -> None:
-    with fs.open(path, "rb") as src, open(out, "wb") as dst:
-        for chunk in iter_plain(src, key, name):
-            dst.write(chunk)
 
 
 def _restore_mongo(fs, path: str, info: dict[str, Any], uri: str, database: str | None, key: bytes | None) -> dict:

@@ -3,13 +3,16 @@
 A set is a directory `<UTC timestamp>-<short id>` under the destination with
 sealed data files, `manifest.json` (written last: a set without it is
 incomplete and ignored) and `verify.json` (the latest verification result,
-kept apart so the manifest's bytes never change).
+kept apart so the manifest's bytes never change). Sets are assembled in the
+private work area (workdir.py) and moved into place complete. FORMAT sets
+carry a manifest seal (seal.py); LEGACY_FORMAT sets were written before it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +22,13 @@ import fsspec
 from fsspec import AbstractFileSystem
 
 from nova_pipeline.backup.errors import BackupError
+from nova_pipeline.backup.workdir import is_local, open_private, sweep_work
 
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
-FORMAT = "nova-backup/1"
+FORMAT = "nova-backup/2"
+LEGACY_FORMAT = "nova-backup/1"
+_SET_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
 def filesystem(location: str) -> tuple[AbstractFileSystem, str]:
@@ -32,11 +38,7 @@ def filesystem(location: str) -> tuple[AbstractFileSystem, str]:
 
 def location_of(fs: AbstractFileSystem, path: str) -> str:
     """The user-facing location: a plain path for local files, a URI otherwise."""
-    return path if "file" in _protocols(fs) else fs.unstrip_protocol(path)
-
-
-def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
-    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
 def new_set_id(now: datetime | None = None) -> str:
@@ -45,9 +47,9 @@ def new_set_id(now: datetime | None = None) -> str:
 
 
 def write_json(fs: AbstractFileSystem, path: str, data: dict[str, Any]) -> bytes:
-    """Write JSON under a temporary name and rename it into place; returns the bytes written."""
+    """Write JSON (0600 on local disks) under a temporary name and rename it into place; returns the bytes written."""
     body = (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
-    with fs.open(path + ".part", "wb") as f:
+    with open_private(fs, path + ".part") as f:
         f.write(body)
     fs.mv(path + ".part", path)
     return body
@@ -75,6 +77,15 @@ class BackupSet:
         return bool(self.manifest.get("pre_migration"))
 
     @property
+    def legacy(self) -> bool:
+        """Written before manifests were sealed."""
+        return self.manifest.get("format") == LEGACY_FORMAT
+
+    @property
+    def encrypted(self) -> bool:
+        return self.manifest.get("encryption") is not None
+
+    @property
     def stored_size(self) -> int:
         return sum(f["stored_size"] for f in self.manifest["files"])
 
@@ -100,7 +111,7 @@ def load_set(location: str) -> BackupSet:
         manifest = json.loads(raw)
     except ValueError:
         raise BackupError(f"damaged manifest: {location}/{MANIFEST}") from None
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in (FORMAT, LEGACY_FORMAT):
         raise BackupError(f"unknown backup format {manifest.get('format')!r}: {location}/{MANIFEST}")
     try:
         verification = json.loads(fs.cat_file(f"{path}/{VERIFY}"))
@@ -119,3 +130,27 @@ def list_sets(dest: str) -> list[BackupSet]:
         if fs.isdir(entry) and fs.exists(f"{entry}/{MANIFEST}"):
             found.append(load_set(location_of(fs, entry)))
     return sorted(found, key=lambda s: (s.created_at, s.set_id))
+
+
+def sweep_leftovers(location: str) -> list[str]:
+    """Remove what killed backups left under a destination; returns the removed locations.
+
+    That is work directories nobody owns any more (workdir.sweep_work) and, from
+    the layout before the work area, set directories holding only `.part` files.
+    """
+    fs, root = filesystem(location)
+    if not fs.isdir(root):
+        return []
+    removed = sweep_work(fs, root)
+    for entry in fs.ls(root, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if _SET_ID.match(name) and fs.isdir(entry) and not fs.exists(f"{entry}/{MANIFEST}"):
+            if all(f.endswith(".part") for f in fs.ls(entry, detail=False)):
+                fs.rm(entry, recursive=True)
+                removed.append(entry)
+    return [location_of(fs, p) for p in removed]
+
+
+def parent_of(location: str) -> str:
+    """The destination holding a set."""
+    return location.rstrip("/").rsplit("/", 1)[0]
