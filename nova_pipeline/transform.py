@@ -5,7 +5,7 @@ bounded by the raw row-group size). A row with a value that cannot be cast is,
 by the spec's `on_bad_row`:
 
 * quarantine (default): left out of clean and written to quarantine, once, with
-  its first failing column and reason;
+  every failing column and its reason (see `_failure_fields`);
 * fail: the run stops with a TransformError naming table, column, key and reason;
 * null_field: kept with that value NULL, and each nulled value recorded in
   quarantine with the reason prefixed "nulled:"; a value that cannot be NULL
@@ -128,31 +128,47 @@ class _Batch:
         self.batch, self.columns = batch, columns
         self.outcomes = [cast_column(batch.column(c.source), c.spec, c.options, blob=c.blob) for c in columns]
 
-    def first_failure(self, which: list[int]) -> tuple[pa.Array, pa.Array]:
-        """(column name, reason) of the first failing column among `which`, per row (null where none)."""
-        n = self.batch.num_rows
-        col, reason = pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+    def any_failure(self, which: list[int]) -> pa.Array:
+        """Per row: whether any column among `which` failed."""
+        bad = pa.repeat(pa.scalar(False), self.batch.num_rows)
         for k in which:
-            o = self.outcomes[k]
-            if o.failed is not None:
-                take = pc.and_(o.failed, pc.is_null(col))
-                col = pc.if_else(take, self.columns[k].source, col)
-                reason = pc.if_else(take, o.reasons, reason)
-        return col, reason
+            if self.outcomes[k].failed is not None:
+                bad = pc.or_(bad, self.outcomes[k].failed)
+        return bad
 
-    def records(self, rows: list[int], cols: list[str], reasons: list[str], table: str,
+    def failures(self, rows: list[int]) -> list[list[tuple[str, str]]]:
+        """Per row of `rows`: (source column, reason) of every failing column, in column order."""
+        idx = pa.array(rows, pa.int64())
+        out: list[list[tuple[str, str]]] = [[] for _ in rows]
+        for c, o in zip(self.columns, self.outcomes):
+            if o.failed is not None:
+                for found, reason in zip(out, o.reasons.take(idx).to_pylist()):
+                    if reason is not None:
+                        found.append((c.source, reason))
+        return out
+
+    def records(self, rows: list[int], failures: list[list[tuple[str, str]]], table: str,
                 primary_key: list[str]) -> list[dict]:
-        """Quarantine records for `rows` (indices into the batch)."""
+        """Quarantine records for `rows` (indices into the batch), each with its failing (column, reason) pairs."""
         raw = self.batch.take(pa.array(rows, pa.int64())).to_pylist()
         blob = {c.source: c.blob for c in self.columns}
         out = []
-        for r, col, reason in zip(raw, cols, reasons):
+        for r, failed in zip(raw, failures):
             key = {k: _json_value(r[k], blob.get(k, False)) for k in primary_key} if primary_key \
                 else {"rowid": r[ROWID]}
-            out.append({"table": table, "source_key": _dumps(key), "column": col,
-                        "raw_value": _text_value(r[col], blob[col]), "reason": reason,
+            out.append({"table": table, "source_key": _dumps(key), **_failure_fields(r, failed, blob),
                         "row": _dumps({k: _json_value(v, blob.get(k, False)) for k, v in r.items()})})
         return out
+
+
+def _failure_fields(row: dict, failed: list[tuple[str, str]], blob: dict[str, bool]) -> dict[str, str | None]:
+    """`column`, `raw_value` and `reason` of a quarantine record. One failing column: its name, its raw value as
+    text and its reason. Several: the names joined by ", ", a JSON object of each one's raw text, and the
+    reasons in the same order joined by "; "."""
+    values = {col: _text_value(row[col], blob[col]) for col, _ in failed}
+    return {"column": ", ".join(col for col, _ in failed),
+            "raw_value": values[failed[0][0]] if len(failed) == 1 else _dumps(values),
+            "reason": "; ".join(reason for _, reason in failed)}
 
 
 def transform_table(spec: Spec, table: str, staging: Staging, *, partition: str | None = None, run_id: str = "",
@@ -208,11 +224,9 @@ def _transform_batch(spec: Spec, table: str, primary_key: list[str], batch: pa.R
                 reasons[f"{c.source}: {item['values']}"] += item["counts"]
     nulling = spec.on_bad_row == "null_field"
     # null_field keeps rows whose failures are all in nullable columns; otherwise any failure quarantines.
-    bad_col, bad_reason = b.first_failure(strict if nulling else list(range(len(columns))))
-    bad = pc.is_valid(bad_col)
+    bad = b.any_failure(strict if nulling else list(range(len(columns))))
     bad_rows = pc.indices_nonzero(bad).to_pylist()
-    q = b.records(bad_rows, bad_col.take(bad_rows).to_pylist(), bad_reason.take(bad_rows).to_pylist(),
-                  table, primary_key) if bad_rows else []
+    q = b.records(bad_rows, b.failures(bad_rows), table, primary_key) if bad_rows else []
     if q and spec.on_bad_row == "fail":
         r = q[0]
         raise TransformError(f"{table}: column {r['column']}: key {r['source_key']}: {r['reason']} "
@@ -226,8 +240,8 @@ def _transform_batch(spec: Spec, table: str, primary_key: list[str], batch: pa.R
                 continue
             rows = pc.indices_nonzero(pc.and_(o.failed, keep_rows)).to_pylist()
             if rows:
-                why = [NULLED_PREFIX + r for r in o.reasons.take(rows).to_pylist()]
-                nl += b.records(rows, [columns[k].source] * len(rows), why, table, primary_key)
+                why = [[(columns[k].source, NULLED_PREFIX + r)] for r in o.reasons.take(rows).to_pylist()]
+                nl += b.records(rows, why, table, primary_key)
     keep = pc.invert(bad)
     arrays = [o.values for o in b.outcomes] + [batch.column(ROWID)]
     clean = pa.RecordBatch.from_arrays(arrays, schema=schema)

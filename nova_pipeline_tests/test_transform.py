@@ -74,7 +74,7 @@ def test_end_to_end_quarantine(tmp_path):
     assert [(r["source_key"], r["column"], r["raw_value"], r["reason"]) for r in q] == [
         ('{"id":3}', "name", "toolong", "longer than 5 characters"),
         ('{"id":4}', "created", "2025-02-30", "invalid date"),
-        ('{"id":5}', "active", "2", "not in the true/false vocabulary"),
+        ('{"id":5}', "active, meta", '{"active":"2","meta":"nope"}', "not in the true/false vocabulary; invalid JSON"),
     ]
     assert all(r["table"] == "users" for r in q)
     assert json.loads(q[0]["row"]) == {"id": 3, "name": "toolong", "created": 1704164645000, "active": 0,
@@ -129,8 +129,9 @@ def test_text_primary_key_null_is_quarantined_and_blob_shown_as_hex(tmp_path):
                            "data: NUL character (PostgreSQL text cannot hold NUL)": 1, "note: invalid UTF-8": 1}
     q = pa.concat_tables(pq.read_table(f) for f in st.files("quarantine", "k")).to_pylist()
     assert [(r["source_key"], r["column"], r["raw_value"], r["reason"]) for r in q] == [
-        ('{"code":null}', "code", None, "NULL in NOT NULL column"),
-        ('{"code":"b"}', "data", "x'00'", "NUL character (PostgreSQL text cannot hold NUL)"),
+        ('{"code":null}', "code, data", '{"code":null,"data":"x\'ff00\'"}', "NULL in NOT NULL column; invalid UTF-8"),
+        ('{"code":"b"}', "data, note", '{"data":"x\'00\'","note":"x\'fe\'"}',
+         "NUL character (PostgreSQL text cannot hold NUL); invalid UTF-8"),
     ]
     assert json.loads(q[1]["row"])["note"] == "x'fe'"
     assert json.loads(q[0]["row"])["data"] == "x'ff00'"
