@@ -107,8 +107,8 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
     notes = []
-    if mongo and connections.is_mock_uri(mongo):
-        notes.append("MongoDB documents went to the in-process double (mongomock), not a MongoDB server.")
+    if mongo:
+        notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
     with ExitStack() as stack:
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
