@@ -142,6 +142,20 @@ def ping_mongo(client, uri: str) -> None:
         raise TargetUnreachable(f"MongoDB unreachable at {redact(uri)}: {redact(str(e).splitlines()[0])}") from None
 
 
+def describe_mongo(uri: str) -> str:
+    """Which MongoDB a URI reaches, for reports: the in-process double, or the server's version and address."""
+    if is_mock_uri(uri):
+        return "the in-process double (mongomock), not a MongoDB server"
+    import pymongo.errors
+
+    try:
+        with mongo_client(uri) as client:
+            version = client.server_info()["version"]
+    except pymongo.errors.PyMongoError as e:
+        return f"MongoDB at {redact(uri)} (version unknown: {redact(str(e).splitlines()[0])})"
+    return f"MongoDB {version} at {redact(uri)}"
+
+
 def patch_mongomock_bulk_sort() -> None:
     """mongomock 4.3 rejects the `sort` keyword pymongo ≥ 4.11 passes to bulk builders; accept it when unused."""
     from mongomock import collection as mc

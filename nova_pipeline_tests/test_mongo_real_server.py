@@ -9,14 +9,17 @@ cannot: validators, time-series and TTL options, the 16 MiB limit, bulk-write er
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 
 import bson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
+from click.testing import CliRunner
 from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 from test_backup_helpers import KEY_HEX
 from test_mongo_documents import T0, mission_spec, write_clean, write_mission_tables
@@ -28,6 +31,7 @@ from test_validation_mongo_checks import LOGINS, USERS
 from test_validation_mongo_checks import SPEC as CHECK_SPEC
 
 from nova_pipeline.backup import create_backup, restore, rollback
+from nova_pipeline.cli import main
 from nova_pipeline.connections import mongo_client
 from nova_pipeline.mongo_documents import MAX_DOCUMENT_BYTES, UNLOADABLE_FILE, iter_documents
 from nova_pipeline.mongo_load import TMP_SUFFIX, load_collection
@@ -269,3 +273,36 @@ def _fingerprint(db) -> dict[str, object]:
                    sorted((ix["name"], tuple(ix["key"].items()), ix.get("unique"), ix.get("expireAfterSeconds"))
                           for ix in db[name].list_indexes()))
             for name in sorted(db.list_collection_names())}
+
+
+def test_migrate_reports_the_server_and_verifies_validators(mongo_server, tmp_path, pg_url):
+    """The CLI end to end: the report names the server and its version; no check is left 'not verified'."""
+    uri, database = mongo_server
+    source = tmp_path / "app.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.executescript("""
+            CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);
+            CREATE TABLE events (id INTEGER PRIMARY KEY, user_id INTEGER, at DATETIME, payload TEXT);
+            INSERT INTO users VALUES (1, 'a@x.io'), (2, 'b@x.io');
+            INSERT INTO events VALUES (1, 1, '2024-01-02T00:00:00Z', '{"k": 1}'), (2, 2, '2024-01-03 10:00:00', NULL);
+        """)
+    conn.close()
+    spec_path = tmp_path / "app.yaml"
+    runner = CliRunner()
+    res = runner.invoke(main, ["init", "--source", str(source), "--out", str(spec_path)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    data = yaml.safe_load(spec_path.read_text())
+    data["targets"]["mongo"] = {"uri": uri, "database": database}
+    data["tables"]["events"]["target"] = "mongo"
+    data.pop("parity", None)  # init's proposed SQLite/PostgreSQL parity queries read events, now in MongoDB
+    spec_path.write_text(yaml.safe_dump(data))
+    res = runner.invoke(main, ["migrate", "--spec", str(spec_path), "--postgres-url", pg_url, "--no-backup", "--json"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output[res.output.index("{"):])
+    version = mongo_client(uri).server_info()["version"]
+    assert f"MongoDB documents went to MongoDB {version} at {uri}." in rep["notes"]
+    mongo = [c for c in rep["checks"] if c["check"] in r.MONGO_CHECKS]
+    assert {c["check"] for c in mongo} == set(r.MONGO_CHECKS)
+    assert all(c["passed"] and "not verified" not in c["detail"] for c in mongo), mongo
+    assert mongo_client(uri)[database]["events"].count_documents({}) == 2
