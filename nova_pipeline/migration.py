@@ -66,7 +66,7 @@ def exit_code(rep: report.MigrationReport) -> int:
 def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
               started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
     """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
-    from nova_pipeline.defs.assets import SMOKE_TESTS, staging_of, target_key
+    from nova_pipeline.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
     from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
     from nova_pipeline.runs import dagster_instance
 
@@ -82,6 +82,9 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
             seconds=latest_seconds(instance, spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
+    rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
+    if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
+        rep.notes.append(rep.snapshot["problem"])
     if target != "both":
         rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
     rep.notes += not_migrated_objects(spec)
@@ -94,7 +97,8 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
             t.status, t.error = "failed", f"not migrated: {cause}"
     rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
     blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)
-    if not outcome.success or blocking_failed or any(t.status == "failed" for t in rep.tables.values()):
+    if (not outcome.success or blocking_failed or "problem" in rep.snapshot
+            or any(t.status == "failed" for t in rep.tables.values())):
         rep.status = "failed"
     return rep
 
@@ -104,12 +108,14 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
             resume: bool = False) -> report.MigrationReport:
     """Run (or resume) the migration under the target's advisory lock and write the report."""
+    if not resume:  # a missing, empty, corrupt or locked source, or one without the spec's tables: exit 2 now
+        snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
     notes = []
     if mongo:
         notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
-    with ExitStack() as stack:
+    with snapshot.exclusive_area(spec), ExitStack() as stack:  # one migration of this source's staging area at a time
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
             stack.enter_context(postgres_load.migration_lock(lock_conn, spec))

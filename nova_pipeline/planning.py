@@ -7,6 +7,7 @@ from typing import Any
 
 from nova_pipeline import identifiers, partitions, postgres_ddl
 from nova_pipeline.export import quote
+from nova_pipeline.snapshot import check_source
 from nova_pipeline.spec import Spec
 
 
@@ -15,6 +16,7 @@ def plan(spec: Spec) -> dict[str, Any]:
     source = spec.resolve(spec.source.sqlite)
     if not source.exists():
         raise FileNotFoundError(f"{source}: SQLite source not found (spec source.sqlite)")
+    check_source(source, [name for name, _ in spec.table_items()])
     tables = {}
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as conn:
         for name, t in spec.table_items():

@@ -54,6 +54,7 @@ class MigrationReport:
     tables: dict[str, TableReport]
     checks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    snapshot: dict[str, Any] = field(default_factory=dict)  # what was migrated: snapshot.verified_facts
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,6 +79,7 @@ class MigrationReport:
             "",
             f"Run `{self.run_id or '-'}` · {self.started_at} → {self.finished_at} · spec `{self.spec or '-'}`",
             "",
+            *([snapshot_line(self.snapshot), ""] if self.snapshot else []),
             f"**{tot['tables']} tables**, {tot['source_rows']:,} source rows, {tot['loaded_rows']:,} loaded, "
             f"{tot['quarantined_rows']:,} quarantined, {tot['failed_tables']} failed tables, {tot['checks_failed']} failed checks, "
             f"{tot['checks_warned']} warnings.",
@@ -101,6 +103,19 @@ class MigrationReport:
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def snapshot_line(facts: dict[str, Any]) -> str:
+    """What was migrated, in words: source, snapshot time, the copy's sha256, the source's WAL frame or change counter."""
+    state = facts.get("source_state") or {}
+    if state.get("wal_frames") is not None:
+        where = f", WAL frame {state['wal_frames']:,}"
+    elif "change_counter" in state:
+        where = f", change counter {state['change_counter']:,}"
+    else:
+        where = ""
+    return (f"Source `{facts.get('source')}` as of {facts.get('taken_at') or '-'}{where} · snapshot sha256 "
+            f"`{facts.get('sha256') or '-'}`" + (f" · **{facts['problem']}**" if facts.get("problem") else ""))
 
 
 def _num(v: float | None, digits: int) -> str:
@@ -169,7 +184,7 @@ def count_loaded(spec, table: str, pg_conn, mongo_db) -> int:
 
 def build_report(spec, *, staging: Staging, source_rows: dict[str, int], pg_conn, mongo_db, status: str,
                  run_id: str | None, started_at: str, seconds: dict[str, float], errors: dict[str, str],
-                 checks: list[dict[str, Any]], notes: list[str]) -> MigrationReport:
+                 checks: list[dict[str, Any]], notes: list[str], snapshot: dict[str, Any] | None = None) -> MigrationReport:
     """Reconcile every table from the snapshot counts, the quarantine and the targets."""
     from nova_pipeline import identifiers
 
@@ -192,4 +207,4 @@ def build_report(spec, *, staging: Staging, source_rows: dict[str, int], pg_conn
                         f"+ {tr.quarantined_rows} quarantined")
         tables[name] = tr
     return MigrationReport(status=status, started_at=started_at, finished_at=now_iso(), run_id=run_id,
-                           spec=spec.spec_path, tables=tables, checks=checks, notes=notes)
+                           spec=spec.spec_path, tables=tables, checks=checks, notes=notes, snapshot=snapshot or {})

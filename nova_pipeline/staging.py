@@ -1,8 +1,12 @@
 """The staging area: where Parquet files of each phase live.
 
-Layout under the staging root (a local directory or any pyarrow/fsspec URI such
-as s3://bucket/prefix):
+Each source file has its own area under the spec's staging root (a local
+directory or any pyarrow/fsspec URI such as s3://bucket/prefix), named
+`<source file stem>-<hash of its absolute path>`, so migrations of different
+sources from one working directory never share a file; one migration at a
+time holds an area (snapshot.exclusive_area). Layout of an area:
 
+    snapshot/source.sqlite, source.json                  the consistent copy and its identity (local directory)
     raw/<table>[/<partition>]/part-00000.parquet         SQLite values as exported
     clean/<table>[/<partition>]/part-00000.parquet       cast to target types, target column names
     quarantine/<table>[/<partition>]/part-00000.parquet  rows that could not be cast, with reasons
@@ -13,16 +17,48 @@ killed run never leaves a half-written file that looks finished.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+if TYPE_CHECKING:
+    from nova_pipeline.spec import Spec
+
 KINDS = ("raw", "clean", "quarantine")
+REMOTE_LOCAL_ROOT = Path("data/.nova/staging")  # snapshot and lock of an object-store staging area
+
+
+def area_name(source: str | os.PathLike) -> str:
+    """`<stem>-<10 hex digits of the sha256 of the absolute path>`: the staging area of one source file."""
+    path = str(Path(source).resolve())
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:40] or "source"
+    return f"{stem}-{hashlib.sha256(path.encode()).hexdigest()[:10]}"
+
+
+def local_area(spec: Spec) -> Path:
+    """The local directory of the spec source's area: the area itself for a local staging root, else a directory
+    under data/.nova/staging that holds its snapshot and lock."""
+    root = spec.resolve(spec.staging) if "://" not in spec.staging else REMOTE_LOCAL_ROOT
+    return root / area_name(spec.resolve(spec.source.sqlite))
+
+
+def for_spec(spec: Spec) -> Staging:
+    """The staging area of the spec's source (relative paths resolve against the spec file)."""
+    if "://" not in spec.staging:
+        return Staging(str(local_area(spec)))
+    base, _, query = spec.staging.partition("?")
+    uri = f"{base.rstrip('/')}/{area_name(spec.resolve(spec.source.sqlite))}"
+    return Staging(f"{uri}?{query}" if query else uri)
 
 
 @dataclass(frozen=True)
@@ -36,8 +72,6 @@ class Staging:
         if "://" in self.uri:
             fs, root = pafs.FileSystem.from_uri(self.uri)
         else:
-            import os
-
             fs, root = pafs.LocalFileSystem(), os.path.abspath(self.uri)
         return fs, root.rstrip("/")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -283,3 +285,75 @@ def test_a_huge_spec_is_refused_at_once_with_one_line(tmp_path):
     line = one_line_exit_2(CliRunner().invoke(main, ["plan", "--spec", str(path)]))
     assert time.perf_counter() - started < 5
     assert str(path) in line and "MiB limit" in line
+
+
+def _truncated(path):
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 1000,) for _ in range(200)])
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+BAD_SOURCES = [
+    (_truncated, "truncated SQLite database: its header says"),
+    (lambda path: path.write_text("id,name\n1,ann\n" * 300), "not a SQLite database"),
+    (lambda path: path.write_bytes(b""), "empty file (0 bytes), not a SQLite database"),
+]
+
+
+@pytest.mark.parametrize("make, expected", BAD_SOURCES, ids=["truncated", "not-sqlite", "empty"])
+@pytest.mark.parametrize("backup", [True, False], ids=["backup", "no-backup"])
+def test_a_bad_source_is_refused_with_one_line_before_anything_runs(tmp_path, pg_url, monkeypatch, make, expected,
+                                                                    backup):
+    monkeypatch.setenv("NOVA_BACKUP_KEY", "ab" * 32)
+    make(tmp_path / "src.sqlite")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"source": {"sqlite": "src.sqlite"},
+                                    "tables": {"t": {"columns": {"id": {"type": "bigint"}}}}}))
+    args = ["migrate", "--spec", str(spec), "--postgres-url", pg_url] + ([] if backup else ["--no-backup"])
+    line = one_line_exit_2(CliRunner().invoke(main, args))
+    assert f"{tmp_path / 'src.sqlite'}: {expected}" in line
+    assert not (tmp_path / "data").exists()  # no staging, snapshot, backup or report
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'nova_meta'").fetchone()[0] == 0
+    line = one_line_exit_2(CliRunner().invoke(main, ["init", "--source", str(tmp_path / "src.sqlite"),
+                                                     "--out", str(tmp_path / "new.yaml")]))
+    assert f"{tmp_path / 'src.sqlite'}: {expected}" in line and not (tmp_path / "new.yaml").exists()
+
+
+def test_a_source_without_a_table_of_the_spec_is_refused_before_anything_runs(tmp_path, pg_url):
+    sqlite3.connect(tmp_path / "src.sqlite").executescript("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"source": {"sqlite": "src.sqlite"}, "tables": {
+        "t": {"columns": {"id": {"type": "bigint"}}}, "Album": {"columns": {"id": {"type": "bigint"}}}}}))
+    for command in (["migrate", "--no-backup", "--postgres-url", pg_url], ["plan"]):
+        line = one_line_exit_2(CliRunner().invoke(main, [*command, "--spec", str(spec)]))
+        assert line.endswith("src.sqlite: no table 'Album' in the SQLite source, but the spec migrates it")
+
+
+def test_a_source_locked_by_another_process_is_refused_after_a_bounded_wait(tmp_path, pg_url, monkeypatch):
+    from nova_pipeline import snapshot
+
+    db = tmp_path / "src.sqlite"
+    sqlite3.connect(db).executescript("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"source": {"sqlite": "src.sqlite"},
+                                    "tables": {"t": {"columns": {"id": {"type": "bigint"}}}}}))
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time\n"
+                               "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                               "conn.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(120)\n",
+                               str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(snapshot, "BUSY_SECONDS", 1.0)
+        for command in (["migrate", "--spec", str(spec), "--postgres-url", pg_url],
+                        ["init", "--source", str(db), "--out", str(tmp_path / "new.yaml")]):
+            started = time.perf_counter()
+            line = one_line_exit_2(CliRunner().invoke(main, command))
+            assert time.perf_counter() - started < 10
+            assert line.endswith(f"{db}: source is locked by another process (waited 1 s); "
+                                 "retry when its writer has finished")
+    finally:
+        holder.kill()
+        holder.wait()

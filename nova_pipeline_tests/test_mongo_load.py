@@ -159,6 +159,23 @@ def test_quarantine_files_are_replaced_on_rerun(tmp_path, mongo_uri):
     assert staging.fs.get_file_info(path).type.name == "NotFound"
 
 
+@pytest.mark.parametrize("strategy", ["rename", "upsert"])
+def test_documents_the_server_rejects_are_quarantined_and_the_rest_loaded(tmp_path, mongo_uri, strategy):
+    staging = Staging(str(tmp_path / "staging"))
+    write_mission_tables(staging)
+    staging.clear("clean", "missions")
+    write_clean(staging, "missions", {"id": pa.array([1, 2, 3], pa.int64()), "name": pa.array(["A", "B", "A"]),
+                                      "commander_id": pa.array([1, 2, 3], pa.int32()),
+                                      "started_at": pa.array([T0, T0, T0], pa.timestamp("us", "UTC"))})
+    spec = mission_spec(mongo_uri, tmp_path / "staging")
+    db = mongo_client(mongo_uri)["nova"]
+    res = load_collection(db, spec, "missions", staging, strategy=strategy)
+    assert (res.documents, res.rejected) == (2, 1) and [d["_id"] for d in contents(db["missions"])] == [1, 2]
+    [row] = pq.read_table(f"{staging.dir('quarantine', 'missions')}/{UNLOADABLE_FILE}").to_pylist()
+    assert row["source_key"] == '{"id": 3}' and row["reason"].startswith("rejected by the server (code 11000): E11000")
+    assert '"name": "A"' in row["row"]
+
+
 class FlakyCollection:
     """Fails like a primary step-down mid-batch: the first call writes the documents, then raises."""
 

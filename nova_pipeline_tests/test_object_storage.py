@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from nova_pipeline import introspect
+from nova_pipeline.defs.assets import staging_of
 from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.spec import load_spec
-from nova_pipeline.staging import Staging
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -109,7 +109,7 @@ def test_migrate_job_runs_multiprocess_with_s3_staging(tmp_path, monkeypatch, s3
         step_pids = {e.pid for e in result.all_events if e.is_step_start}
         assert len(step_pids) > 1 and os.getpid() not in step_pids  # steps ran in worker processes
 
-    staging = Staging(proposed["staging"])
+    staging = staging_of(load_spec(spec_path))  # the source's area under the staging URI
     for table, n in counts.items():
         assert staging.files("raw", table) and staging.files("clean", table)
         assert staging.row_count("clean", table) == n

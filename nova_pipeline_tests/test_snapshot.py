@@ -112,7 +112,7 @@ def test_missing_source_is_a_one_line_error_naming_the_file(tmp_path):
 def test_a_file_that_is_not_a_database_is_rejected(tmp_path):
     bogus = tmp_path / "notes.sqlite"
     bogus.write_text("this is not a database\n" * 100)
-    with pytest.raises(SourceError, match=r"notes.sqlite: cannot read SQLite source: file is not a database"):
+    with pytest.raises(SourceError, match=r"notes.sqlite: not a SQLite database \(the file does not start with the SQLite header\)"):
         take_snapshot(bogus, tmp_path / "snap.sqlite")
     with pytest.raises(SourceError, match="notes.sqlite"):
         connect_readonly(bogus)

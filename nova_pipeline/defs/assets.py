@@ -22,7 +22,7 @@ from nova_pipeline import (export, identifiers, introspect, partitions, postgres
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.preview import preview_markdown
 from nova_pipeline.spec import Spec, TableSpec
-from nova_pipeline.staging import Staging
+from nova_pipeline.staging import Staging, for_spec
 from nova_pipeline.validation import expectations
 from nova_pipeline.validation.source_facts import source_facts
 
@@ -36,8 +36,23 @@ REPORT = dg.AssetKey(["reports", "migration_report"])
 
 
 def staging_of(spec: Spec) -> Staging:
-    """The spec's staging area (relative paths resolve against the spec file)."""
-    return Staging(spec.staging if "://" in spec.staging else str(spec.resolve(spec.staging)))
+    """The staging area of the spec's source (relative paths resolve against the spec file)."""
+    return for_spec(spec)
+
+
+def snapshot_taken_in_run(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    """sha256 and taken_at of the snapshot the run took, or the run it resumed (nova/resumed_from) took; None
+    when none of them took one."""
+    seen = set()
+    while run_id and run_id not in seen:
+        seen.add(run_id)
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            mat = record.asset_materialization
+            if mat is not None and mat.asset_key == SNAPSHOT:
+                return {k: mat.metadata[k].value for k in ("sha256", "taken_at") if k in mat.metadata}
+        run = instance.get_run_by_id(run_id)
+        run_id = (run.tags.get("nova/resumed_from") or run.tags.get("nova/migration")) if run else None
+    return None
 
 
 def key_part(name: str) -> str:
@@ -89,7 +104,8 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(snap.path)), "sha256": snap.sha256, "bytes": snap.bytes,
-            "integrity_check": ", ".join(snap.integrity[:5]),
+            "source": dg.MetadataValue.path(snap.source), "taken_at": snap.taken_at,
+            "source_state": dg.MetadataValue.json(snap.source_state), "integrity_check": ", ".join(snap.integrity[:5]),
             "foreign_key_violations": len(snap.foreign_key_violations), "seconds": round(snap.seconds, 3)})
 
     @dg.asset(key=PROFILE, group_name="source", kinds={"sqlite"}, deps=[SNAPSHOT],

@@ -6,9 +6,9 @@ from typing import Any
 
 import dagster as dg
 from nova_pipeline import report, smoke
-from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, staging_of, target_key
+from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
-from nova_pipeline.snapshot import quote, snapshot_path
+from nova_pipeline.snapshot import quote, snapshot_path, verified_facts
 from nova_pipeline.spec import Spec
 
 
@@ -109,6 +109,9 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                 seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
                 notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
                        if mongo_db is not None and mongo.is_mock(s) else []))
+        rep.snapshot = verified_facts(s, snapshot_taken_in_run(context.instance, context.run_id))
+        if "problem" in rep.snapshot:
+            rep.status, rep.notes = "failed", [*rep.notes, rep.snapshot["problem"]]
         if any(t.status == "failed" for t in rep.tables.values()) or any(not c["passed"] for c in checks
                                                                           if c.get("severity") == "ERROR"):
             rep.status = "failed"
