@@ -22,6 +22,7 @@ from pathlib import Path
 from nova_pipeline.export import quote
 from nova_pipeline.identifiers import fit_identifier, unique_identifiers
 from nova_pipeline.snapshot import connect_readonly
+from nova_pipeline.sql_translate import TableDefinition, Untranslatable, index_terms, table_definition, translate_expression
 from nova_pipeline.typemap import (
     BOOLEAN_WORDS, ColumnProfile, Inference, bson_type, declared_scale, infer_type, profile_needs, translate_default,
 )
@@ -57,6 +58,7 @@ class IndexInfo:
     unique: bool
     where: str | None  # partial index predicate, SQLite SQL
     origin: str  # "c" CREATE INDEX, "u" UNIQUE constraint, "pk" PRIMARY KEY
+    sql: str | None = None  # the CREATE INDEX text (None for constraint indexes)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Table:
     foreign_keys: list[ForeignKeyInfo]
     indexes: list[IndexInfo]
     row_count: int
+    sql: str = ""  # the CREATE TABLE text
 
     @property
     def primary_key(self) -> list[str]:
@@ -170,11 +173,12 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str, index_sql: dict[s
     for _, index, unique, origin, partial in conn.execute("SELECT * FROM pragma_index_list(?)", (name,)).fetchall():
         terms = conn.execute("SELECT cid, name FROM pragma_index_xinfo(?) WHERE key ORDER BY seqno", (index,)).fetchall()
         where = _partial_predicate(index_sql.get(index) or "") if partial else None
-        indexes.append(IndexInfo(index, [n if cid >= 0 else None for cid, n in terms], bool(unique), where, origin))
+        indexes.append(IndexInfo(index, [n if cid >= 0 else None for cid, n in terms], bool(unique), where, origin,
+                                 index_sql.get(index)))
     indexes.reverse()  # index_list lists the newest first
     rows = conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
     without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", sql[sql.rfind(")"):], re.I) is not None
-    return Table(name, columns, without_rowid, foreign_keys, indexes, rows)
+    return Table(name, columns, without_rowid, foreign_keys, indexes, rows, sql)
 
 
 def _partial_predicate(sql: str) -> str | None:
@@ -265,6 +269,18 @@ def _column_sql(c: Column, width: int) -> tuple[str, list[str], list[str]]:
         whens = " ".join(f"WHEN '{k}' THEN {' + '.join(v)}" for k, v in branches.items())
         sums.append(f"sum(CASE typeof({q}) {whens} ELSE 0 END)")
     return f"json_array({', '.join(sums + [_AGGREGATES[n].format(q=q) for n in aggregates])})", counters, aggregates
+
+
+def next_rowid(conn: sqlite3.Connection, table: str, column: str) -> int:
+    """The key SQLite hands out next for an INTEGER PRIMARY KEY: max(key) + 1 (1 when empty), and for an
+    AUTOINCREMENT table at least sqlite_sequence.seq + 1 (a deleted largest key is never reused)."""
+    top = conn.execute(f"SELECT max({quote(column)}) FROM {quote(table)}").fetchone()[0]
+    candidates = [1 if top is None else int(top) + 1]
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'").fetchone():
+        seq = conn.execute("SELECT max(seq) FROM sqlite_sequence WHERE name = ? COLLATE NOCASE", (table,)).fetchone()[0]
+        if seq is not None:
+            candidates.append(int(seq) + 1)
+    return max(candidates)
 
 
 _STORED = ("integer", "real", "text")  # blob = non-null - these; null = rows - non-null
@@ -378,6 +394,9 @@ class TableReport:
     primary_key: list[str]
     columns: list[ColumnReport]
     will_fail: str | None = None
+    identity: str | None = None  # the identity column and where it restarts
+    checks: list[dict] = field(default_factory=list)  # {sqlite, sql} translated or {sqlite, reason}
+    indexes: list[dict] = field(default_factory=list)  # {name, sql} translated or {name, sqlite, reason}
 
 
 @dataclass
@@ -417,7 +436,57 @@ class TypeReport:
                 lines.append(f"| {_md(name)} | {_md(c.declared)} | {storage} | {c.pg_type} | {c.bson_type} "
                              f"| {c.rows_needing_cast} | {c.rows_to_quarantine} | {_md(c.note)} |")
             lines.append("")
+            lines += _schema_markdown(t)
+        if any(c.note.startswith("COLLATE NOCASE") for t in self.tables for c in t.columns):
+            lines += ["## Collations", "", COLLATION_NOTE, ""]
         return "\n".join(lines)
+
+
+COLLATION_NOTE = (
+    "COLLATE NOCASE columns get, at setup, on a server with ICU: the nondeterministic collation `nova_nocase` "
+    "(ICU `und-u-ks-level2`): `=`, ORDER BY, GROUP BY and UNIQUE ignore case as in SQLite, the column keeps "
+    "its type; measured on PostgreSQL 15 with ICU: `name = 'author 1'` finds 'Author 1', a UNIQUE index rejects "
+    "'AUTHOR 1' beside it, but `LIKE` on the column fails before PostgreSQL 18 (\"nondeterministic collations "
+    "are not supported for LIKE\"): use `ILIKE` or `lower(col) LIKE ...`. Without ICU (e.g. the embedded "
+    "pgserver build: \"ICU is not supported in this build\") but with the citext extension the column becomes "
+    "`citext` (equality, ordering, UNIQUE and LIKE ignore case). With neither (the embedded server has no "
+    "citext either), UNIQUE indexes use `lower(col)` (duplicates differing in case are still rejected) and "
+    "plain comparisons stay case-sensitive: that is partial and said in the plan.")
+
+
+def _schema_markdown(t: TableReport) -> list[str]:
+    """The table's keys, CHECKs and indexes: what is carried over as which SQL, and what is not and why."""
+    carried, not_carried = [], []
+    if t.identity:
+        carried.append(f"identity: {_md(t.identity)}")
+    for c in t.checks:
+        if c.get("sql"):
+            carried.append(f"CHECK `{_md(c['sqlite'])}` → `{_md(c['sql'])}`")
+        else:
+            not_carried.append(f"CHECK `{_md(c['sqlite'])}`: {_md(c['reason'])}")
+    for i in t.indexes:
+        if i.get("sql"):
+            carried.append(f"index {_md(i['name'])}: `{_md(i['sql'])}`")
+        else:
+            not_carried.append(f"index {_md(i['name'])} `{_md(i['sqlite'])}`: {_md(i['reason'])}")
+    out = []
+    if carried:
+        out += ["Carried over:", "", *(f"- {x}" for x in carried), ""]
+    if not_carried:
+        out += ["**Not translated:**", "", *(f"- {x}" for x in not_carried), ""]
+    return out
+
+
+def _objects_markdown(objects: list[dict]) -> list[str]:
+    lines = []
+    for o in objects:
+        if o["reason"] is None:
+            lines += [f"- {o['kind']} `{_md(o['name'])}`, in PostgreSQL:", "", "  ```sql",
+                      *(f"  {line}" for s in o["statements"] for line in (s + ";").splitlines()), "  ```"]
+        else:
+            lines += [f"- {o['kind']} `{_md(o['name'])}` **not carried over**: {_md(o['reason'])}", "", "  ```sql",
+                      f"  {' '.join(o['sqlite_sql'].split())}", "  ```"]
+    return lines
 
 
 def _md(text: str) -> str:
@@ -432,6 +501,7 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
         started = time.perf_counter()
         profiles = {t.name: profile_table(conn, t.name, t.columns, rowid_alias=t.rowid_alias) for t in schema.tables}
         seconds = time.perf_counter() - started
+        next_ids = {t.name: next_rowid(conn, t.name, t.rowid_alias) for t in schema.tables if t.rowid_alias}
     finally:
         conn.close()
     report = TypeReport(
@@ -453,7 +523,8 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
     # Unique across tables too: two source names that shorten to the same identifier would share one target table.
     target_names = unique_identifiers([t.name for t in schema.tables])
     for t, target_table in zip(schema.tables, target_names):
-        spec, table_report = _propose_table(t, target_table, profiles[t.name], inferred, schema, report.warnings)
+        spec, table_report = _propose_table(t, target_table, profiles[t.name], inferred, schema, report.warnings,
+                                            next_ids.get(t.name))
         tables[t.name] = spec
         report.tables.append(table_report)
     spec = {
@@ -464,12 +535,26 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
     return spec, report
 
 
+def _definition(t: Table, warnings: list[str]) -> TableDefinition:
+    """CHECKs, collations and generation expressions of the table's SQL; none (with a warning) when unreadable."""
+    try:
+        return table_definition(t.sql)
+    except Untranslatable as e:
+        warnings.append(f"table {t.name}: its CREATE TABLE could not be read ({e}); its CHECKs, collations and "
+                        "generation expressions are not carried over")
+        return TableDefinition([], {}, {}, False)
+
+
 def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfile],
                    inferred: dict[str, dict[str, Inference]], schema: SourceSchema,
-                   warnings: list[str]) -> tuple[dict, TableReport]:
+                   warnings: list[str], next_id: int | None = None) -> tuple[dict, TableReport]:
     pk = t.primary_key
     target_names = unique_identifiers([c.name for c in t.columns])
+    names = {c.name.lower(): target for c, target in zip(t.columns, target_names)}
+    booleans = {c.name.lower() for c in t.columns if inferred[t.name][c.name].pg_type == "boolean"}
+    definition = _definition(t, warnings)
     columns, reports = {}, []
+    identity = None
     for c, target in zip(t.columns, target_names):
         inf, profile = inferred[t.name][c.name], profiles[c.name]
         notes = [inf.note] if inf.note else []
@@ -479,7 +564,31 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
             quarantine += profile.nulls
             notes.append(f"{profile.nulls} NULLs in primary key column; those rows will be quarantined")
             warnings.append(f"{t.name}.{c.name}: {profile.nulls} rows have a NULL primary key and will be quarantined")
-        if c.generated:
+        if c.name == t.rowid_alias and inf.pg_type in ("smallint", "integer", "bigint"):
+            col["identity"] = True
+            how = "max(id) + 1, past sqlite_sequence (AUTOINCREMENT)" if definition.autoincrement else "max(id) + 1"
+            identity = f"{c.name} GENERATED BY DEFAULT AS IDENTITY, restarted after the load at {how}: {next_id} now"
+            notes.append("identity (INTEGER PRIMARY KEY)")
+        collation = definition.collations.get(c.name.lower())
+        if collation == "NOCASE" and _family(inf.pg_type) == "text":
+            col["collate"] = "nocase"
+            notes.append("COLLATE NOCASE kept (see Collations)")
+        elif collation not in (None, "BINARY", "NOCASE"):
+            notes.append(f"COLLATE {collation} not carried: PostgreSQL compares this column exactly")
+            warnings.append(f"{t.name}.{c.name}: COLLATE {collation} has no PostgreSQL equivalent; compared exactly")
+        elif collation == "NOCASE":
+            notes.append(f"COLLATE NOCASE not carried: the column is {inf.pg_type}, not text")
+        expression = definition.generated.get(c.name.lower())
+        if c.generated and expression is not None:
+            try:
+                col["generated"] = translate_expression(expression, names, booleans)
+                notes.append(f"generated ({c.generated}) in SQLite: GENERATED ALWAYS AS ({col['generated']}) STORED")
+            except Untranslatable as e:
+                notes.append(f"generated ({c.generated}) in SQLite as {expression}; not translated ({e}): "
+                             "migrated as a plain column holding the computed value")
+                warnings.append(f"{t.name}.{c.name}: generated column {expression} not translated ({e}); "
+                                "new rows will not compute it")
+        elif c.generated:
             notes.append(f"generated ({c.generated}) in SQLite; migrated as a plain column holding the computed value")
         elif c.default is not None:
             default, warning = translate_default(c.default, inf.pg_type)
@@ -501,13 +610,36 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
         spec["table"] = target_table
         why = "PostgreSQL identifiers hold 63 bytes" if target_table == fit_identifier(t.name) else "another table has that name"
         warnings.append(f"table {t.name}: renamed to {target_table} ({why})")
+    checks, check_reports = _checks(t, definition, names, booleans, warnings)
+    indexes, index_reports = _indexes(t, warnings, names, booleans)
     spec.update(primary_key=pk, columns=columns,
-                foreign_keys=_foreign_keys(t, inferred, schema, warnings), indexes=_indexes(t, warnings))
+                foreign_keys=_foreign_keys(t, inferred, schema, warnings), indexes=indexes)
+    if checks:
+        spec["checks"] = checks
     will_fail = None
     if len(t.columns) > PG_MAX_COLUMNS:
         will_fail = f"{len(t.columns)} columns; PostgreSQL tables hold at most {PG_MAX_COLUMNS}"
         warnings.append(f"table {t.name}: {will_fail}, so creating it will fail (split it or move it to MongoDB)")
-    return spec, TableReport(t.name, target_table, t.row_count, t.without_rowid, pk, reports, will_fail)
+    return spec, TableReport(t.name, target_table, t.row_count, t.without_rowid, pk, reports, will_fail,
+                             identity, check_reports, index_reports)
+
+
+def _checks(t: Table, definition: TableDefinition, names: dict[str, str], booleans: set[str],
+            warnings: list[str]) -> tuple[list[dict], list[dict]]:
+    """The table's CHECKs for the spec (translated, or kept with the reason) and for the type report."""
+    out, reports = [], []
+    for name, text in definition.checks:
+        check: dict = {"sqlite": text}
+        if name:
+            check["name"] = fit_identifier(name)
+        try:
+            check["sql"] = translate_expression(text, names, booleans)
+        except Untranslatable as e:
+            check["reason"] = str(e)
+            warnings.append(f"{t.name}: CHECK ({text}) not translated: {e}")
+        out.append(check)
+        reports.append({"sqlite": text, "sql": check.get("sql"), "reason": check.get("reason")})
+    return out, reports
 
 
 def _family(pg_type: str) -> str:
@@ -551,23 +683,38 @@ def _foreign_keys(t: Table, inferred: dict[str, dict[str, Inference]], schema: S
     return out
 
 
-def _indexes(t: Table, warnings: list[str]) -> list[dict]:
-    """Secondary indexes and UNIQUE constraints; the primary key's own index is implied."""
-    out = []
+def _indexes(t: Table, warnings: list[str], names: dict[str, str] | None = None,
+             booleans: set[str] = frozenset()) -> tuple[list[dict], list[dict]]:
+    """Secondary indexes and UNIQUE constraints (the primary key's own index is implied), expression terms and
+    partial predicates translated; and, for the type report, each CREATE INDEX's SQL or why it was not translated."""
+    out, reports = [], []
     for i in t.indexes:
         if i.origin == "pk":
-            continue
-        if None in i.columns:
-            warnings.append(f"{t.name}: index {i.name} on an expression dropped (the spec lists plain columns)")
             continue
         index: dict = {"columns": list(i.columns), "unique": i.unique}
         if i.origin == "c":
             index["name"] = fit_identifier(i.name)
             if index["name"] != i.name:
                 warnings.append(f"{t.name}: index {i.name} renamed to {index['name']} (PostgreSQL identifiers hold 63 bytes)")
-        if i.where:
-            index["where"] = i.where
-            warnings.append(f"{t.name}: partial index {i.name} keeps its SQLite predicate ({i.where}); "
-                            "check it is valid PostgreSQL")
+        if i.sql and (None in i.columns or i.where):
+            try:
+                terms, where = index_terms(i.sql)
+                translated = [translate_expression(text, names, booleans) + (" DESC" if desc else "")
+                              for text, desc in terms]
+                if None in i.columns:
+                    index = {"expressions": translated, **{k: v for k, v in index.items() if k != "columns"}}
+                if where:
+                    index["where"] = translate_expression(where, names, booleans)
+            except Untranslatable as e:
+                warnings.append(f"{t.name}: index {i.name} not translated ({e}): {i.sql}")
+                reports.append({"name": i.name, "sqlite": i.sql, "reason": str(e)})
+                continue
+        elif None in i.columns:
+            warnings.append(f"{t.name}: index {i.name} on the rowid or an unreadable expression dropped")
+            reports.append({"name": i.name, "sqlite": i.sql or "", "reason": "no index SQL to translate"})
+            continue
+        terms = index.get("expressions") or [f'"{(names or {}).get(c.lower(), c)}"' for c in index["columns"]]
+        described = f"{'UNIQUE ' if i.unique else ''}({', '.join(terms)})"
+        reports.append({"name": i.name, "sql": described + (f" WHERE {index['where']}" if index.get("where") else "")})
         out.append(index)
-    return out
+    return out, reports

@@ -11,7 +11,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nova_pipeline import connections, introspect, postgres_load, report, snapshot
+from nova_pipeline import connections, introspect, postgres_ddl, postgres_load, report, snapshot
 from nova_pipeline.spec import Spec
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     if target != "both":
         rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
     rep.notes += not_migrated_objects(spec)
+    rep.notes += [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(spec)]
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
     for name, t in rep.tables.items():

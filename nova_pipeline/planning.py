@@ -8,7 +8,7 @@ from typing import Any
 from nova_pipeline import identifiers, partitions, postgres_ddl
 from nova_pipeline.export import quote
 from nova_pipeline.snapshot import check_source
-from nova_pipeline.spec import Spec
+from nova_pipeline.spec import Spec, TableSpec
 
 
 def plan(spec: Spec) -> dict[str, Any]:
@@ -35,11 +35,27 @@ def plan(spec: Spec) -> dict[str, Any]:
                 entry["embed"] = [e.model_dump(by_alias=True, exclude_defaults=True) for e in t.embed]
             if t.ttl:
                 entry["ttl"] = t.ttl.model_dump()
+            if t.target == "postgres":
+                entry.update(_app_schema(t))
             tables[name] = entry
+    for (name, column), value in postgres_ddl.next_keys(spec, source).items():
+        tables[name]["identity"] = {"column": column, "restart": value}
     skipped = [n for n, t in spec.tables.items() if t.target == "skip"]
     return {"source": str(source), "tables": tables, "skipped": skipped,
             "ddl": postgres_ddl.plan_ddl(spec) if spec.table_items("postgres") else [],
             "partitioned": {n: e["partition"] for n, e in tables.items() if "partition" in e}}
+
+
+def _app_schema(t: TableSpec) -> dict[str, Any]:
+    """What keeps the application running on the table: generated columns, NOCASE columns, CHECKs not translated."""
+    out: dict[str, Any] = {}
+    if generated := {c: col.generated for c, col in t.columns.items() if col.generated}:
+        out["generated"] = generated
+    if nocase := [c for c, col in t.columns.items() if col.collate == "nocase"]:
+        out["nocase"] = nocase
+    if untranslated := [{"sqlite": c.sqlite, "reason": c.reason} for c in t.checks if c.sql is None]:
+        out["checks_not_translated"] = untranslated
+    return out
 
 
 def to_text(p: dict[str, Any]) -> str:
@@ -50,6 +66,14 @@ def to_text(p: dict[str, Any]) -> str:
         for col, c in t["columns"].items():
             rename = f" as {c['target_column']}" if c["target_column"] != col else ""
             lines.append(f"    {col}{rename}: {c['declared'] or '(none)'} → {c['type']}")
+        if "identity" in t:
+            lines.append(f"    identity {t['identity']['column']}: restarted at {t['identity']['restart']} after the load")
+        for col, expression in t.get("generated", {}).items():
+            lines.append(f"    generated {col}: GENERATED ALWAYS AS ({expression}) STORED (not copied)")
+        if t.get("nocase"):
+            lines.append(f"    COLLATE NOCASE: {', '.join(t['nocase'])}")
+        for c in t.get("checks_not_translated", []):
+            lines.append(f"    CHECK not translated: {c['sqlite']} ({c['reason']})")
     if p["partitioned"]:
         lines += ["", "Partitioned tables:"]
         lines += [f"    {n}: {v['column']} by {v['grain']} (physical {v['physical']}), from {v['start']}: "
@@ -58,5 +82,5 @@ def to_text(p: dict[str, Any]) -> str:
     if p["skipped"]:
         lines += ["", "Skipped: " + ", ".join(p["skipped"])]
     if p["ddl"]:
-        lines += ["", "DDL:"] + [f"    {s};" for s in p["ddl"]]
+        lines += ["", "DDL:"] + [f"    {s}" for s in p["ddl"]]
     return "\n".join(lines)

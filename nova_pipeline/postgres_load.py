@@ -62,7 +62,7 @@ _COPY_TRAILER = b"\xff\xff"
 _CHUNK_BYTES = 64 << 20  # Arrow binary offsets are int32: keep each encoded chunk far below 2 GiB
 _FIXED = {"int2": (pa.int16(), ">i2"), "int4": (pa.int32(), ">i4"), "int8": (pa.int64(), ">i8"),
           "float4": (pa.float32(), ">f4"), "float8": (pa.float64(), ">f8"), "bool": (pa.uint8(), "u1")}
-_TEXTUAL = {"text", "varchar", "bpchar", "json", "name", "bytea"}
+_TEXTUAL = {"text", "varchar", "bpchar", "json", "name", "bytea", "citext"}
 _LOCK_CLASS = 0x4E4F5641  # "NOVA": first key of the migration advisory lock
 
 
@@ -211,7 +211,7 @@ class _Saved:
     label: str
     drop: sql.Composed
     create: sql.Composed
-    fk: tuple[sql.Composed, sql.Composed] | None  # (NOT VALID form, orphan count query) for validated FKs
+    fk: tuple[sql.Composed, sql.Composed] | None  # (NOT VALID form, violating row count) of validated FKs and CHECKs
 
 
 def _orphans_query(conn: psycopg.Connection, oid: int) -> sql.Composed:
@@ -229,19 +229,26 @@ def _orphans_query(conn: psycopg.Connection, oid: int) -> sql.Composed:
 
 
 def _drop_dependents(conn: psycopg.Connection, target: sql.Composed) -> list[_Saved]:
-    """Drop the table's PK/unique/FK constraints, its other indexes and the FKs referencing it; return them."""
+    """Drop the table's PK/unique/FK/CHECK constraints, its other indexes and the FKs referencing it; return them.
+
+    CHECKs go too: one added NOT VALID (source rows break it) would refuse those rows on a re-load."""
     regclass = target.as_string(conn)
     saved = []
     # regclass::text is the server's own quoted, qualified name: safe to compose back.
     rows = conn.execute(
-        "SELECT oid, conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype, convalidated"
-        " FROM pg_constraint WHERE conparentid = 0 AND contype IN ('p', 'u', 'f')"
+        "SELECT oid, conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype, convalidated,"
+        " pg_get_expr(conbin, conrelid) FROM pg_constraint WHERE conparentid = 0 AND contype IN ('p', 'u', 'f', 'c')"
         " AND (conrelid = %(t)s::regclass OR (contype = 'f' AND confrelid = %(t)s::regclass))"
         " ORDER BY contype = 'f' DESC, oid", {"t": regclass}).fetchall()
-    for oid, table, name, definition, kind, validated in rows:
+    for oid, table, name, definition, kind, validated, check in rows:
         alter = sql.SQL("ALTER TABLE {} ").format(sql.SQL(table))
         create = alter + sql.SQL("ADD CONSTRAINT {} {}").format(sql.Identifier(name), sql.SQL(definition))
-        fk = (create + sql.SQL(" NOT VALID"), _orphans_query(conn, oid)) if kind == "f" and validated else None
+        fk = None
+        if kind == "f" and validated:
+            fk = (create + sql.SQL(" NOT VALID"), _orphans_query(conn, oid))
+        elif kind == "c" and validated:
+            fk = (create + sql.SQL(" NOT VALID"), sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
+                sql.SQL(table), sql.SQL(check)))
         saved.append(_Saved(f"{table}.{name}", alter + sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(name)), create, fk))
     indexes = conn.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
@@ -266,9 +273,10 @@ def _restore(conn: psycopg.Connection, saved: list[_Saved]) -> dict[str, int]:
 
 
 def _column_types(conn: psycopg.Connection, target: sql.Composed) -> dict[str, str]:
+    """Type name of each column the load writes (generated columns are computed by PostgreSQL: not listed)."""
     rows = conn.execute("SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-                        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                        (target.as_string(conn),)).fetchall()
+                        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+                        " AND a.attgenerated = ''", (target.as_string(conn),)).fetchall()
     return dict(rows)
 
 
@@ -325,6 +333,7 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
     rows = sent = 0
     with conn.transaction():
         types = _column_types(conn, target)
+        columns = [c for c in columns if c in types]  # the clean files also hold generated columns' values
         pg_types = [types[c] for c in columns]
         saved = []
         if window is not None:

@@ -154,3 +154,24 @@ def table_definition(create_sql: str) -> TableDefinition:
         elif isinstance(item, exp.CheckColumnConstraint):
             checks.append((None, item.this.sql(dialect="sqlite")))
     return TableDefinition(checks, collations, generated, autoincrement)
+
+
+def index_terms(create_sql: str) -> tuple[list[tuple[str, bool]], str | None]:
+    """((SQLite text, descending) of each term, WHERE predicate text or None) of a CREATE INDEX.
+
+    A term `x COLLATE NOCASE` becomes `lower(x)` (uniqueness and lookups stay case-insensitive),
+    `x COLLATE BINARY` becomes `x`.
+    """
+    tree = parse(create_sql)
+    index = tree.this if isinstance(tree, exp.Create) else None
+    params = index.args.get("params") if isinstance(index, exp.Index) else None
+    if params is None or not params.args.get("columns"):
+        raise Untranslatable("not a CREATE INDEX with a column list")
+    terms = []
+    for term in params.args["columns"]:
+        node, desc = (term.this, bool(term.args.get("desc"))) if isinstance(term, exp.Ordered) else (term, False)
+        if isinstance(node, exp.Collate) and node.expression.name.upper() in ("NOCASE", "BINARY"):
+            node = exp.Lower(this=node.this) if node.expression.name.upper() == "NOCASE" else node.this
+        terms.append((node.sql(dialect="sqlite"), desc))
+    where = params.args.get("where")
+    return terms, where.this.sql(dialect="sqlite") if where is not None else None

@@ -307,15 +307,20 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
 
     @dg.asset(key=PG_CONSTRAINTS, deps=keys, group_name="postgres", kinds={"postgres"},
               code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
-              description="Primary keys, unique and secondary indexes and foreign keys, built after the data "
-                          "(FKs with orphans are added NOT VALID and reported).")
+              description="Primary keys, unique, partial and expression indexes, CHECKs and foreign keys, built after "
+                          "the data (CHECKs and FKs the rows break are added NOT VALID and reported); identity "
+                          "columns restarted where SQLite would go on.")
     def postgres_constraints(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
         started = time.perf_counter()
         with postgres.connect(nova.spec) as conn:
-            rep = postgres_ddl.add_constraints(conn, nova.spec)
+            rep = postgres_ddl.add_constraints(conn, nova.spec, source=snapshot.snapshot_path(nova.spec))
             conn.commit()
+        for line in rep.untranslated:
+            context.log.warning(f"not translated: {line}")
         return dg.MaterializeResult(metadata={
             "seconds": round(time.perf_counter() - started, 3),
+            "identity_restarts": dg.MetadataValue.json(rep.identity_restarts),
+            "not_translated": dg.MetadataValue.md("\n".join(f"- {u}" for u in rep.untranslated) or "none"),
             "report": dg.MetadataValue.json(dataclasses.asdict(rep))})
 
     return postgres_constraints

@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     r.PRIMARY_KEY: "The primary key of `{t}` is unique and never NULL in the target.",
     r.NOT_NULL: "Columns of `{t}` declared NOT NULL hold no NULL.",
     r.FOREIGN_KEYS: "Every foreign key of `{t}` finds its parent row (orphans counted and sampled).",
+    r.CHECK_CONSTRAINTS: "Rows of `{t}` breaking one of its CHECKs (added NOT VALID then) are counted and named by key.",
     r.COLUMN_AGGREGATES: "Per column of `{t}`: count, NULLs, min, max and sum equal the source's.",
     r.CONTENT_HASH: "Per-bucket hashes of every row of `{t}` equal the source's; differing rows are named by key.",
     r.EXPECTATIONS: "The spec's expectations on `{t}` (ranges, allowed values, regex), run by Great Expectations.",

@@ -5,7 +5,7 @@ import sqlite3
 from typing import Any
 
 import dagster as dg
-from nova_pipeline import report, smoke
+from nova_pipeline import postgres_ddl, report, smoke
 from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.snapshot import quote, snapshot_path, verified_facts
@@ -108,7 +108,8 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                 status="succeeded", run_id=context.run_id, started_at=report.now_iso(),
                 seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
                 notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
-                       if mongo_db is not None and mongo.is_mock(s) else []))
+                       if mongo_db is not None and mongo.is_mock(s) else [])
+                + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)])
         rep.snapshot = verified_facts(s, snapshot_taken_in_run(context.instance, context.run_id))
         if "problem" in rep.snapshot:
             rep.status, rep.notes = "failed", [*rep.notes, rep.snapshot["problem"]]

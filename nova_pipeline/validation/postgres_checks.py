@@ -18,6 +18,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from nova_pipeline.identifiers import pg_table, target_column
+from nova_pipeline.postgres_ddl import check_name
 from nova_pipeline.postgres_load import partition_window
 from nova_pipeline.spec import Spec
 from nova_pipeline.staging import Staging
@@ -232,6 +233,34 @@ def check_foreign_keys(t: _Table) -> CheckResult:
                        f"{r.FOREIGN_KEYS}: {text}: {'; '.join(format_key(k) for k in keys[:5])}", keys[:SAMPLE], metadata=meta)
 
 
+def check_check_constraints(t: _Table) -> CheckResult:
+    """Rows breaking a translated CHECK of the spec (the constraint is then added NOT VALID), counted and sampled."""
+    ts, found, keys = t.spec.tables[t.name], {}, []
+    untranslated = [c.sqlite or "" for c in ts.checks if c.sql is None]
+    for i, check in enumerate(ts.checks):
+        if check.sql is None:
+            continue
+        name = check_name(t.spec, t.name, i)
+        if _validated_check(t, name):
+            found[name] = 0
+            continue
+        found[name], sample = _sample_keys(t, sql.SQL("NOT ({})").format(sql.SQL(check.sql)), [])
+        keys += sample
+    meta = {"violations": found, "not_translated": untranslated}
+    note = f"; {len(untranslated)} not translated: {'; '.join(untranslated)}" if untranslated else ""
+    broken = {k: n for k, n in found.items() if n}
+    if not broken:
+        return CheckResult(t.name, r.CHECK_CONSTRAINTS, True, f"no row breaks {len(found)} CHECK(s){note}", metadata=meta)
+    text = "; ".join(f"{n} row(s) break {k}" for k, n in broken.items())
+    return CheckResult(t.name, r.CHECK_CONSTRAINTS, False, f"{r.CHECK_CONSTRAINTS}: {text}: "
+                       f"{'; '.join(format_key(k) for k in keys[:5])}{note}", keys[:SAMPLE], "WARN", meta)
+
+
+def _validated_check(t: _Table, name: str) -> bool:
+    return t.rows(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s"
+                          " AND contype = 'c' AND convalidated)"), (t.ref.as_string(t.conn), name))[0][0]
+
+
 def check_column_aggregates(t: _Table, agg: dict[str, Any]) -> CheckResult:
     diffs: dict[str, dict[str, Any]] = {}
     for c in t.columns:
@@ -378,6 +407,7 @@ def postgres_checks(conn: psycopg.Connection, spec: Spec, table: str, facts: dic
         _timed(check_primary_key, t),
         _timed(check_not_null, t, agg),
         _timed(check_foreign_keys, t),
+        _timed(check_check_constraints, t),
         _timed(check_column_aggregates, t, agg),
         _timed(check_content_hash, t, agg),
         _timed(check_expectations, conn, spec, table, t.schema, t.relname, url),

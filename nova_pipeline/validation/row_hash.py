@@ -91,7 +91,8 @@ def sql_column_hash(position: int, kind: str, column: sql.Composable) -> sql.Com
     """SQL of one column's hash (bigint; the session TimeZone must be UTC for timestamptz)."""
     seed = sql.Literal(_signed(column_seed(position)))
     if kind in TEXT_HASHED:
-        h = sql.SQL("hashtextextended({}, {})").format(cn.sql_canonical(kind, column), seed)
+        # COLLATE "C": a nondeterministic column collation (COLLATE NOCASE) would hash 'a' and 'A' alike.
+        h = sql.SQL('hashtextextended(({}) COLLATE "C", {})').format(cn.sql_canonical(kind, column), seed)
     elif kind == "timestamp":
         h = sql.SQL("timestamp_hash_extended({}::timestamp, {})").format(column, seed)
     elif kind in ("float8", "float4"):
