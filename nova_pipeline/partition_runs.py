@@ -16,7 +16,7 @@ import dagster as dg
 from nova_pipeline import connections, partitions, snapshot
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs import partitions as P
-from nova_pipeline.progress import run_progress
+from nova_pipeline.progress import planned_items, run_progress
 from nova_pipeline.runs import QUIET, RunOutcome, _outcome, dagster_instance, definitions, run_migration
 from nova_pipeline.spec import Spec
 
@@ -34,7 +34,7 @@ def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, po
              tags: dict[str, str] | None = None) -> RunOutcome:
     job = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri).resolve_job_def(job_name)
     instance, run_id, selection = dagster_instance(), str(uuid.uuid4()), _selection(spec, tables)
-    with run_progress(instance, run_id, 2 * len(selection)):
+    with run_progress(instance, run_id, planned_items(job, selection)):
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, partition_key=partition_key, asset_selection=selection,
             run_id=run_id, run_config={**_run_config(tables, read_snapshot), **QUIET},

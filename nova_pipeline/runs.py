@@ -129,7 +129,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
         asset_selection = sorted(job_def.asset_layer.executable_asset_keys - exclude)
     keys = set(asset_selection or job_def.asset_layer.executable_asset_keys)
     checks = [c for c in graph.asset_check_keys if c.asset_key in keys]
-    with run_progress(instance, run_id, len(keys) + len(checks)):
+    with run_progress(instance, run_id, [*keys, *checks]):
         result = job_def.execute_in_process(
             run_config=QUIET, instance=instance, raise_on_error=False, asset_selection=asset_selection,
             run_id=run_id, tags={"nova/spec": spec_path, "nova/cli": "1", **(tags or {})})
