@@ -23,19 +23,11 @@ from tqdm import tqdm
 from nova_pipeline.defs import assets as A
 
 EVENTS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-# Phases in run order: (name, what the bar shows while in it, what the line says when it is done).
-PHASES = [("snapshot", "snapshot of the source", "snapshot of the source taken"),
-          ("profile", "profiling the source", "source profiled"),
-          ("setup", "creating target schemas", "target schemas created"),
-          ("export", "exporting", "exported"),
-          ("transform", "transforming", "transformed"),
-          ("load", "loading", "loaded"),
-          ("keys", "adding keys and foreign keys", "keys and foreign keys added"),
-          ("validate", "validating", "validated"),
-          ("smoke", "smoke tests", "smoke tests run"),
-          ("report", "writing the report", "report written")]
-_LABEL = {name: doing for name, doing, _ in PHASES}
-_DONE_LABEL = {name: done for name, _, done in PHASES}
+# Phases in run order, each with what its line says once its last step is done.
+PHASES = {"snapshot": "snapshot of the source taken", "profile": "source profiled",
+          "setup": "target schemas created", "export": "exported", "transform": "transformed", "load": "loaded",
+          "keys": "keys and foreign keys added", "validate": "validated", "smoke": "smoke tests run",
+          "report": "report written"}
 Item = dg.AssetKey | dg.AssetCheckKey
 
 
@@ -62,6 +54,10 @@ def planned_items(job: dg.JobDefinition, assets: Iterable[dg.AssetKey] | None = 
     keys = set(assets or job.asset_layer.executable_asset_keys)
     checks = [c for c in job.asset_layer.asset_graph.asset_check_keys if c.asset_key in keys]
     return [*sorted(keys, key=lambda k: k.to_user_string()), *checks]
+
+
+def _done(phase: str) -> str:
+    return PHASES.get(phase, phase.replace("_", " ") + " done")
 
 
 class RunTracker:
@@ -107,13 +103,13 @@ class RunTracker:
         return [phase] if self.by_phase[phase] <= self.done else []
 
     def describe(self) -> str:
-        """What the run is doing, for the bar: the phase and table of the last completed step."""
+        """The last completed step, for the bar: its phase and, for a table's step, the table."""
         if self.current is None:
             return "starting"
         phase = phase_of(self.current)
         table = self.current.path[-1] if isinstance(self.current, dg.AssetKey) and phase in (
             "export", "transform", "load") else None
-        return f"{_LABEL[phase]} {table}" if table else _LABEL.get(phase, phase.replace("_", " "))
+        return f"{_done(phase)} {table}" if table else _done(phase)
 
     def phase_line(self, phase: str) -> str:
         """One line saying what a completed (or, at the end, unfinished) phase did."""
@@ -128,11 +124,12 @@ class RunTracker:
             what = f"{finished} check{'s' if finished != 1 else ''}"
         else:
             what = ""
-        line = _DONE_LABEL.get(phase, phase.replace("_", " ") + " done") + (f": {what}" if what else "")
+        line = _done(phase) + (f": {what}" if what else "")
         return line if finished == len(items) else f"{line} — {len(items) - finished} of {len(items)} not done"
 
     def unfinished_phases(self) -> list[str]:
-        order = [name for name, _, _ in PHASES]
+        """Phases with steps not done, in run order."""
+        order = list(PHASES)
         return sorted((p for p, items in self.by_phase.items() if not items <= self.done),
                       key=lambda p: order.index(p) if p in order else len(order))
 
@@ -152,11 +149,9 @@ class _Bar:
         self.bar.set_postfix_str(f"{t.source_rows:,} source rows, {rate:,.0f} rows/s", refresh=False)
         self.bar.refresh()
 
-    def close(self, success: bool) -> None:
-        if self.tracker.count == self.tracker.total:
-            self.bar.set_description_str("done", refresh=False)
-        elif not success:
-            self.bar.set_description_str(f"stopped while {self.tracker.describe()}", refresh=False)
+    def close(self) -> None:
+        finished = self.tracker.count == self.tracker.total
+        self.bar.set_description_str("done" if finished else f"stopped after {self.tracker.describe()}", refresh=False)
         self.bar.refresh()
         self.bar.close()
 
@@ -171,7 +166,7 @@ class _Lines:
         for phase, at in completed:
             self._print(self.tracker.phase_line(phase), at)
 
-    def close(self, success: bool) -> None:
+    def close(self) -> None:
         for phase in self.tracker.unfinished_phases():
             self._print(self.tracker.phase_line(phase), time.time())
 
@@ -209,12 +204,10 @@ def run_progress(instance: dg.DagsterInstance, run_id: str, planned: Iterable[It
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
-    success = False
     try:
         yield
-        success = True
     finally:
         stop.set()
         thread.join()
         drain()  # the events logged since the last poll
-        view.close(success and tracker.count == tracker.total)
+        view.close()
