@@ -37,6 +37,7 @@ class AppObject:
     statements: list[str] = field(default_factory=list)
     reason: str | None = None
     relation: str | None = None  # a view's qualified PostgreSQL name
+    lists: dict[int, str] = field(default_factory=dict)  # a view's group_concat columns (position → separator)
 
     @property
     def carried(self) -> bool:
@@ -62,7 +63,7 @@ def plan_objects(spec: Spec, conn: sqlite3.Connection) -> list[AppObject]:
     if spec.app_objects.views:
         for v in views.plan_views(conn, [(v.name, v.sql) for v in source.views], target, schema, skip):
             out.append(AppObject("view", v.name, v.sqlite_sql, v.statements, v.reason,
-                                 sql.Identifier(v.schema, v.target).as_string(None)))
+                                 sql.Identifier(v.schema, v.target).as_string(None), v.lists))
     else:
         out += [AppObject("view", v.name, v.sql, reason="app_objects.views is false in the spec") for v in source.views]
     for t in source.triggers:
@@ -148,7 +149,7 @@ def check_views(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection,
         if obj.kind == "view" and obj.carried:
             if pg_conn.execute("SELECT to_regclass(%s)", (obj.relation,)).fetchone()[0] is None:
                 continue  # not created: reported by the app_objects step
-            equal, detail = parity.compare_view(sqlite_conn, pg_conn, obj.name, obj.relation)
+            equal, detail = parity.compare_view(sqlite_conn, pg_conn, obj.name, obj.relation, obj.lists)
             details[obj.name] = detail
             if not equal:
                 failed.append(f"{obj.name}: {detail}")
@@ -162,16 +163,16 @@ def not_carried(objects: list[AppObject]) -> list[str]:
     return [o.note() for o in objects if not o.carried]
 
 
-def summary_lines(objects: list[AppObject]) -> list[str]:
-    """Plan / type report lines: each object's PostgreSQL SQL, or why it is not carried over."""
+def summary_lines(objects: list[dict[str, Any]]) -> list[str]:
+    """Plan lines from AppObject.to_dict()s: each object's PostgreSQL SQL, or why it is not carried over."""
     lines = []
     for o in objects:
-        if o.carried:
-            lines.append(f"{o.kind} {o.name}:")
-            lines += [f"    {line}" for stmt in o.statements for line in (stmt + ";").splitlines()]
+        if o["reason"] is None:
+            lines.append(f"{o['kind']} {o['name']}:")
+            lines += [f"    {line}" for stmt in o["statements"] for line in (stmt + ";").splitlines()]
         else:
-            lines.append(f"{o.kind} {o.name} NOT carried over: {o.reason}")
-            lines.append(f"    SQLite: {' '.join(o.sqlite_sql.split())}")
+            lines.append(f"{o['kind']} {o['name']} NOT carried over: {o['reason']}")
+            lines.append(f"    SQLite: {' '.join(o['sqlite_sql'].split())}")
     return lines
 
 

@@ -72,8 +72,11 @@ def translate_tree(tree: exp.Expression, target: Target, row_relation: str | Non
     """The tree rewritten for PostgreSQL; `row_relation` (lower target name) types NEW./OLD. columns."""
     if isinstance(tree, exp.Command):
         raise Untranslatable(f"sqlglot does not understand this statement: {tree.sql()[:80]}")
-    _qualify_relations(tree, target)
+    relations = _relations(tree, target)
     resolve_identifiers(tree, target.names)
+    for table, (schema, name) in relations:  # after resolving, so a target name is not resolved again
+        table.set("db", exp.to_identifier(schema, quoted=True))
+        table.set("this", exp.to_identifier(name, quoted=True))
     types = _column_types(tree, target, row_relation)
     for node in reversed(list(tree.walk(bfs=False))):  # children first: a parent rewritten later copies them done
         _rewrite(node, types, target)
@@ -83,15 +86,11 @@ def translate_tree(tree: exp.Expression, target: Target, row_relation: str | Non
     return tree
 
 
-def _qualify_relations(tree: exp.Expression, target: Target) -> None:
+def _relations(tree: exp.Expression, target: Target) -> list[tuple[exp.Table, tuple[str, str]]]:
+    """The unqualified relation references of the tree that name a target relation, with (schema, target name)."""
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    for table in tree.find_all(exp.Table):
-        if table.db or table.name.lower() in ctes:
-            continue
-        found = target.relations.get(table.name.lower())
-        if found:
-            table.set("db", exp.to_identifier(found[0], quoted=True))
-            table.set("this", exp.to_identifier(found[1], quoted=True))
+    return [(t, found) for t in tree.find_all(exp.Table)
+            if not t.db and t.name.lower() not in ctes and (found := target.relations.get(t.name.lower()))]
 
 
 def _column_types(tree: exp.Expression, target: Target, row_relation: str | None) -> dict[str, str]:
@@ -125,6 +124,8 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
         node.replace(exp.cast(node.copy(), "bigint"))  # SQLite sums integers to an integer
     elif isinstance(node, exp.Avg):
         node.replace(exp.cast(node.copy(), "double precision"))
+    elif isinstance(node, exp.Coalesce):
+        _coalesce_text(node, types)
     elif isinstance(node, exp.GroupConcat):
         _text_argument(node)
     elif isinstance(node, exp.DPipe):
@@ -164,6 +165,17 @@ def _boolean_comparison(node: exp.Expression, types: dict[str, str]) -> None:
     for col, lit, key in ((left, right, "expression"), (right, left, "this")):
         if _type_of(col, types) == "boolean" and _is_01(lit):
             node.set(key, exp.Boolean(this=lit.this == "1"))
+
+
+def _coalesce_text(node: exp.Coalesce, types: dict[str, str]) -> None:
+    """ifnull(number, 'text') is fine in SQLite; PostgreSQL needs one type: the text."""
+    args = [node.this, *node.expressions]
+    if not any(isinstance(a, exp.Literal) and a.is_string for a in args):
+        return
+    cast = [exp.cast(a.copy(), "text") if (k := _type_of(a, types)) and not k.startswith(_TEXT_TYPES) else a
+            for a in args]
+    node.set("this", cast[0])
+    node.set("expressions", cast[1:])
 
 
 def _text_argument(node: exp.GroupConcat) -> None:

@@ -73,9 +73,10 @@ def _postgres(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
             tables = [t for t, _ in spec.table_items("postgres") if _pg_has_rows(conn, spec, t)]
         return Check("postgres", "ok", f"PostgreSQL {version} at {connections.redact(url)}"), tables
     except connections.TargetUnreachable as e:
-        if "no PostgreSQL configured" in str(e):
-            return Check("postgres", "ok", f"{e} — the embedded server under data/.nova/ will be used "
-                                           "(`nova-pipeline db url` prints its URL)"), []
+        if "no PostgreSQL configured" in str(e):  # its rows are not inspected: doctor does not start it
+            return Check("postgres", "ok", "PostgreSQL: none configured, so the embedded server under data/.nova/ "
+                                           "is used (`nova-pipeline db url` prints its URL; set NOVA_POSTGRES_URL "
+                                           "or POSTGRES_HOST to use yours)"), []
         return Check("postgres", "fail", f"{e} — check NOVA_POSTGRES_URL / POSTGRES_HOST, PORT, USER, PASSWORD "
                                          "and that the server runs"), []
 

@@ -45,6 +45,10 @@ class FtsTable:
     def migrated_as_table(self) -> bool:
         return self.content is None
 
+    def table_sql(self) -> str:
+        """A CREATE TABLE text of the columns SQLite shows (FTS columns have no type and no constraints)."""
+        return f"CREATE TABLE {quote(self.name)} ({', '.join(quote(c) for c in self.columns)})"
+
     def skip_reason(self) -> str:
         if self.content == "":
             return f"contentless {self.module} table: SQLite keeps no copy of its text, so there are no rows to migrate"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nova_pipeline.export import quote
+from nova_pipeline.fts import FtsTable, read_fts
 from nova_pipeline.identifiers import fit_identifier, unique_identifiers
 from nova_pipeline.snapshot import connect_readonly
 from nova_pipeline.sql_translate import TableDefinition, Untranslatable, index_terms, table_definition, translate_expression
@@ -117,6 +118,7 @@ class SourceSchema:
     triggers: list[Trigger]
     virtual_tables: list[VirtualTable]
     skipped: list[Skipped]
+    fts: list[FtsTable] = field(default_factory=list)  # FTS3/4/5 tables; those keeping their text are in `tables` too
 
 
 def read_schema(conn: sqlite3.Connection) -> SourceSchema:
@@ -128,7 +130,7 @@ def read_schema(conn: sqlite3.Connection) -> SourceSchema:
     ]
     shadow_of = {f"{v.name}_{s}".lower(): v for v in virtual for s in _SHADOW_SUFFIXES}
     index_sql = {name: sql for kind, name, _, sql in objects if kind == "index"}
-    tables, views, triggers, skipped = [], [], [], []
+    tables, views, triggers, skipped, fts_tables = [], [], [], [], []
     virtual_names = {v.name for v in virtual}
     for kind, name, tbl_name, sql in objects:
         if kind == "view":
@@ -139,6 +141,14 @@ def read_schema(conn: sqlite3.Connection) -> SourceSchema:
             continue
         elif name.lower().startswith("sqlite_"):
             skipped.append(Skipped(name, "SQLite internal table"))
+        elif name in virtual_names and (fts := read_fts(conn, name, sql)) is not None:
+            fts_tables.append(fts)
+            if fts.migrated_as_table:
+                rows = conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+                columns = [Column(c, "", False, None, 0) for c in fts.columns]
+                tables.append(Table(name, columns, False, [], [], rows, fts.table_sql()))
+            else:
+                skipped.append(Skipped(name, fts.skip_reason()))
         elif name in virtual_names:
             skipped.append(Skipped(name, f"virtual table ({_module(sql)}); PostgreSQL has no equivalent"))
         elif name.lower() in shadow_of:
@@ -146,7 +156,7 @@ def read_schema(conn: sqlite3.Connection) -> SourceSchema:
             skipped.append(Skipped(name, f"shadow table of virtual table {v.name} ({v.module})"))
         else:
             tables.append(_read_table(conn, name, sql, index_sql))
-    return SourceSchema(tables, views, triggers, virtual, skipped)
+    return SourceSchema(tables, views, triggers, virtual, skipped, fts_tables)
 
 
 def _module(sql: str) -> str:
@@ -410,6 +420,7 @@ class TypeReport:
     skipped: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     profile_seconds: float = 0.0
+    app_objects: list[dict] = field(default_factory=list)  # views, triggers, FTS: PostgreSQL SQL or reason
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -420,6 +431,8 @@ class TypeReport:
             lines += ["## Warnings", "", *(f"- {_md(w)}" for w in self.warnings), ""]
         if self.skipped:
             lines += ["## Skipped", "", *(f"- `{_md(s['name'])}`: {_md(s['reason'])}" for s in self.skipped), ""]
+        if self.app_objects:
+            lines += ["## Views, triggers, full-text search", "", *_objects_markdown(self.app_objects), ""]
         for t in self.tables:
             title = f"## {_md(t.table)}" + (f" → {_md(t.target_table)}" if t.target_table != t.table else "")
             lines += [f"{title} ({t.rows} rows)", ""]
@@ -489,6 +502,18 @@ def _objects_markdown(objects: list[dict]) -> list[str]:
     return lines
 
 
+def _objects_markdown(objects: list[dict]) -> list[str]:
+    lines = []
+    for o in objects:
+        if o["reason"] is None:
+            lines += [f"- {o['kind']} `{_md(o['name'])}`, in PostgreSQL:", "", "  ```sql",
+                      *(f"  {line}" for s in o["statements"] for line in (s + ";").splitlines()), "  ```"]
+        else:
+            lines += [f"- {o['kind']} `{_md(o['name'])}` **not carried over**: {_md(o['reason'])}", "", "  ```sql",
+                      f"  {' '.join(o['sqlite_sql'].split())}", "  ```"]
+    return lines
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -511,13 +536,6 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
         skipped=[dataclasses.asdict(s) for s in schema.skipped],
         profile_seconds=round(seconds, 3),
     )
-    if schema.views:
-        report.warnings.append(f"views not migrated (recreate them in PostgreSQL): {', '.join(report.views)}")
-    if schema.triggers:
-        report.warnings.append(f"triggers not migrated (rewrite them for PostgreSQL): {', '.join(report.triggers)}")
-    for v in schema.virtual_tables:
-        report.warnings.append(f"virtual table {v.name} ({v.module}) skipped with its shadow tables; "
-                               "use PostgreSQL full-text search or an extension instead")
     inferred = {t.name: {c.name: infer_type(c.declared, profiles[t.name][c.name]) for c in t.columns} for t in schema.tables}
     tables = {}
     # Unique across tables too: two source names that shorten to the same identifier would share one target table.
@@ -532,6 +550,9 @@ def propose_spec(sqlite_path: str | Path, *, postgres_schema: str = "public") ->
         "targets": {"postgres": {"url": "env:NOVA_POSTGRES_URL", "schema": postgres_schema}},
         "tables": tables,
     }
+    from nova_pipeline import app_objects  # views, triggers, FTS, parity (it reads the schema through this module)
+
+    app_objects.propose(spec, schema, Path(sqlite_path), report)
     return spec, report
 
 

@@ -11,7 +11,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nova_pipeline import connections, introspect, postgres_ddl, postgres_load, report, snapshot
+from nova_pipeline import app_objects, connections, postgres_ddl, postgres_load, report, snapshot
 from nova_pipeline.spec import Spec
 
 if TYPE_CHECKING:
@@ -39,16 +39,19 @@ def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
     return pg, mongo
 
 
-def not_migrated_objects(spec: Spec) -> list[str]:
-    """Views, triggers and virtual tables of the snapshot: reported, never silently dropped."""
+def not_migrated_objects(spec: Spec, reported: list[str] | None = None) -> list[str]:
+    """Views, triggers, FTS and virtual tables of the snapshot that were not carried over, each with the reason
+    and its SQL: what the app-objects step `reported`, or, when that step did not run, everything it would
+    have carried over too."""
+    if reported is not None:
+        return reported
     path = snapshot.snapshot_path(spec)
     if not path.exists():
         return []
     with closing(snapshot.connect_readonly(path)) as conn:
-        schema = introspect.read_schema(conn)
-    return ([f"view {v.name} not migrated (recreate it in the target if the application needs it)" for v in schema.views]
-            + [f"trigger {t.name} on {t.table} not migrated" for t in schema.triggers]
-            + [f"virtual table {v.name} ({v.module}) not migrated" for v in schema.virtual_tables])
+        objects = app_objects.plan_objects(spec, conn)
+    return [o.note() if not o.carried else f"{o.kind} {o.name} not created: the step creating views, triggers and "
+            "full-text search did not run" for o in objects]
 
 
 def job_name(spec: Spec, target: str) -> str:
@@ -68,6 +71,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
     from nova_pipeline.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
     from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+    from nova_pipeline.defs.app_objects import APP_OBJECTS, latest_not_carried
     from nova_pipeline.runs import dagster_instance
 
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
@@ -87,7 +91,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
         rep.notes.append(rep.snapshot["problem"])
     if target != "both":
         rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
-    rep.notes += not_migrated_objects(spec)
+    rep.notes += not_migrated_objects(spec, latest_not_carried(instance) if APP_OBJECTS in outcome.materialized else None)
     rep.notes += [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(spec)]
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
@@ -123,6 +127,7 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
         if not resume:  # the job's snapshot asset takes this copy
             source, copy = spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)
             stack.enter_context(snapshot.started_snapshot(source, copy))
+        from nova_pipeline.defs.app_objects import APP_OBJECTS
         from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS
         from nova_pipeline.defs.partitions import partitioned_tables
         from nova_pipeline.partition_runs import with_partitions
@@ -135,7 +140,7 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
         else:
             # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
             partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
-            later = {SMOKE_TESTS, REPORT} if partitioned else set()
+            later = {APP_OBJECTS, SMOKE_TESTS, REPORT} if partitioned else set()
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
                                     exclude=later)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,

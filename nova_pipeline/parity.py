@@ -109,10 +109,13 @@ def normalise(value: Any) -> Any:
     return value
 
 
-def _summarise(rows, ordered: bool) -> Outcome:
+def _summarise(rows, ordered: bool, lists: dict[int, str] | None = None) -> Outcome:
     out = Outcome(kept=[])
     for row in rows:
         norm = tuple(normalise(v) for v in row)
+        if lists:
+            norm = tuple(sep.join(sorted(v.split(sep))) if isinstance(v, str) and (sep := lists.get(i)) else v
+                         for i, v in enumerate(norm))
         h = hash(norm)
         out.hash = hash((out.hash, h)) if ordered else (out.hash + h) & _MASK
         out.rows += 1
@@ -128,14 +131,15 @@ def _iterate(cursor, size: int = 1000):
         yield from batch
 
 
-def run_sqlite(conn: sqlite3.Connection, statement: str, ordered: bool, writes: bool) -> Outcome:
+def run_sqlite(conn: sqlite3.Connection, statement: str, ordered: bool, writes: bool,
+               lists: dict[int, str] | None = None) -> Outcome:
     """Run on SQLite; a write runs inside a transaction that is rolled back."""
     try:
         if writes:
             conn.execute("BEGIN")
         try:
             cur = conn.execute(statement)
-            out = _summarise(_iterate(cur), ordered) if cur.description else Outcome()
+            out = _summarise(_iterate(cur), ordered, lists) if cur.description else Outcome()
             out.rowcount = cur.rowcount if writes else -1
         finally:
             if writes:
@@ -145,7 +149,8 @@ def run_sqlite(conn: sqlite3.Connection, statement: str, ordered: bool, writes: 
     return out
 
 
-def run_postgres(conn: psycopg.Connection, statement: str, ordered: bool, writes: bool) -> Outcome:
+def run_postgres(conn: psycopg.Connection, statement: str, ordered: bool, writes: bool,
+                 lists: dict[int, str] | None = None) -> Outcome:
     """Run on PostgreSQL in a transaction that is rolled back (read-only unless `writes`)."""
     try:
         with conn.transaction(force_rollback=True):
@@ -153,7 +158,7 @@ def run_postgres(conn: psycopg.Connection, statement: str, ordered: bool, writes
                 conn.execute("SET TRANSACTION READ ONLY")
             with conn.cursor() as cur:
                 cur.execute(statement)
-                out = _summarise(_iterate(cur), ordered) if cur.description else Outcome()
+                out = _summarise(_iterate(cur), ordered, lists) if cur.description else Outcome()
                 out.rowcount = cur.rowcount if writes else -1
     except psycopg.Error as e:
         return Outcome(error=(str(e).strip().splitlines() or [type(e).__name__])[0])
@@ -213,11 +218,12 @@ def run_statement(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection, 
                         round((time.perf_counter() - started) * 1000, 1))
 
 
-def compare_view(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection, view: str,
-                 pg_relation: str) -> tuple[bool, str]:
-    """(equal, detail) of a view's rows on both sides, as multisets."""
-    a = run_sqlite(sqlite_conn, f"SELECT * FROM {quote(view)}", False, False)
-    b = run_postgres(pg_conn, f"SELECT * FROM {pg_relation}", False, False)
+def compare_view(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection, view: str, pg_relation: str,
+                 lists: dict[int, str] | None = None) -> tuple[bool, str]:
+    """(equal, detail) of a view's rows on both sides, as multisets; the parts of `lists` columns
+    (position → separator: group_concat results) in any order."""
+    a = run_sqlite(sqlite_conn, f"SELECT * FROM {quote(view)}", False, False, lists)
+    b = run_postgres(pg_conn, f"SELECT * FROM {pg_relation}", False, False, lists)
     return compare(a, b, False)
 
 
@@ -235,7 +241,7 @@ def proposed_statements(tables: list[dict]) -> list[dict]:
     out = []
     for t in tables:
         blocking = not any(c["quarantine"] for c in t["columns"])
-        out.append({"name": f"rows of {t['name']}", "sql": f"SELECT count(*) FROM {quote(t['name'])}",
+        out.append({"name": f"rows_{t['name']}", "sql": f"SELECT count(*) FROM {quote(t['name'])}",
                     **({} if blocking else {"blocking": False})})
         types = {c["name"]: c["pg_type"] for c in t["columns"]}
         pk = t["primary_key"]
@@ -243,7 +249,7 @@ def proposed_statements(tables: list[dict]) -> list[dict]:
             continue
         shown = [c["name"] for c in t["columns"] if c["name"] == pk[0] or (
             not c["cast"] and not c["quarantine"] and c["pg_type"].split("(")[0] in _PARITY_TYPES)]
-        out.append({"name": f"newest {t['name']}",
+        out.append({"name": f"newest_{t['name']}",
                     "sql": f"SELECT {', '.join(map(quote, shown))} FROM {quote(t['name'])} "
                            f"ORDER BY {quote(pk[0])} DESC LIMIT 5",
                     **({} if blocking else {"blocking": False})})

@@ -15,6 +15,7 @@ import dagster as dg
 
 from nova_pipeline import connections, partitions, snapshot
 from nova_pipeline.defs import assets as A
+from nova_pipeline.defs.app_objects import APP_OBJECTS
 from nova_pipeline.defs import partitions as P
 from nova_pipeline.progress import planned_items, run_progress
 from nova_pipeline.runs import QUIET, RunOutcome, _outcome, dagster_instance, definitions, run_migration
@@ -100,7 +101,8 @@ def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str
     parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri)
     if parts:
         parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                   asset_selection=[A.SMOKE_TESTS, A.REPORT]))
+                                   asset_selection=[*([APP_OBJECTS] if spec.table_items("postgres") else []),
+                                                    A.SMOKE_TESTS, A.REPORT]))
     for part in parts:
         outcome.success &= part.success
         outcome.errors.update(part.errors)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from typing import Any
 
-from nova_pipeline import identifiers, partitions, postgres_ddl
+from nova_pipeline import app_objects, identifiers, partitions, postgres_ddl, snapshot
 from nova_pipeline.export import quote
 from nova_pipeline.snapshot import check_source
 from nova_pipeline.spec import Spec, TableSpec
@@ -41,7 +42,10 @@ def plan(spec: Spec) -> dict[str, Any]:
     for (name, column), value in postgres_ddl.next_keys(spec, source).items():
         tables[name]["identity"] = {"column": column, "restart": value}
     skipped = [n for n, t in spec.tables.items() if t.target == "skip"]
+    with closing(snapshot.connect_readonly(source)) as conn:
+        objects = app_objects.plan_objects(spec, conn)
     return {"source": str(source), "tables": tables, "skipped": skipped,
+            "app_objects": [o.to_dict() for o in objects], "full_text_search": app_objects.search_examples(spec),
             "ddl": postgres_ddl.plan_ddl(spec) if spec.table_items("postgres") else [],
             "partitioned": {n: e["partition"] for n, e in tables.items() if "partition" in e}}
 
@@ -81,6 +85,11 @@ def to_text(p: dict[str, Any]) -> str:
                   for n, v in p["partitioned"].items()]
     if p["skipped"]:
         lines += ["", "Skipped: " + ", ".join(p["skipped"])]
+    if p["app_objects"]:
+        lines += ["", "Views, triggers, full-text search (created after the load):"]
+        lines += [f"    {line}" for line in app_objects.summary_lines(p["app_objects"])]
+    if p["full_text_search"]:
+        lines += ["", "Instead of MATCH:"] + [f"    {q}" for q in p["full_text_search"]]
     if p["ddl"]:
         lines += ["", "DDL:"] + [f"    {s}" for s in p["ddl"]]
     return "\n".join(lines)

@@ -145,8 +145,9 @@ class _Bar:
         t = self.tracker
         self.bar.n = t.count
         self.bar.set_description_str(t.describe(), refresh=False)
-        rate = t.source_rows / max(time.monotonic() - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{t.source_rows:,} source rows, {rate:,.0f} rows/s", refresh=False)
+        if t.source_rows:
+            rate = t.source_rows / max(time.monotonic() - self.started, 1e-9)
+            self.bar.set_postfix_str(f"{t.source_rows:,} source rows, {rate:,.0f} rows/s", refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

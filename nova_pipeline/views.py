@@ -34,6 +34,7 @@ class ViewPlan:
     reason: str | None = None
     reads: list[str] = field(default_factory=list)  # lower-case names of the views it reads
     columns: list[str] = field(default_factory=list)  # SQLite's column names of the view
+    lists: dict[int, str] = field(default_factory=dict)  # column position → separator of a group_concat column
 
 
 def _select_of(create_sql: str) -> exp.Expression:
@@ -83,6 +84,7 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
         elif blocked:
             plan.reason = f"reads view {blocked[0]}, which is not carried over"
         else:
+            plan.lists = _list_columns(select)
             try:
                 body = render(translate_tree(select, target))
             except Untranslatable as e:
@@ -92,6 +94,23 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
             cols = ", ".join(sql.Identifier(c).as_string(None) for c in plan.columns)
             plan.statements = [f"DROP VIEW IF EXISTS {ident} CASCADE", f"CREATE VIEW {ident} ({cols}) AS {body}"]
     return ordered
+
+
+def _list_columns(select: exp.Expression) -> dict[int, str]:
+    """Positions of group_concat columns (and their separators): SQLite leaves the order of their parts
+    unspecified, so comparisons take the parts in any order."""
+    if not isinstance(select, exp.Select):
+        return {}
+    out = {}
+    for i, projection in enumerate(select.expressions):
+        if isinstance(projection, exp.Star) or isinstance(projection, exp.Column) and projection.is_star:
+            break
+        node = projection.unalias()
+        if isinstance(node, exp.GroupConcat):
+            sep = node.args.get("separator")
+            if sep is None or isinstance(sep, exp.Literal) and sep.is_string:
+                out[i] = sep.this if sep is not None else ","
+    return out
 
 
 def _in_dependency_order(plans: dict[str, ViewPlan], selects: dict[str, exp.Expression]) -> list[ViewPlan]:

@@ -195,14 +195,18 @@ def test_generated_without_rowid_composite_and_self_referencing_tables_arrive_un
     assert cons[("child", "f")] is False and cons[("emp", "f")] is False  # NOT VALID: orphans kept, reported
 
 
-def test_fts_views_and_triggers_are_reported_not_dropped_silently(schema_run):
+def test_fts_views_and_triggers_are_carried_over(schema_run):
     out = schema_run.init.output
-    assert "views not migrated (recreate them in PostgreSQL): grown_ups" in out
-    assert "triggers not migrated (rewrite them for PostgreSQL): emp_audit" in out
-    assert "virtual table notes_fts (fts5) skipped with its shadow tables" in out
-    assert not [t for t in schema_run.spec.tables if t.startswith("notes_fts")]
+    assert "grown_ups" not in out and "emp_audit" not in out and "notes_fts" not in out  # nothing left behind
+    assert [t for t in schema_run.spec.tables if t.startswith("notes_fts")] == ["notes_fts"]  # shadow tables skipped
+    assert schema_run.spec.tables["notes_fts"].fts[0].columns == ["body"]
     types_md = schema_run.spec_path.with_suffix(".types.md").read_text()
     assert "grown_ups" in types_md and "emp_audit" in types_md and "notes_fts_data" in types_md
+    with psycopg.connect(schema_run.url) as conn:
+        assert conn.execute("SELECT name FROM grown_ups").fetchall() == [("ceo",)]
+        assert conn.execute("SELECT count(*) FROM notes_fts WHERE search @@ websearch_to_tsquery('simple', 'full')"
+                            ).fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'emp_audit'").fetchone()[0] == 1
 
 
 def test_long_odd_and_colliding_identifiers(schema_run):

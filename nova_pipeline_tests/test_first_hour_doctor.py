@@ -80,3 +80,12 @@ def test_doctor_json_with_a_broken_spec(tmp_path):
     assert res.exit_code == 2
     out = json.loads(res.stdout)
     assert out["ok"] is False and [c["name"] for c in out["checks"]] == ["spec"]
+
+
+def test_doctor_without_a_configured_postgres_points_to_the_embedded_one(spec_file, monkeypatch):
+    for var in ("NOVA_POSTGRES_URL", "POSTGRES_HOST", "NOVA_BACKUP_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    res = CliRunner().invoke(main, ["doctor", "--spec", str(spec_file), "--json"])
+    assert res.exit_code == 0, res.output
+    pg = next(c for c in json.loads(res.stdout)["checks"] if c["name"] == "postgres")
+    assert pg["level"] == "ok" and "embedded server" in pg["message"] and "nova-pipeline db url" in pg["message"]

@@ -85,10 +85,12 @@ def test_read_schema_lists_everything_and_skips_with_reasons(app_db):
     with sqlite3.connect(app_db) as conn:
         schema = read_schema(conn)
     conn.close()
-    assert [t.name for t in schema.tables] == ["users", "order_lines", "tags", LONG_TABLE, "counters"]
+    # The FTS5 table keeps its own text: it is read as a table (its rows migrate); its shadow tables are skipped.
+    assert [t.name for t in schema.tables] == ["users", "order_lines", "tags", LONG_TABLE, "docs", "counters"]
     assert [(v.name, v.module) for v in schema.virtual_tables] == [("docs", "fts5")]
+    assert [(f.name, f.columns, f.content) for f in schema.fts] == [("docs", ["body"], None)]
     skipped = {s.name: s.reason for s in schema.skipped}
-    assert set(skipped) == {"docs", "docs_data", "docs_idx", "docs_content", "docs_docsize", "docs_config", "sqlite_sequence"}
+    assert set(skipped) == {"docs_data", "docs_idx", "docs_content", "docs_docsize", "docs_config", "sqlite_sequence"}
     assert "shadow table of virtual table docs" in skipped["docs_idx"]
     assert skipped["sqlite_sequence"] == "SQLite internal table"
     assert [v.name for v in schema.views] == ["active_users"]
@@ -167,7 +169,8 @@ def test_proposed_spec_is_valid_and_faithful(app_db):
     assert parse_spec(__import__("yaml").safe_load(dump_spec(parsed))) == parsed
     assert spec["source"] == {"sqlite": str(app_db)}
     assert spec["targets"] == {"postgres": {"url": "env:NOVA_POSTGRES_URL", "schema": "core"}}
-    assert list(spec["tables"]) == ["users", "order_lines", "tags", LONG_TABLE, "counters"]
+    assert list(spec["tables"]) == ["users", "order_lines", "tags", LONG_TABLE, "docs", "counters"]
+    assert spec["tables"]["docs"]["fts"] == [{"columns": ["body"], "config": "simple"}]
 
     users = spec["tables"]["users"]
     assert users["primary_key"] == ["id"]
@@ -210,15 +213,16 @@ def test_proposed_spec_is_valid_and_faithful(app_db):
     assert len(set(names)) == 2 and all(len(n.encode()) <= 63 for n in names)
     assert spec["tables"]["tags"]["primary_key"] == ["code"]
     assert spec["tables"]["tags"]["columns"]["code"]["nullable"] is False
-    assert "docs" not in spec["tables"] and "docs_data" not in spec["tables"] and "sqlite_sequence" not in spec["tables"]
+    assert "docs_data" not in spec["tables"] and "sqlite_sequence" not in spec["tables"]
 
 
 def test_type_report_explains_every_choice_and_omission(app_db):
     _, report = propose_spec(app_db)
     warnings = "\n".join(report.warnings)
-    assert "views not migrated (recreate them in PostgreSQL): active_users" in warnings
-    assert "triggers not migrated (rewrite them for PostgreSQL): users_touch" in warnings
-    assert "virtual table docs (fts5) skipped" in warnings
+    assert "active_users" not in warnings and "docs" not in warnings  # the view and the FTS table are carried over
+    assert "trigger users_touch not carried over: body statement is not UPDATE, INSERT or DELETE: SELECT 1" in warnings
+    assert {(o["kind"], o["name"], o["reason"] is None) for o in report.app_objects} == {
+        ("fts", "docs", True), ("view", "active_users", True), ("trigger", "users_touch", False)}
     assert "users.odd: default abs(random()) % 10 has no PostgreSQL bigint equivalent; dropped" in warnings
     assert "order_lines: foreign key (note) → users dropped: PostgreSQL needs the referenced columns" in warnings
     assert "order_lines_expr" not in warnings  # an expression index is translated, not dropped
@@ -239,7 +243,7 @@ def test_type_report_explains_every_choice_and_omission(app_db):
 
     as_dict = json.loads(json.dumps(report.to_dict()))
     assert as_dict["views"] == ["active_users"] and as_dict["triggers"] == ["users_touch"]
-    assert {s["name"] for s in as_dict["skipped"]} >= {"docs", "docs_config"}
+    assert {s["name"] for s in as_dict["skipped"]} >= {"docs_data", "docs_config"}
     md = report.to_markdown()
     assert "| say \"hi\" | TEXT |" in md and "## order_lines (2 rows)" in md and "WITHOUT ROWID" in md
     assert "## Warnings" in md and "active_users" in md

@@ -45,7 +45,7 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
         return dg.MaterializeResult(metadata={
             "carried_over": dg.MetadataValue.json([f"{o.kind} {o.name}" for o in objects if o.carried]),
             "not_carried_over": dg.MetadataValue.json(missing),
-            "sql": dg.MetadataValue.md("\n".join(app_objects.summary_lines(objects)) or "none")})
+            "sql": dg.MetadataValue.md("\n".join(app_objects.summary_lines([o.to_dict() for o in objects])) or "none")})
 
     specs = [dg.AssetCheckSpec(parity_check_name(p.name), asset=APP_OBJECTS, blocking=p.blocking,
                                description=f"Parity: `{p.name}` gives the same outcome and rows on SQLite and PostgreSQL.")

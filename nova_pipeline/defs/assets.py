@@ -19,6 +19,7 @@ import dagster as dg
 
 from nova_pipeline import (export, identifiers, introspect, partitions, postgres_ddl, postgres_load, snapshot,
                            transform)
+from nova_pipeline import app_objects
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.preview import preview_markdown
 from nova_pipeline.spec import Spec, TableSpec
@@ -173,6 +174,7 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                     # One table PostgreSQL cannot hold must not stop the others: its own load step fails with this reason.
                     actions, failed = e.actions, str(e)
                     context.log.error(failed)
+                actions += app_objects.drop_triggers(conn)  # loading again must not fire the last run's triggers
                 conn.commit()
             for a in actions:
                 context.log.info(a)

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from nova_pipeline.defs import assets as A
+from nova_pipeline.defs.app_objects import APP_OBJECTS, build_app_objects_defs
 from nova_pipeline.defs.backups import build_backup_defs
 from nova_pipeline.defs.checks import build_table_checks
 from nova_pipeline.defs.completion import build_completion_assets
@@ -23,7 +24,7 @@ def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
     keys = [A.SNAPSHOT, A.PROFILE]
     tables = spec.table_items(target)
     if target in (None, "postgres") and spec.table_items("postgres"):
-        keys += [A.PG_SCHEMA, A.PG_CONSTRAINTS]
+        keys += [A.PG_SCHEMA, A.PG_CONSTRAINTS, APP_OBJECTS]
     if target in (None, "mongo") and spec.table_items("mongo"):
         keys.append(A.MONGO_COLLECTIONS)
     partitioned = partitioned_tables(spec)  # their own job: a run cannot mix partitioned and unpartitioned assets
@@ -54,12 +55,14 @@ def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = 
                       mongo_uri: str | None = None) -> dg.Definitions:
     """The code location for one spec; URLs given here override the spec/env resolution (CLI flags)."""
     partitioned, by_time = partitioned_tables(spec), build_partitioned_defs(spec)
-    checks = _table_checks(spec) + by_time["checks"]
+    app_assets, app_checks = build_app_objects_defs(spec)
+    checks = _table_checks(spec) + by_time["checks"] + app_checks
     check_keys = [k for c in checks for k in c.check_keys]
     assets = [*A.build_source_assets(spec), *A.build_setup_assets(spec), *by_time["assets"],
               *(A.build_table_assets(spec, name) for name, _ in spec.table_items() if name not in partitioned)]
     if (constraints := A.build_constraints_asset(spec)) is not None:
         assets.append(constraints)
+    assets += app_assets
     assets += build_completion_assets(spec, check_keys)
     jobs = build_jobs(spec)
     migrate = jobs[0]

@@ -5,6 +5,7 @@ import sqlite3
 from typing import Any
 
 import dagster as dg
+from nova_pipeline.defs.app_objects import APP_OBJECTS
 from nova_pipeline import postgres_ddl, report, smoke
 from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
@@ -68,7 +69,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
     """The smoke_tests and migration_report assets."""
     upstream = [k for n, _ in spec.table_items() if (k := target_key(spec, n))]
     if spec.table_items("postgres"):
-        upstream.append(PG_CONSTRAINTS)
+        upstream += [PG_CONSTRAINTS, APP_OBJECTS]  # smoke tests may read views
 
     @dg.asset(key=SMOKE_TESTS, deps=upstream, group_name="validation", kinds={"postgres", "mongodb"},
               description="The spec's application queries against the targets, with expected results and "
