@@ -29,6 +29,7 @@ PHASES = {"snapshot": "snapshot of the source taken", "profile": "source profile
           "keys": "keys and foreign keys added", "validate": "validated", "smoke": "smoke tests run",
           "report": "report written"}
 Item = dg.AssetKey | dg.AssetCheckKey
+COMMAND_STARTED = time.time()  # imported when a command begins its Dagster work (runs.py imports it)
 
 
 def phase_of(item: Item) -> str:
@@ -158,10 +159,11 @@ class _Bar:
 
 
 class _Lines:
-    """The plain form: one line per completed phase, with the seconds since the run started."""
+    """The plain form: one line per completed phase, with the seconds since the command began its runs (a command
+    may execute several runs)."""
 
     def __init__(self, tracker: RunTracker, out: TextIO):
-        self.tracker, self.out, self.started = tracker, out, time.time()
+        self.tracker, self.out = tracker, out
 
     def update(self, completed: list[tuple[str, float]]) -> None:
         for phase, at in completed:
@@ -172,7 +174,7 @@ class _Lines:
             self._print(self.tracker.phase_line(phase), time.time())
 
     def _print(self, line: str, at: float) -> None:
-        print(f"[{max(at - self.started, 0.0):6.1f} s] {line}", file=self.out, flush=True)
+        print(f"[{max(at - COMMAND_STARTED, 0.0):6.1f} s] {line}", file=self.out, flush=True)
 
 
 @contextmanager
