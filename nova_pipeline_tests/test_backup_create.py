@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from test_backup_helpers import (KEY_HEX, OTHER_KEY_HEX, make_spec, mongo_fingerprint, pg_fingerprint,
                                  populate_mongo, populate_postgres)
 
 from nova_pipeline.backup import BackupKeyError, create_backup, list_sets, restore, verify_set
-from nova_pipeline.backup.errors import WrongKeyError
+from nova_pipeline.backup import pgtools
+from nova_pipeline.backup.crypto import iter_plain
+from nova_pipeline.backup.crypto import key_from_env as load_key
+from nova_pipeline.backup.errors import SealError, WrongKeyError
 from nova_pipeline.backup.sets import filesystem
 
 
@@ -118,3 +122,24 @@ def test_fsspec_destination_and_incomplete_sets_ignored(source, mongo_uri):
     fs.pipe_file("/nova-backups-test/20990101T000000Z-abcdef/postgres.dump.zst.enc.part", b"x")
     assert [s.set_id for s in list_sets("memory://nova-backups-test")] == [backup.set_id]
     fs.rm("/nova-backups-test", recursive=True)
+
+
+def test_dump_stream_failing_midway_leaves_the_target_unchanged(source, pg_url, make_pg_url):
+    backup = create_backup(source)
+    target = make_pg_url()
+    populate_postgres(target)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("UPDATE core.users SET name = 'changed'")
+    before = pg_fingerprint(target)
+    fs, path = filesystem(backup.location)
+    name = _file(backup, "postgres")
+    plain = b"".join(iter_plain(fs.open(f"{path}/{name}", "rb"), load_key(), name))
+
+    def broken_stream():
+        yield plain[:len(plain) // 2]
+        raise SealError(f"wrong NOVA_BACKUP_KEY or damaged file: {name}")
+
+    major, _ = pgtools.server_info(target)
+    with pytest.raises(SealError, match="damaged file"):
+        pgtools.pg_restore(broken_stream(), target, ["core", "audit", "nova_meta"], pgtools.tool_dir(major))
+    assert pg_fingerprint(target) == before

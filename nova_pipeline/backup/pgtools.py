@@ -128,25 +128,17 @@ def pg_restore(dump: Iterable[bytes] | None, url: str, replace_schemas: list[str
         psql = subprocess.Popen([os.path.join(bin_dir, "psql"), "-X", "-q", "--no-password", "--single-transaction",
                                  "-v", "ON_ERROR_STOP=1", "-d", conninfo],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env)
-        restore_rc = 0
         try:
-            psql.stdin.write(b"SET client_min_messages = warning;\n" + drops)
-            if dump is not None:
-                restore = subprocess.Popen([os.path.join(bin_dir, "pg_restore"), "--clean", "--if-exists", "--no-owner",
-                                            "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=restore_err, env=env)
-                feeder = _Feeder(dump, restore.stdin)
-                try:
-                    shutil.copyfileobj(restore.stdout, psql.stdin, 1 << 20)
-                finally:
-                    restore.stdout.close()
-                    restore_rc = restore.wait()
-                    feeder.join()
-        except BrokenPipeError:
-            psql.wait()  # psql stopped on an error; its stderr says which
-        if psql.poll() is None and restore_rc != 0:
+            restore_rc, dump_error = _stream_into(psql, drops, dump, bin_dir, env, restore_err)
+        except BaseException:
             psql.kill()  # before stdin closes: psql would otherwise commit the partial script
             psql.wait()
+            raise
+        if psql.poll() is None and (restore_rc != 0 or dump_error is not None):
+            psql.kill()
+            psql.wait()
+            if dump_error is not None:
+                raise dump_error
             restore_err.seek(0)
             raise BackupError(f"pg_restore failed: {redact(_first_error(restore_err.read()))}")
         if psql.poll() is None:
@@ -159,12 +151,35 @@ def pg_restore(dump: Iterable[bytes] | None, url: str, replace_schemas: list[str
             raise BackupError(f"restore into {redact(url)} failed (nothing changed): {redact(_first_error(psql_err.read()))}")
 
 
+def _stream_into(psql: subprocess.Popen, drops: bytes, dump: Iterable[bytes] | None, bin_dir: str,
+                 env: dict[str, str], restore_err: BinaryIO) -> tuple[int, BaseException | None]:
+    """Write the drops, then pg_restore's SQL for the dump, into psql; (pg_restore's exit code, error reading the dump)."""
+    try:
+        psql.stdin.write(b"SET client_min_messages = warning;\n" + drops)
+        if dump is None:
+            return 0, None
+        restore = subprocess.Popen([os.path.join(bin_dir, "pg_restore"), "--clean", "--if-exists", "--no-owner",
+                                    "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err, env=env)
+        feeder = _Feeder(dump, restore.stdin)
+        try:
+            shutil.copyfileobj(restore.stdout, psql.stdin, 1 << 20)
+        finally:
+            restore.stdout.close()
+            rc = restore.wait()
+            feeder.join()
+        return rc, feeder.error
+    except BrokenPipeError:
+        psql.wait()  # psql stopped on an error; its stderr says which
+        return 0, None
+
+
 class _Feeder(threading.Thread):
-    """Writes byte chunks into a subprocess's stdin and closes it; join() re-raises what went wrong reading them."""
+    """Writes byte chunks into a subprocess's stdin and closes it; `error` holds what went wrong reading them."""
 
     def __init__(self, chunks: Iterable[bytes], stdin: BinaryIO):
         super().__init__(daemon=True)
-        self.chunks, self.stdin, self.error = chunks, stdin, None
+        self.chunks, self.stdin = chunks, stdin
+        self.error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
@@ -173,18 +188,13 @@ class _Feeder(threading.Thread):
                 self.stdin.write(chunk)
         except BrokenPipeError:
             pass  # the reader stopped; its exit code says why
-        except BaseException as e:  # noqa: BLE001 - handed to join()
+        except BaseException as e:  # noqa: BLE001 - reported through `error`
             self.error = e
         finally:
             try:
                 self.stdin.close()
             except BrokenPipeError:
                 pass
-
-    def join(self, timeout: float | None = None) -> None:
-        super().join(timeout)
-        if self.error is not None:
-            raise self.error
 
 
 def _first_error(stderr: bytes) -> str:

@@ -60,8 +60,7 @@ class WorkArea:
     def __enter__(self) -> WorkArea:
         make_private_dir(self.fs, self.work_root)
         if is_local(self.fs):  # lock first: a sweep never sees the directory unlocked
-            self._lock = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            self._lock = _take_lock(f"{self.path}.lock")
         make_private_dir(self.fs, self.path)
         return self
 
@@ -72,6 +71,19 @@ class WorkArea:
             os.unlink(f"{self.path}.lock")
             os.close(self._lock)
             self._lock = None
+
+
+def _take_lock(path: str) -> int:
+    """An fd holding the flock on the file now at path (a sweep may unlink it between open and flock)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def sweep_work(fs: AbstractFileSystem, root: str, now: datetime | None = None) -> list[str]:
