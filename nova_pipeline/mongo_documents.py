@@ -396,32 +396,39 @@ def split_collections(spec: Spec, table: str) -> dict[str, str]:
     return dict(walk(table, spec.tables[table].embed))
 
 
-def rejected_rows(spec: Spec, table: str, doc: dict, reason: str) -> dict[str, list[dict]]:
-    """Quarantine records (table → records) for a document the server rejected and the rows embedded in it."""
-    out: dict[str, list[dict]] = defaultdict(list)
+def rejected_rows(spec: Spec, staging: Staging, table: str, rejected: dict[bytes, str],
+                  partition: str | None = None) -> dict[str, list[dict]]:
+    """Quarantine records (table → records) for the clean rows behind documents the server rejected, and
+    for the rows embedded in them; `rejected` maps `id_key(_id)` to the server's reason."""
     tspec = spec.tables[table]
-    pk = tspec.primary_key
-    _id = doc["_id"]
-    key = ({pk[0]: _id} if len(pk) == 1 else {c: _id.get(_target(tspec, c)) for c in pk} if pk else {"rowid": _id})
-    out[table].append(_rejected_record(table, key, doc, reason))
-    _rejected_children(spec, table, doc, f"parent {table} _id={json_util.dumps(_id)} rejected: {reason}", out)
-    return out
+    out = DocumentBatch()
+    for batch in staging.read_batches("clean", table, partition):
+        rows = pa.Table.from_batches([batch])
+        for i, _id in enumerate(_document_ids(tspec, rows)):
+            reason = rejected.get(id_key(_id))
+            if reason is None:
+                continue
+            row = rows.slice(i, 1)
+            out.quarantined[table] += quarantine_rows(spec, table, row, "", lambda _: reason)
+            for e in tspec.embed:
+                _quarantine_descendants(spec, staging, table, row, e, out,
+                                        f"parent {table} _id={json_util.dumps(_id)} rejected: {reason}")
+    return out.quarantined
 
 
-def _rejected_children(spec: Spec, table: str, doc: dict, reason: str, out: dict[str, list[dict]]) -> None:
-    for e in spec.tables[table].embed:
-        found = doc.get(e.as_)
-        ctspec = spec.tables[e.table]
-        for child in found if isinstance(found, list) else [found] if isinstance(found, dict) else []:
-            fields = {k: v for k, v in child.items() if k not in {c.as_ for c in ctspec.embed}}
-            key = {c: child.get(_target(ctspec, c)) for c in ctspec.primary_key} or fields
-            out[e.table].append(_rejected_record(e.table, key, child, reason))
-            _rejected_children(spec, e.table, child, reason, out)
+def _document_ids(tspec: TableSpec, rows: pa.Table) -> list[Any]:
+    """The `_id`s `_documents` gives these clean rows."""
+    types = column_types(tspec)
+    pk = [_target(tspec, c) for c in tspec.primary_key]
+    if not pk:
+        return [Int64(v) for v in rows[ROWID].to_pylist()]
+    values = [bson_values(rows[k], types.get(k), where=k) for k in pk]
+    return values[0] if len(pk) == 1 else [dict(zip(pk, r)) for r in zip(*values)]
 
 
-def _rejected_record(table: str, key: dict, doc: dict, reason: str) -> dict:
-    return {"table": table, "source_key": json_util.dumps(key), "column": "", "raw_value": None, "reason": reason,
-            "row": json_util.dumps(doc)}
+def id_key(value: Any) -> bytes:
+    """An `_id` as comparable bytes (BSON keeps int32 and Int64 apart, as the server does)."""
+    return bson.encode({"k": value})
 
 
 def embedded_tables(spec: Spec, table: str) -> list[str]:

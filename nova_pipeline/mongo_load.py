@@ -34,14 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import bson
 from pymongo import ReplaceOne, WriteConcern
 from pymongo.errors import AutoReconnect, BulkWriteError, NetworkTimeout, NotPrimaryError
 
 from nova_pipeline.identifiers import mongo_collection
 from nova_pipeline.mongo_documents import (
     MAX_DOCUMENT_BYTES, TIMESERIES_MAX_DOCUMENT_BYTES, UNLOADABLE_FILE, document_field, embedded_tables,
-    iter_documents, quarantine_orphans, rejected_rows, split_collections, write_quarantine,
+    id_key, iter_documents, quarantine_orphans, rejected_rows, split_collections, write_quarantine,
 )
 from nova_pipeline.mongo_setup import setup_collection
 from nova_pipeline.spec import MongoTarget, Spec
@@ -158,7 +157,7 @@ class _Destination:
         self.rejected += rejected
         if upsert:  # a rejected document's old version is stale: deleted in finish()
             lost = {id(d) for d, _ in rejected}
-            self.seen.update(_id_key(d["_id"]) for d in docs if id(d) not in lost)
+            self.seen.update(id_key(d["_id"]) for d in docs if id(d) not in lost)
         self.count += len(docs) - len(rejected)
 
     def finish(self) -> None:
@@ -174,13 +173,9 @@ class _Destination:
             else:
                 self.db.drop_collection(self.final)
         elif self.mode == "upsert":
-            stale = [d["_id"] for d in self.coll.find({}, {"_id": 1}) if _id_key(d["_id"]) not in self.seen]
+            stale = [d["_id"] for d in self.coll.find({}, {"_id": 1}) if id_key(d["_id"]) not in self.seen]
             for i in range(0, len(stale), self.batch_size):
                 self.coll.delete_many({"_id": {"$in": stale[i: i + self.batch_size]}})
-
-
-def _id_key(value) -> bytes:
-    return bson.encode({"k": value})
 
 
 def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: str | None = None,
@@ -215,9 +210,10 @@ def load_collection(db, spec: Spec, table: str, staging: Staging, *, partition: 
         cut += batch.children_cut
     for dest in (main, *splits.values()):
         dest.finish()
-    for t, dest in ((table, main), *((split_tables[n], d) for n, d in splits.items())):
-        for doc, reason in dest.rejected:
-            for qt, rows in rejected_rows(spec, t, doc, reason).items():
+    for t, dest, part in ((table, main, partition), *((split_tables[n], d, None) for n, d in splits.items())):
+        if dest.rejected:
+            rejected = {id_key(doc["_id"]): reason for doc, reason in dest.rejected}
+            for qt, rows in rejected_rows(spec, staging, t, rejected, part).items():
                 quarantined[qt] += rows
     for t in (table, *embedded_tables(spec, table)):
         write_quarantine(staging, t, UNLOADABLE_FILE, quarantined.get(t, []), partition)

@@ -25,7 +25,7 @@ from test_backup_helpers import KEY_HEX
 from test_mongo_documents import T0, mission_spec, write_clean, write_mission_tables
 from test_mongo_load import (
     TELEMETRY, check_full_load_is_idempotent, check_oversized_parent_load, check_timeseries_load_is_idempotent,
-    check_window_load_replaces_only_its_window, contents,
+    MISSION_TABLES, check_window_load_replaces_only_its_window, contents, copy_clean_to_raw, failed_checks,
 )
 from test_validation_mongo_checks import LOGINS, USERS
 from test_validation_mongo_checks import SPEC as CHECK_SPEC
@@ -63,6 +63,10 @@ def test_timeseries_load_is_idempotent(mongo_server, tmp_path):
 @pytest.mark.parametrize("mode", ["quarantine", "split"])
 def test_oversized_parent_load(mongo_server, tmp_path, mode):
     check_oversized_parent_load(*mongo_server, tmp_path, mode)
+    if mode == "quarantine":  # the source facts leave out what the load quarantined: the checks agree
+        uri, database = mongo_server
+        spec = mission_spec(uri, tmp_path / "staging", database=database)
+        assert failed_checks(mongo_client(uri)[database], spec, Staging(str(tmp_path / "staging")), MISSION_TABLES) == {}
 
 
 def test_validator_and_timeseries_are_applied(mongo_server, tmp_path):
@@ -89,17 +93,9 @@ def _mission_load(uri: str, database: str, tmp_path, *, raw: bool = True, **tabl
     staging = Staging(str(tmp_path / "staging"))
     write_mission_tables(staging)
     if raw:
-        for table in ("missions", "mission_drones", "drone_events", "mission_briefs"):
-            _copy_clean_to_raw(staging, table)
+        copy_clean_to_raw(staging, *MISSION_TABLES)
     spec = mission_spec(uri, tmp_path / "staging", database=database, **tables)
     return spec, staging, mongo_client(uri)[database]
-
-
-def _copy_clean_to_raw(staging: Staging, table: str) -> None:
-    staging.clear("raw", table)
-    data = pa.Table.from_batches(list(staging.read_batches("clean", table)))
-    with staging.writer("raw", table, data.schema) as w:
-        w.write_table(data)
 
 
 def _checks(db, spec, staging, table) -> dict[str, r.CheckResult]:
@@ -129,7 +125,8 @@ def test_every_migrated_document_passes_and_validator_compliance_really_runs(mon
     spec, staging, db = _mission_load(*mongo_server, tmp_path)
     res = load_collection(db, spec, "missions", staging)
     assert (res.documents, res.rejected) == (3, 0)
-    for table in ("missions", "mission_drones", "drone_events", "mission_briefs"):
+    assert failed_checks(db, spec, staging, MISSION_TABLES) == {}
+    for table in MISSION_TABLES:
         results = _checks(db, spec, staging, table)
         assert not any("not verified" in c.detail for c in results.values()), table
         if table == "missions":
@@ -173,7 +170,7 @@ def test_server_rejections_become_quarantine_rows_with_key_and_reason(mongo_serv
         "id": pa.array([1, 2, 3, 4], pa.int64()), "name": pa.array(["Apollo", "Gemini", None, "Apollo"]),
         "commander_id": pa.array([10, 11, None, 12], pa.int32()),
         "started_at": pa.array([T0, T0, None, T0], pa.timestamp("us", "UTC"))})
-    _copy_clean_to_raw(staging, "missions")
+    copy_clean_to_raw(staging, "missions")
     staging.clear("clean", "mission_briefs")
     write_clean(staging, "mission_briefs", {"mission_id": pa.array([1, 4], pa.int64()),
                                             "summary": pa.array(["moon", "copy"]), "details": pa.array(["{}", "[]"])})
@@ -191,6 +188,7 @@ def test_server_rejections_become_quarantine_rows_with_key_and_reason(mongo_serv
     assert brief["source_key"] == '{"mission_id": 4}' and brief["reason"].startswith("parent missions _id=4 rejected: ")
     count = _checks(db, spec, staging, "missions")[r.DOCUMENT_COUNT]
     assert count.passed and "2 document(s), source 4 − quarantined 2" in count.detail
+    assert failed_checks(db, spec, staging, MISSION_TABLES) == {}
 
 
 def test_reload_keeps_indexes_validators_ttl_and_timeseries_options(mongo_server, tmp_path):

@@ -12,6 +12,7 @@ differing key — is found without moving the table.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import Counter
 from decimal import Context, Decimal
@@ -20,8 +21,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from nova_pipeline import scan_cache
+from nova_pipeline.mongo_documents import ORPHANS_FILE, ROWID, UNLOADABLE_FILE
 from nova_pipeline.spec import Embed, Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.identifiers import target_column
@@ -169,7 +172,28 @@ def _embedding(spec: Spec, table: str) -> tuple[str, str, list[str], Embed] | No
 
 
 def _column_values(staging: Staging, table: str, column: str, partition: str | None) -> list[Any]:
-    return [v for b in staging.read_batches("clean", table, partition, columns=[column]) for v in b.column(0).to_pylist()]
+    """A clean column's values, without the rows the MongoDB load quarantined."""
+    unloaded = _unloaded_rowids(staging, table, partition)
+    cols = [column] if unloaded is None else [column, ROWID]
+    return [v for b in staging.read_batches("clean", table, partition, columns=cols)
+            for v in _loaded(b, unloaded).column(0).to_pylist()]
+
+
+def _unloaded_rowids(staging: Staging, table: str, partition: str | list[str] | None,
+                     files: tuple[str, ...] = (UNLOADABLE_FILE, ORPHANS_FILE)) -> pa.Array | None:
+    """`_nova_rowid`s of clean rows the MongoDB load quarantined (too large, rejected by the server, duplicate
+    one-to-one children, orphans, the children of those): they are in the quarantine, not in the target."""
+    paths = [p for p in staging.files("quarantine", table, partition) if p.rsplit("/", 1)[-1] in files]
+    ids = [json.loads(row).get(ROWID) for p in paths
+           for row in pq.read_table(p, filesystem=staging.fs, columns=["row"]).column(0).to_pylist()]
+    ids = [i for i in ids if i is not None]
+    return pa.array(ids, pa.int64()) if ids else None
+
+
+def _loaded(batch: pa.RecordBatch, unloaded: pa.Array | None) -> pa.RecordBatch:
+    if unloaded is None:
+        return batch
+    return batch.filter(pc.invert(pc.is_in(batch.column(ROWID), value_set=unloaded)))
 
 
 def _embedding_facts(spec: Spec, table: str, staging: Staging, partition: str | None
@@ -187,7 +211,9 @@ def _embedding_facts(spec: Spec, table: str, staging: Staging, partition: str | 
     parent_keys = set(_column_values(staging, parent, names(parent, parent_col), partition)) - {None}
     on = names(table, e.on)
     per_parent = Counter(_column_values(staging, table, on, partition))
-    orphans = sum(n for k, n in per_parent.items() if k not in parent_keys)
+    quarantined_orphans = _unloaded_rowids(staging, table, partition, (ORPHANS_FILE,))
+    orphans = sum(n for k, n in per_parent.items() if k not in parent_keys) + (
+        len(quarantined_orphans) if quarantined_orphans is not None else 0)
     expected = sum(min(n, e.limit or n) if e.mode == "array" else 1 for k, n in per_parent.items() if k in parent_keys)
     facts = {"root": root, "parent": parent, "path": path, "mode": e.mode, "expected": expected, "orphans": orphans,
              "limited": e.limit is not None}
@@ -207,7 +233,9 @@ def source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | N
     aggs = {c.name: _Aggregate(c.kind) for c in columns}
     counts, sums = np.zeros(hasher.buckets, np.int64), np.zeros(hasher.buckets, np.uint64)
     embedding = _embedding_facts(spec, table, staging, partition)
+    unloaded = _unloaded_rowids(staging, table, partition)
     for batch in staging.read_batches("clean", table, partition):
+        batch = _loaded(batch, unloaded)
         if embedding:  # an embedded table's target holds only the children that have a parent
             batch = batch.filter(pc.is_in(batch.column(embedding[1]), value_set=embedding[2]))
         canon = hasher.canonical(batch)
