@@ -106,10 +106,12 @@ def _column_types(tree: exp.Expression, target: Target, row_relation: str | None
 
 
 def _type_of(node: exp.Expression, types: dict[str, str]) -> str | None:
+    node = node.unnest()
     return types.get(node.name.lower()) if isinstance(node, exp.Column) else None
 
 
 def _is_01(node: exp.Expression) -> bool:
+    node = node.unnest()
     return isinstance(node, exp.Literal) and not node.is_string and node.this in ("0", "1")
 
 
@@ -117,7 +119,7 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
     if isinstance(node, (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ)):
         _boolean_comparison(node, types)
     elif isinstance(node, exp.In) and _type_of(node.this, types) == "boolean":
-        node.set("expressions", [exp.Boolean(this=e.this == "1") if _is_01(e) else e for e in node.expressions])
+        node.set("expressions", [exp.Boolean(this=e.unnest().this == "1") if _is_01(e) else e for e in node.expressions])
     elif isinstance(node, (exp.Sum, exp.Avg)) and _type_of(node.this, types) == "boolean":
         node.set("this", exp.cast(node.this.copy(), "int"))
     elif isinstance(node, exp.Sum) and _type_of(node.this, types) in _INTEGER_TYPES:
@@ -156,6 +158,8 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
         _glob(node)
     elif isinstance(node, exp.Insert):
         _insert_or(node, target)
+    elif isinstance(node, exp.Select) and node.args.get("group"):
+        _group_bare_columns(node)
     elif isinstance(node, exp.Limit) and isinstance(node.expression, exp.Neg):
         node.pop()  # LIMIT -1: no limit
 
@@ -164,7 +168,31 @@ def _boolean_comparison(node: exp.Expression, types: dict[str, str]) -> None:
     left, right = node.this, node.expression
     for col, lit, key in ((left, right, "expression"), (right, left, "this")):
         if _type_of(col, types) == "boolean" and _is_01(lit):
-            node.set(key, exp.Boolean(this=lit.this == "1"))
+            node.set(key, exp.Boolean(this=lit.unnest().this == "1"))
+
+
+def _group_bare_columns(select: exp.Select) -> None:
+    """SQLite lets a grouped query show columns that are neither grouped nor aggregated (one row's value, the
+    same for all when the column depends on the grouped key); PostgreSQL wants them in GROUP BY, which then
+    leaves the groups as they are."""
+    group = select.args["group"]
+    grouped = {g.sql() for g in group.expressions}
+    for projection in select.expressions:
+        for col in projection.find_all(exp.Column):
+            if col.is_star or col.sql() in grouped or _aggregated(col, select):
+                continue
+            group.append("expressions", col.copy())
+            grouped.add(col.sql())
+
+
+def _aggregated(node: exp.Expression, select: exp.Select) -> bool:
+    """Whether `node` is inside an aggregate (or a subquery) of `select`."""
+    parent = node.parent
+    while parent is not None and parent is not select:
+        if isinstance(parent, (exp.AggFunc, exp.Subquery, exp.Select, exp.Window)):
+            return True
+        parent = parent.parent
+    return False
 
 
 def _coalesce_text(node: exp.Coalesce, types: dict[str, str]) -> None:

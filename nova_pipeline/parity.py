@@ -96,7 +96,7 @@ def normalise(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
-        if _ISO.match(value):
+        if _ISO.match(value) and len(value) > 10:  # a date alone stays as it is, as PostgreSQL's dates print
             try:
                 return normalise(datetime.fromisoformat(value.replace("Z", "+00:00")))
             except ValueError:
