@@ -117,6 +117,7 @@ def test_created_set_is_private_whatever_the_umask(env, tmp_path):
     set_dir = env["dest"] / done.stdout.strip().splitlines()[-1].rsplit("/", 1)[1]
     assert stat.S_IMODE(set_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((env["dest"] / ".work").stat().st_mode) == 0o700
+    assert stat.S_IMODE(env["dest"].stat().st_mode) == 0o700
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in set_dir.iterdir()}
     assert {"manifest.json", "postgres.dump.zst.enc", "source.sqlite.zst.enc"} <= set(modes)
     assert set(modes.values()) == {0o600}

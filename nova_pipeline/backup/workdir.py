@@ -58,6 +58,9 @@ class WorkArea:
         self._lock: int | None = None
 
     def __enter__(self) -> WorkArea:
+        root = self.work_root.rsplit("/", 1)[0]
+        if not self.fs.exists(root):
+            make_private_dir(self.fs, root)  # a destination this creates is private too
         make_private_dir(self.fs, self.work_root)
         if is_local(self.fs):  # lock first: a sweep never sees the directory unlocked
             self._lock = _take_lock(f"{self.path}.lock")
