@@ -154,7 +154,8 @@ class _Destination:
             return
         upsert = self.mode == "upsert"
         rejected = write_batch(self.coll, docs, upsert=upsert, where=self.final)
-        self.rejected += rejected
+        # the server names the temporary collection; the reason names the target
+        self.rejected += [(d, r.replace(f".{self.name} ", f".{self.final} ")) for d, r in rejected]
         if upsert:  # a rejected document's old version is stale: deleted in finish()
             lost = {id(d) for d, _ in rejected}
             self.seen.update(id_key(d["_id"]) for d in docs if id(d) not in lost)
