@@ -136,3 +136,11 @@ def test_wal_source_copy_stays_in_the_private_work_area(env, tmp_path):
     res = CliRunner().invoke(backup_group, ["create", "--spec", env["spec"]])
     assert res.exit_code == 0, res.output
     assert _entries(env["dest"] / ".work") == [] and _plaintext_copies(env["dest"]) == []
+
+
+def test_corrupt_source_is_one_line_and_leaves_nothing(env, tmp_path):
+    (tmp_path / "source.sqlite").write_bytes(b"not a database" * 100)
+    res = CliRunner().invoke(backup_group, ["create", "--spec", env["spec"]])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"nova-pipeline: SQLite source {tmp_path / 'source.sqlite'}: file is not a database"
+    assert _entries(env["dest"]) == [".work"] and _entries(env["dest"] / ".work") == []

@@ -160,20 +160,23 @@ def _backup_sqlite(source: Path, work: WorkArea, add, suffix: str) -> dict[str, 
     if not source.is_file():
         raise BackupError(f"SQLite source not found: {source}")
     name = f"source.sqlite{suffix}"
-    with closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)) as src:
-        if src.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the SHARED lock until COMMIT
-            add(name, "sqlite", lambda w: _copy_file(source, w))
-            src.execute("COMMIT")
-        else:
-            with _private_local_dir(work) as tmp:
-                snapshot = Path(tmp) / "source.sqlite"
-                open_private(LocalFileSystem(), str(snapshot)).close()  # SQLite keeps the 0600 mode it finds
-                with closing(sqlite3.connect(snapshot)) as dst:
-                    src.backup(dst)
-                add(name, "sqlite", lambda w: _copy_file(snapshot, w))
-                snapshot.unlink()
+    try:
+        with closing(sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)) as src:
+            if src.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                src.execute("BEGIN")
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # takes the SHARED lock until COMMIT
+                add(name, "sqlite", lambda w: _copy_file(source, w))
+                src.execute("COMMIT")
+            else:
+                with _private_local_dir(work) as tmp:
+                    snapshot = Path(tmp) / "source.sqlite"
+                    open_private(LocalFileSystem(), str(snapshot)).close()  # SQLite keeps the 0600 mode it finds
+                    with closing(sqlite3.connect(snapshot)) as dst:
+                        src.backup(dst)
+                    add(name, "sqlite", lambda w: _copy_file(snapshot, w))
+                    snapshot.unlink()
+    except sqlite3.Error as e:
+        raise BackupError(f"SQLite source {source}: {e}") from None
     return {"path": str(source), "file": name}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from nova_pipeline.backup.crypto import MAGIC, CHUNK_BYTES, SealError, first_frame_opens, iter_plain, key_from_env
+from nova_pipeline.backup.crypto import CHUNK_BYTES, MAGIC, SealError, first_frame_opens, iter_plain, key_from_env
 from nova_pipeline.backup.errors import UnsealedSetError, WrongKeyError
 from nova_pipeline.backup.seal import key_id, seal_problem, sealed_with
 from nova_pipeline.backup.sets import VERIFY, BackupSet, filesystem, load_set, parent_of, sweep_leftovers, write_json
