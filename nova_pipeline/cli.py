@@ -18,19 +18,22 @@ import warnings
 from pathlib import Path
 
 import click
+import psycopg
 
 from nova_pipeline import connections
 from nova_pipeline.backup.cli import backup_group, rollback_command
 from nova_pipeline.backup.errors import BackupError, VerificationError
-from nova_pipeline.postgres_load import MigrationLocked
+from nova_pipeline.run_lock import MigrationLocked
 from nova_pipeline.snapshot import SourceError
 from nova_pipeline.spec import SpecError, load_spec
+from nova_pipeline.target_state import TargetChanged
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's platformdirs on headless machines
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-BAD_INPUT = (SpecError, SourceError, connections.TargetUnreachable, FileNotFoundError, MigrationLocked, BackupError)
+BAD_INPUT = (SpecError, SourceError, connections.TargetUnreachable, FileNotFoundError, MigrationLocked, BackupError,
+             TargetChanged)
 
 
 class NovaGroup(click.Group):
@@ -41,6 +44,8 @@ class NovaGroup(click.Group):
             return super().invoke(ctx)
         except VerificationError as e:
             _fail(e, code=1)
+        except psycopg.OperationalError as e:  # the server went away outside a step (steps report it themselves)
+            _fail(RuntimeError(f"lost the connection to PostgreSQL: {e}".strip().splitlines()[0]), code=1)
         except BAD_INPUT as e:
             _fail(e)
 
@@ -112,14 +117,16 @@ def plan(spec_path, as_json):
 @mongo_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write the report JSON here.")
 @click.option("--no-backup", is_flag=True, help="Skip the pre-migration backup.")
+@click.option("--force", is_flag=True, help="Replace target tables changed since the last migration (after the backup).")
 @json_option
-def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, as_json):
+def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, force, as_json):
     """Run every phase for the spec's tables through Dagster and reconcile the result."""
     from nova_pipeline import migration
 
     spec = load_spec(spec_path)
     rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                            report_path=Path(report_path) if report_path else None, backup=not no_backup)
+                            report_path=Path(report_path) if report_path else None, backup=not no_backup,
+                            force=force)
     _print_report(rep, as_json)
     sys.exit(migration.exit_code(rep))
 
@@ -130,8 +137,9 @@ def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, 
 @pg_option
 @mongo_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Replace target tables changed since the last migration.")
 @json_option
-def resume(run_id, spec_path, postgres_url, mongo_uri, report_path, as_json):
+def resume(run_id, spec_path, postgres_url, mongo_uri, report_path, force, as_json):
     """Re-execute the last failed or interrupted migration (or RUN_ID) from where it stopped."""
     from nova_pipeline import migration
 
@@ -139,7 +147,7 @@ def resume(run_id, spec_path, postgres_url, mongo_uri, report_path, as_json):
     try:
         rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                 report_path=Path(report_path) if report_path else None, backup=False,
-                                resume=True, resume_run=run_id)
+                                resume=True, resume_run=run_id, force=force)
     except ValueError as e:
         _fail(e)
     _print_report(rep, as_json)

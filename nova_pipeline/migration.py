@@ -11,7 +11,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nova_pipeline import app_objects, connections, postgres_ddl, postgres_load, report, snapshot
+from nova_pipeline import app_objects, connections, postgres_ddl, report, run_lock, snapshot, target_state
 from nova_pipeline.spec import Spec
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
         source_rows = snapshot_row_counts(spec)
         rep = report.build_report(
             spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
-            status="succeeded", run_id=outcome.run_id, started_at=started_at,
+            status="succeeded", run_id=outcome.migration_id or outcome.run_id, started_at=started_at,
             seconds=latest_seconds(instance, spec),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
@@ -111,19 +111,30 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
 def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
             mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
-            resume: bool = False) -> report.MigrationReport:
-    """Run (or resume) the migration under the target's advisory lock and write the report."""
+            resume: bool = False, force: bool = False) -> report.MigrationReport:
+    """Run (or resume) the migration under the target's migration lock and write the report.
+
+    Raises TargetChanged, before anything runs, when target tables hold content nova-pipeline did not leave
+    there, unless `force`.
+    """
     if not resume:  # a missing, empty, corrupt or locked source, or one without the spec's tables: exit 2 now
         snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
-    notes = []
+    notes, tags = [], {}
     if mongo:
         notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
     with snapshot.exclusive_area(spec), ExitStack() as stack:  # one migration of this source's staging area at a time
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
-            stack.enter_context(postgres_load.migration_lock(lock_conn, spec))
+            lock = stack.enter_context(run_lock.migration_lock(lock_conn))
+            tags[run_lock.RUN_TOKEN_TAG] = lock.token
+            if target != "mongo" and (changed := target_state.changed_tables(lock_conn, spec)):
+                if not force:
+                    raise target_state.TargetChanged(
+                        f"target tables changed since the last migration by nova-pipeline: {changed}. Pass --force "
+                        "to replace them; a pre-migration backup is taken first (unless --no-backup)")
+                notes.append(f"--force: replaced target tables changed since the last migration: {changed}")
         if not resume:  # the job's snapshot asset takes this copy
             source, copy = spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)
             stack.enter_context(snapshot.started_snapshot(source, copy))
@@ -131,22 +142,27 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
         from nova_pipeline.defs.assets import REPORT, SMOKE_TESTS
         from nova_pipeline.defs.partitions import partitioned_tables
         from nova_pipeline.partition_runs import with_partitions
-        from nova_pipeline.runs import resume_migration, run_migration
+        from nova_pipeline.runs import dagster_instance, migration_checks, record_status, resume_migration, run_migration
 
         if backup:
             notes.append(_pre_migration_backup(spec, pg, mongo))
         if resume:
-            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo)
+            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags)
+            notes.append(f"resumed migration {outcome.migration_id} in run {outcome.run_id}")
         else:
             # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
             partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
             later = {APP_OBJECTS, SMOKE_TESTS, REPORT} if partitioned else set()
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
-                                    exclude=later)
+                                    exclude=later, tags=tags)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
-                                  postgres_url=pg, mongo_uri=mongo)
+                                  postgres_url=pg, mongo_uri=mongo, tags=tags)
+        if pg and (lost := lock.lost()):
+            notes.append(f"lost the migration lock: {lost}; no write was committed without it")
+    outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
     rep = reconcile(spec, outcome, pg, mongo, started, notes, target)
     report.write_report(rep, spec.resolve(spec.reports), report_path)
+    record_status(dagster_instance(), outcome.migration_id, rep.status)
     return rep
 
 

@@ -71,8 +71,10 @@ def load_partition(spec: Spec, spec_path: str, table: str, key: str, postgres_ur
 
 
 def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
-                        mongo_uri: str | None = None, read_snapshot: bool = True) -> list[RunOutcome]:
-    """One range run per partition job over [first reading, last reading] of its tables (of `target`, or all).
+                        mongo_uri: str | None = None, read_snapshot: bool = True,
+                        tags: dict[str, str] | None = None) -> list[RunOutcome]:
+    """One range run per partition job over [first reading, last reading] of its tables (of `target`, or all),
+    tagged with `tags` (a migration's id and run token).
 
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
@@ -89,20 +91,25 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
         start = max(partitions.partition_key(spec, tables[0], first), keys[0])
         end = min(max(partitions.partition_key(spec, tables[0], last), start), keys[-1])
         outcomes.append(_execute(spec, spec_path, job_name, tables, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                 read_snapshot=read_snapshot, tags={"dagster/asset_partition_range_start": start,
+                                 read_snapshot=read_snapshot, tags={**(tags or {}),
+                                                                    "dagster/asset_partition_range_start": start,
                                                                     "dagster/asset_partition_range_end": end}))
     return outcomes
 
 
 def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, target: str = "both",
-                    postgres_url: str | None = None, mongo_uri: str | None = None) -> RunOutcome:
+                    postgres_url: str | None = None, mongo_uri: str | None = None,
+                    tags: dict[str, str] | None = None) -> RunOutcome:
     """After the main migration run: load every partition from the snapshot, then re-run the smoke tests and
-    the report (they ran before the partitioned tables held rows); `outcome` merged with what these runs did."""
-    parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri)
+    the report (they ran before the partitioned tables held rows); `outcome` merged with what these runs did.
+    The runs carry `tags` and belong to `outcome`'s migration."""
+    tags = {**(tags or {}), A.MIGRATION_TAG: outcome.migration_id}
+    parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                                tags=tags)
     if parts:
         parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                    asset_selection=[*([APP_OBJECTS] if spec.table_items("postgres") else []),
-                                                    A.SMOKE_TESTS, A.REPORT]))
+                                                    A.SMOKE_TESTS, A.REPORT], tags=tags))
     for part in parts:
         outcome.success &= part.success
         outcome.errors.update(part.errors)

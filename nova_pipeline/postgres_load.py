@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import struct
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -47,14 +45,15 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.adapt import PyFormat, Transformer
 
+from nova_pipeline import target_state
 from nova_pipeline.connections import TargetUnreachable, connect_postgres
 from nova_pipeline.identifiers import pg_table, target_column, target_columns
 from nova_pipeline.postgres_ddl import DDLError, add_foreign_key, ensure_partitions
+from nova_pipeline.run_lock import META_SCHEMA, LockLost, assert_held
 from nova_pipeline.spec import Spec
 from nova_pipeline.staging import Staging
 
 ROWID = "_nova_rowid"
-META_SCHEMA = "nova_meta"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds
 _PG_EPOCH_DAYS = 10_957
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
@@ -63,15 +62,10 @@ _CHUNK_BYTES = 64 << 20  # Arrow binary offsets are int32: keep each encoded chu
 _FIXED = {"int2": (pa.int16(), ">i2"), "int4": (pa.int32(), ">i4"), "int8": (pa.int64(), ">i8"),
           "float4": (pa.float32(), ">f4"), "float8": (pa.float64(), ">f8"), "bool": (pa.uint8(), "u1")}
 _TEXTUAL = {"text", "varchar", "bpchar", "json", "name", "bytea", "citext"}
-_LOCK_CLASS = 0x4E4F5641  # "NOVA": first key of the migration advisory lock
 
 
 class LoadError(RuntimeError):
     """A table could not be loaded; one line naming the table. The target kept its previous state."""
-
-
-class MigrationLocked(RuntimeError):
-    """Another migration of the same database holds the advisory lock."""
 
 
 @dataclass
@@ -317,7 +311,7 @@ def _min_max(staging: Staging, table: str, partition: str | Sequence[str] | None
 
 def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Staging,
                partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None,
-               ready: Callable[[str], None] | None) -> LoadResult:
+               ready: Callable[[str], None] | None, lock_token: str | None) -> LoadResult:
     ts = spec.tables[table]
     schema, name = pg_table(spec, table)
     target = sql.Identifier(schema, name)
@@ -371,6 +365,8 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
                         sent += buf.size
             copy.write(_COPY_TRAILER)
         orphans = _restore(conn, saved)
+        target_state.record_load(conn, target)
+        assert_held(conn, lock_token)
     return LoadResult(rows, sent, time.perf_counter() - started, orphans)
 
 
@@ -387,7 +383,8 @@ def _check_window(column: pa.Array, lo, hi) -> None:
 
 def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, staging: Staging, *,
                partition: str | Sequence[str] | None = None, window: tuple[datetime, datetime] | None = None,
-               tries: int = 3, backoff_s: float = 1.0, ready: Callable[[str], None] | None = None) -> LoadResult:
+               tries: int = 3, backoff_s: float = 1.0, ready: Callable[[str], None] | None = None,
+               lock_token: str | None = None) -> LoadResult:
     """Replace a table's rows (or one window's) with its clean Parquet, in one transaction.
 
     With a URL, a lost connection retries the whole transaction `tries` times
@@ -396,8 +393,10 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
     under the table's keys and indexes; a sequence of keys loads them all, in
     one window from the first's start to the last's end, and rebuilds the keys
     and indexes once after the data; `ready(key)` is called before each key's
-    clean files are read (they may still be being written). Failure raises
-    LoadError naming the table; nothing of the attempt is committed.
+    clean files are read (they may still be being written). With `lock_token`,
+    the commit checks that the migration still holds the lock (run_lock):
+    LockLost, never retried. Failure raises LoadError naming the table;
+    nothing of the attempt is committed.
     """
     if partition is not None and window is None and spec.tables[table].partition is not None:
         window = partition_window(spec, table, partition)
@@ -409,8 +408,10 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
         try:
             if isinstance(url_or_conn, str):
                 with connect_postgres(url_or_conn) as conn:
-                    return _load_once(conn, spec, table, staging, partition, window, ready)
-            return _load_once(url_or_conn, spec, table, staging, partition, window, ready)
+                    return _load_once(conn, spec, table, staging, partition, window, ready, lock_token)
+            return _load_once(url_or_conn, spec, table, staging, partition, window, ready, lock_token)
+        except LockLost:
+            raise
         except (psycopg.OperationalError, TargetUnreachable) as e:
             reason = _first_line(e)
         except psycopg.Error as e:
@@ -425,30 +426,6 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-@contextmanager
-def migration_lock(conn: psycopg.Connection, spec: Spec) -> Iterator[None]:
-    """Hold the session advisory lock of this database's migration; raise MigrationLocked at once if taken.
-
-    Use a connection kept open for the whole migration: the lock lives as long as its session.
-    """
-    db = conn.info.dbname
-    key = (_LOCK_CLASS, zlib.crc32(db.encode()) & 0x7FFFFFFF)
-    with conn.transaction():
-        got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
-        holder = None if got else conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::int::oid"
-            " AND objid = %s::int::oid AND objsubid = 2"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", key).fetchone()
-    if not got:
-        raise MigrationLocked(f"another migration of {db} is running (pid {holder[0] if holder else '?'})")
-    try:
-        yield
-    finally:
-        if not conn.closed:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-
-
 _QUARANTINE_DDL = (
     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(META_SCHEMA)),
     sql.SQL("CREATE TABLE IF NOT EXISTS {} (run_id text NOT NULL, table_name text NOT NULL, source_key text,"
@@ -461,19 +438,22 @@ _QUARANTINE_DDL = (
 )
 
 
-def store_quarantine(conn: psycopg.Connection, staging: Staging, table: str, run_id: str) -> int:
-    """Replace `table`'s rows of `run_id` in nova_meta.nova_quarantine with the staged quarantine rows; return their count."""
+def store_quarantine(conn: psycopg.Connection, staging: Staging, table: str, run_id: str,
+                     lock_token: str | None = None) -> int:
+    """Replace `table`'s rows in nova_meta.nova_quarantine (of any run: like its data) with the staged quarantine
+    rows, stamped with `run_id` (the migration's id); return their count. `lock_token`: as in load_table."""
     target = sql.Identifier(META_SCHEMA, "nova_quarantine")
     fields = ["source_key", "column", "raw_value", "reason", "row"]
     n = 0
     with conn.transaction():
         for stmt in _QUARANTINE_DDL:
             conn.execute(stmt)
-        conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s AND table_name = %s").format(target), (run_id, table))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE table_name = %s").format(target), (table,))
         copy_stmt = sql.SQL("COPY {} (run_id, table_name, source_key, column_name, raw_value, reason, row) FROM STDIN").format(target)
         with conn.cursor().copy(copy_stmt) as copy:
             for batch in staging.read_batches("quarantine", table, columns=fields):
                 for values in zip(*(batch.column(f).to_pylist() for f in fields)):
                     copy.write_row((run_id, table, *values))
                     n += 1
+        assert_held(conn, lock_token)
     return n

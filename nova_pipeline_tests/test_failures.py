@@ -85,7 +85,7 @@ def dagster_home(tmp_path, monkeypatch):
 def kill_9_mid_load(tmp_path: Path, pg_url: str, dagster_home: Path) -> Path:
     """Start `migrate` as a subprocess, SIGKILL it while it COPYs into `big`; return the spec.
 
-    Meanwhile a second migration of the same target must refuse at once (advisory lock).
+    Meanwhile a second migration of the same source must refuse at once (its staging area is held).
     """
     db = m.build_big_db(tmp_path / "big.sqlite", rows=BIG_ROWS)
     spec = init_spec(db, tmp_path / "spec.yaml")
@@ -96,7 +96,7 @@ def kill_9_mid_load(tmp_path: Path, pg_url: str, dagster_home: Path) -> Path:
     try:
         wait_for_copy(pg_url, proc)
         second = migrate(spec, pg_url)
-        assert second.exit_code == 2 and "another migration of" in second.output and "is running" in second.output
+        assert second.exit_code == 2 and "in use by another migration" in second.output  # its staging area
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)

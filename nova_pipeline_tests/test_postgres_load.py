@@ -15,8 +15,7 @@ import pyarrow as pa
 import pytest
 
 from nova_pipeline.postgres_ddl import add_constraints, create_tables
-from nova_pipeline.postgres_load import (LoadError, MigrationLocked, load_table, migration_lock, partition_window,
-                                         store_quarantine)
+from nova_pipeline.postgres_load import LoadError, load_table, partition_window, store_quarantine
 from nova_pipeline.spec import parse_spec
 from nova_pipeline.staging import Staging
 
@@ -286,23 +285,11 @@ def test_connection_drop_mid_load(pg_url, pg_server, tmp_path):
         assert constraint_state(conn) == constraints
 
 
-def test_migration_lock_admits_one_holder(pg_url):
-    spec = make_spec(PARENT_CHILD)
-    db = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
-    with psycopg.connect(pg_url, autocommit=True) as first, psycopg.connect(pg_url, autocommit=True) as second:
-        with migration_lock(first, spec):
-            with pytest.raises(MigrationLocked, match=rf"^another migration of {db} is running \(pid {first.info.backend_pid}\)$"):
-                with migration_lock(second, spec):
-                    pass
-        with migration_lock(second, spec):
-            pass
-
-
 Q_SCHEMA = pa.schema([("table", pa.string()), ("source_key", pa.string()), ("column", pa.string()),
                       ("raw_value", pa.string()), ("reason", pa.string()), ("row", pa.string())])
 
 
-def test_store_quarantine_is_idempotent_per_run_and_table(pg_url, tmp_path):
+def test_store_quarantine_replaces_the_tables_rows_of_any_run(pg_url, tmp_path):
     staging = Staging(str(tmp_path))
     rows = {"table": ["users", "users"], "source_key": ['{"id": 1}', '{"rowid": 7}'], "column": ["born", "avatar"],
             "raw_value": ["31/02/2020", "x'ff00'"], "reason": ["not a timestamp", "invalid UTF-8"],
@@ -316,9 +303,8 @@ def test_store_quarantine_is_idempotent_per_run_and_table(pg_url, tmp_path):
         assert store_quarantine(conn, staging, "empty", "run-1") == 0
         got = conn.execute("SELECT run_id, table_name, source_key, column_name, raw_value, reason, row"
                            " FROM nova_meta.nova_quarantine ORDER BY run_id, source_key").fetchall()
-        assert got[:2] == [("run-1", "users", '{"id": 1}', "born", "31/02/2020", "not a timestamp", rows["row"][0]),
-                           ("run-1", "users", '{"rowid": 7}', "avatar", "x'ff00'", "invalid UTF-8", rows["row"][1])]
-        assert len(got) == 4
+        assert got == [("run-2", "users", '{"id": 1}', "born", "31/02/2020", "not a timestamp", rows["row"][0]),
+                       ("run-2", "users", '{"rowid": 7}', "avatar", "x'ff00'", "invalid UTF-8", rows["row"][1])]
         assert conn.execute("SELECT count(*) FROM nova_meta.nova_quarantine WHERE quarantined_at IS NULL").fetchone() == (0,)
 
 

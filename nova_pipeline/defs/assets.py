@@ -17,8 +17,8 @@ from contextlib import closing
 
 import dagster as dg
 
-from nova_pipeline import (export, identifiers, introspect, partitions, postgres_ddl, postgres_load, snapshot,
-                           transform)
+from nova_pipeline import (export, identifiers, introspect, partitions, postgres_ddl, postgres_load, run_lock,
+                           snapshot, transform)
 from nova_pipeline import app_objects
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.preview import preview_markdown
@@ -34,6 +34,17 @@ MONGO_COLLECTIONS = dg.AssetKey(["setup", "mongo_collections"])
 PG_CONSTRAINTS = dg.AssetKey(["postgres", "constraints"])
 SMOKE_TESTS = dg.AssetKey(["validation", "smoke_tests"])
 REPORT = dg.AssetKey(["reports", "migration_report"])
+MIGRATION_TAG = "nova/migration"  # run tag: the id of the migration's first run (nova_pipeline/runs.py)
+
+
+def migration_id(context) -> str:
+    """The id of the migration this run belongs to: the report's run id, the quarantine rows' run_id."""
+    return context.run.tags.get(MIGRATION_TAG, context.run_id)
+
+
+def lock_token(context) -> str | None:
+    """The migration lock's run token this run's commits must hold (nova_pipeline/run_lock.py); None outside migrate."""
+    return context.run.tags.get(run_lock.RUN_TOKEN_TAG)
 
 
 def staging_of(spec: Spec) -> Staging:
@@ -175,6 +186,7 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                     actions, failed = e.actions, str(e)
                     context.log.error(failed)
                 actions += app_objects.drop_triggers(conn)  # loading again must not fire the last run's triggers
+                run_lock.assert_held(conn, lock_token(context))
                 conn.commit()
             for a in actions:
                 context.log.info(a)
@@ -285,9 +297,9 @@ def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource
         with postgres.connect(s) as conn:
             postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
             conn.commit()
-        r = postgres_load.load_table(url, s, table, stg)
+        r = postgres_load.load_table(url, s, table, stg, lock_token=lock_token(context))
         with postgres.connect(s) as conn:
-            postgres_load.store_quarantine(conn, stg, table, context.run_id)
+            postgres_load.store_quarantine(conn, stg, table, migration_id(context), lock_token(context))
             conn.commit()
         rows, extra = r.rows, {"table": ".".join(identifiers.pg_table(s, table))}
     else:
@@ -316,6 +328,7 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
         started = time.perf_counter()
         with postgres.connect(nova.spec) as conn:
             rep = postgres_ddl.add_constraints(conn, nova.spec, source=snapshot.snapshot_path(nova.spec))
+            run_lock.assert_held(conn, lock_token(context))
             conn.commit()
         for line in rep.untranslated:
             context.log.warning(f"not translated: {line}")

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from nova_pipeline.defs.app_objects import APP_OBJECTS
 from nova_pipeline import postgres_ddl, report, smoke
-from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
+from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.snapshot import quote, snapshot_path, verified_facts
 from nova_pipeline.spec import Spec
@@ -106,7 +106,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
         with postgres.connect(s) as conn:
             rep = report.build_report(
                 s, staging=staging_of(s), source_rows=snapshot_row_counts(s), pg_conn=conn, mongo_db=mongo_db,
-                status="succeeded", run_id=context.run_id, started_at=report.now_iso(),
+                status="succeeded", run_id=migration_id(context), started_at=report.now_iso(),
                 seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
                 notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
                        if mongo_db is not None and mongo.is_mock(s) else [])

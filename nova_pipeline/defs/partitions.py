@@ -239,7 +239,8 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
             if tkey in selected and one_load:
                 def load_range() -> None:
                     with clock(tkey):
-                        postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys, ready=transformed)
+                        postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys, ready=transformed,
+                                                 lock_token=A.lock_token(context))
                         rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
 
                 waited = 0.0
@@ -281,12 +282,13 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                     rows[clean][key] = transforms[key].result()
                 if tkey in selected and not one_load:
                     with clock(tkey):
-                        rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo)
+                        rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo,
+                                                       A.lock_token(context))
         if len(keys) > 1 and {raw, clean} <= selected:
             rows[raw][UNPLACED] = _unplaced(s, table, stg, source, context.run_id)
         if tkey in selected and t.target == "postgres":
             with postgres.connect(s) as conn:
-                postgres_load.store_quarantine(conn, stg, table, context.run_id)
+                postgres_load.store_quarantine(conn, stg, table, A.migration_id(context), A.lock_token(context))
                 conn.commit()
         for key in (raw, clean, tkey):
             if key in selected:
@@ -300,9 +302,10 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
 
 
 def _load_window(s: Spec, table: str, stg: Staging, key: str, window: tuple[datetime, datetime],
-                 postgres: PostgresResource, mongo: MongoResource) -> int:
+                 postgres: PostgresResource, mongo: MongoResource, lock_token: str | None) -> int:
     if s.tables[table].target == "postgres":
-        return postgres_load.load_table(postgres.url(s), s, table, stg, partition=key, window=window).rows
+        return postgres_load.load_table(postgres.url(s), s, table, stg, partition=key, window=window,
+                                        lock_token=lock_token).rows
     from nova_pipeline import mongo_load
 
     return mongo_load.load_collection(mongo.database(s), s, table, stg, partition=key, window=window).documents
