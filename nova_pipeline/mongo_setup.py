@@ -162,6 +162,10 @@ def _update(db, collection: str, tspec: TableSpec, validator: dict) -> tuple[lis
         if options.get("expireAfterSeconds") == want or want is None:
             return [f"{collection}: time-series collection unchanged"], info
         db.command({"collMod": collection, "expireAfterSeconds": want})
+        now = (_collection_info(db, collection) or {}).get("options", {}).get("expireAfterSeconds")
+        if now != want:  # SecantusDB 0.7 answers ok and keeps the old value
+            return [f"{collection}: expireAfterSeconds still {now} after collMod (this server does not change it): "
+                    f"the next full load re-creates the collection with {want}"], info
         return [f"{collection}: expireAfterSeconds set to {want}"], info
     wanted = {"validator": validator, "validationLevel": "strict", "validationAction": tspec.validation_action}
     if all(options.get(k) == v for k, v in wanted.items()):

@@ -16,6 +16,7 @@ import bson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import test_validation_mongo_checks as mongomock_checks
 import yaml
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
@@ -27,8 +28,12 @@ from test_mongo_load import (
     TELEMETRY, check_full_load_is_idempotent, check_oversized_parent_load, check_timeseries_load_is_idempotent,
     MISSION_TABLES, check_window_load_replaces_only_its_window, contents, copy_clean_to_raw, failed_checks,
 )
+from test_mongo_setup import AUDIT
+from test_mongo_setup import TELEMETRY as SETUP_TELEMETRY
+from test_mongo_setup import spec_for as setup_spec_for
 from test_validation_mongo_checks import LOGINS, USERS
 from test_validation_mongo_checks import SPEC as CHECK_SPEC
+from test_validation_mongo_checks import documents as check_documents
 
 from nova_pipeline.backup import create_backup, restore, rollback
 from nova_pipeline.cli import main
@@ -143,13 +148,7 @@ def test_every_migrated_document_passes_and_validator_compliance_really_runs(mon
 def test_numeric_aggregates_are_compared_on_a_real_server(mongo_server, tmp_path):
     """mongomock cannot order Decimal128, so numeric min/max are only compared on a server."""
     uri, database = mongo_server
-    staging = Staging(str(tmp_path / "staging"))
-    for name, data in (("users", USERS), ("logins", LOGINS)):
-        for kind in ("raw", "clean"):
-            with staging.writer(kind, name, data.schema) as w:
-                w.write_table(data)
-    spec = parse_spec({**CHECK_SPEC, "staging": str(tmp_path / "staging"),
-                       "targets": {"postgres": None, "mongo": {"uri": uri, "database": database}}})
+    spec, staging = _check_staging(uri, database, tmp_path)
     db = mongo_client(uri)[database]
     assert load_collection(db, spec, "users", staging).documents == 3
     for table in ("users", "logins"):
@@ -304,3 +303,68 @@ def test_migrate_reports_the_server_and_verifies_validators(mongo_server, tmp_pa
     assert {c["check"] for c in mongo} == set(r.MONGO_CHECKS)
     assert all(c["passed"] and "not verified" not in c["detail"] for c in mongo), mongo
     assert mongo_client(uri)[database]["events"].count_documents({}) == 2
+
+
+def test_setup_changes_are_applied_in_place(mongo_server, tmp_path):
+    """Partial and TTL indexes as listed by the server; a changed TTL, time-series TTL or validator is applied."""
+    uri, database = mongo_server
+    db = mongo_client(uri)[database]
+    setup_collections(db, setup_spec_for(uri, tmp_path))
+    db["audit_logs"].insert_one({"_id": Int64(1), "level": "error"})
+    audit = db["audit_logs"].index_information()
+    assert audit["level_1_created_at_-1"]["partialFilterExpression"] == {"level": {"$eq": "error"}}
+    assert audit["ttl_created_at"]["expireAfterSeconds"] == 90 * 86400
+    assert db["audit_logs"].options()["validationAction"] == "warn"
+    assert all("unchanged" in a for a in setup_collections(db, setup_spec_for(uri, tmp_path)))
+    changed = mission_spec(uri, tmp_path, database=database,
+                           telemetry={**SETUP_TELEMETRY, "ttl": {"field": "recorded_at", "days": 2}},
+                           audit_logs={**AUDIT, "validation_action": "error", "ttl": {"field": "created_at", "days": 30}})
+    actions = setup_collections(db, changed)
+    assert "audit_logs: validator updated (validationAction=error)" in actions
+    assert "audit_logs: index ttl_created_at rebuilt on [('created_at', 1)], expireAfterSeconds=2592000" in actions
+    assert db["audit_logs"].options()["validationAction"] == "error"
+    assert db["audit_logs"].index_information()["ttl_created_at"]["expireAfterSeconds"] == 30 * 86400
+    assert db["audit_logs"].count_documents({}) == 1
+    if "drone_telemetry: expireAfterSeconds set to 172800" not in actions:  # SecantusDB ignores this collMod
+        assert ("drone_telemetry: expireAfterSeconds still 604800 after collMod (this server does not change it): "
+                "the next full load re-creates the collection with 172800") in actions
+        staging = Staging(str(tmp_path / "staging"))
+        write_clean(staging, "telemetry", {"drone_id": pa.array([1], pa.int32()),
+                                           "recorded_at": pa.array([T0], pa.timestamp("us", "UTC")),
+                                           "altitude": pa.array([1.0])})
+        load_collection(db, changed.model_copy(update={"staging": str(tmp_path / "staging")}), "telemetry", staging)
+    assert db["drone_telemetry"].options()["expireAfterSeconds"] == 2 * 86400
+
+
+def _check_staging(uri: str, database: str, tmp_path):
+    """test_validation_mongo_checks' tables staged (raw and clean) and their spec on the real server."""
+    staging = Staging(str(tmp_path / "staging"))
+    for name, data in (("users", USERS), ("logins", LOGINS)):
+        for kind in ("raw", "clean"):
+            with staging.writer(kind, name, data.schema) as w:
+                w.write_table(data)
+    spec = parse_spec({**CHECK_SPEC, "staging": str(tmp_path / "staging"),
+                       "targets": {"postgres": None, "mongo": {"uri": uri, "database": database}}})
+    return spec, staging
+
+
+@pytest.fixture
+def check_env(mongo_server, tmp_path):
+    """test_validation_mongo_checks' documents and source facts, on the real server."""
+    uri, database = mongo_server
+    spec, staging = _check_staging(uri, database, tmp_path)
+    db = mongo_client(uri)[database]
+    db.users.insert_many(check_documents())
+    return spec, db, {t: source_facts(spec, t, staging) for t in ("users", "logins")}
+
+
+def test_check_failures_are_found_on_a_real_server(check_env):
+    mongomock_checks.test_missing_document_and_changed_field_fail(check_env)
+
+
+def test_dropped_embedded_child_is_found_on_a_real_server(check_env):
+    mongomock_checks.test_dropped_embedded_child_fails_count(check_env)
+
+
+def test_timestamp_precision_on_a_real_server(check_env):
+    mongomock_checks.test_timestamps_compare_at_bson_millisecond_precision(check_env)
