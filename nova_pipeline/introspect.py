@@ -456,15 +456,16 @@ class TypeReport:
 
 
 COLLATION_NOTE = (
-    "COLLATE NOCASE columns get, at setup, on a server with ICU: the nondeterministic collation `nova_nocase` "
-    "(ICU `und-u-ks-level2`): `=`, ORDER BY, GROUP BY and UNIQUE ignore case as in SQLite, the column keeps "
-    "its type; measured on PostgreSQL 15 with ICU: `name = 'author 1'` finds 'Author 1', a UNIQUE index rejects "
-    "'AUTHOR 1' beside it, but `LIKE` on the column fails before PostgreSQL 18 (\"nondeterministic collations "
-    "are not supported for LIKE\"): use `ILIKE` or `lower(col) LIKE ...`. Without ICU (e.g. the embedded "
-    "pgserver build: \"ICU is not supported in this build\") but with the citext extension the column becomes "
-    "`citext` (equality, ordering, UNIQUE and LIKE ignore case). With neither (the embedded server has no "
-    "citext either), UNIQUE indexes use `lower(col)` (duplicates differing in case are still rejected) and "
-    "plain comparisons stay case-sensitive: that is partial and said in the plan.")
+    "COLLATE NOCASE columns keep their meaning, the first way the target server allows (chosen by measurement "
+    "on PostgreSQL 15 with ICU and contrib): (1) `citext` (the extension is trusted: a database owner may install "
+    "it): `=`, `IN`, ORDER BY, UNIQUE and `LIKE` ignore case as in SQLite; only a comparison with an explicit "
+    "`::text` value is case-sensitive. (2) Without citext but with ICU, the nondeterministic collation "
+    "`nova_nocase` (ICU `und-u-ks-level2`): `=`, ORDER BY and UNIQUE ignore case and the column stays text, but "
+    "`LIKE` and `ILIKE` on the column fail (\"nondeterministic collations are not supported for LIKE\"; write "
+    "`col COLLATE \"default\" ILIKE ...`), which is why citext comes first. (3) With neither (the embedded "
+    "pgserver build: \"ICU is not supported in this build\", no citext), UNIQUE indexes use `lower(col)` "
+    "(duplicates differing in case are still rejected) and comparisons stay case-sensitive: partial, said in the "
+    "setup actions and the constraints report.")
 
 
 def _schema_markdown(t: TableReport) -> list[str]:
@@ -488,18 +489,6 @@ def _schema_markdown(t: TableReport) -> list[str]:
     if not_carried:
         out += ["**Not translated:**", "", *(f"- {x}" for x in not_carried), ""]
     return out
-
-
-def _objects_markdown(objects: list[dict]) -> list[str]:
-    lines = []
-    for o in objects:
-        if o["reason"] is None:
-            lines += [f"- {o['kind']} `{_md(o['name'])}`, in PostgreSQL:", "", "  ```sql",
-                      *(f"  {line}" for s in o["statements"] for line in (s + ";").splitlines()), "  ```"]
-        else:
-            lines += [f"- {o['kind']} `{_md(o['name'])}` **not carried over**: {_md(o['reason'])}", "", "  ```sql",
-                      f"  {' '.join(o['sqlite_sql'].split())}", "  ```"]
-    return lines
 
 
 def _objects_markdown(objects: list[dict]) -> list[str]:

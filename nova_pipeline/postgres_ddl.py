@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from nova_pipeline import fts
 from nova_pipeline.identifiers import fit_identifier, pg_table, target_column, target_columns
 from nova_pipeline.introspect import next_rowid
 from nova_pipeline.snapshot import connect_readonly
@@ -52,7 +53,7 @@ class ConstraintReport:
 
 def column_type(table: TableSpec, source_column: str, nocase: str = "icu") -> str:
     """The PostgreSQL type of a column (`json_columns` make text columns jsonb; COLLATE NOCASE text is citext
-    when the server has citext but no ICU)."""
+    in the "citext" NOCASE mode)."""
     c = table.columns[source_column]
     if source_column in table.json_columns and c.type not in ("json", "jsonb"):
         return "jsonb"
@@ -61,31 +62,43 @@ def column_type(table: TableSpec, source_column: str, nocase: str = "icu") -> st
     return c.type
 
 
+# Ways to keep COLLATE NOCASE, first that the server allows wins. citext first: it keeps LIKE case-insensitive
+# as SQLite's, where LIKE and ILIKE on an ICU nondeterministic collation fail ("nondeterministic collations
+# are not supported for LIKE", measured on PostgreSQL 15); see README, Data handling.
+NOCASE_ORDER = ("citext", "icu")
+
+
 def nocase_mode(conn: psycopg.Connection, schema: str) -> str:
-    """How COLLATE NOCASE is kept in `schema`: "icu" (its nova_nocase collation exists), "citext" (the
-    extension is installed) or "lower" (neither: UNIQUE indexes on lower(col), comparisons case-sensitive)."""
-    if conn.execute("SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace"
-                    " WHERE n.nspname = %s AND c.collname = %s)", (schema, NOCASE_COLLATION)).fetchone()[0]:
-        return "icu"
-    if conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citext')").fetchone()[0]:
-        return "citext"
+    """How COLLATE NOCASE can be kept in `schema`: "citext" (the extension is installed), "icu" (the
+    nova_nocase collation exists) or "lower" (neither: UNIQUE indexes on lower(col), comparisons case-sensitive)."""
+    present = {
+        "citext": "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citext')",
+        "icu": "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace"
+               " WHERE n.nspname = %(schema)s AND c.collname = %(collation)s)",
+    }
+    for mode in NOCASE_ORDER:
+        if conn.execute(present[mode], {"schema": schema, "collation": NOCASE_COLLATION}).fetchone()[0]:
+            return mode
     return "lower"
 
 
 def ensure_nocase(conn: psycopg.Connection, schema: str) -> str:
-    """Set up COLLATE NOCASE in `schema`: an ICU nondeterministic collation when the server has ICU, else the
-    citext extension when it can be installed, else nothing; return the mode (see nocase_mode)."""
-    try:
-        with conn.transaction():
-            conn.execute(sql.SQL("CREATE COLLATION IF NOT EXISTS {} (provider = icu, locale = 'und-u-ks-level2',"
-                                 " deterministic = false)").format(sql.Identifier(schema, NOCASE_COLLATION)))
-    except psycopg.Error:  # a build without ICU: "ICU is not supported in this build"
+    """Set up COLLATE NOCASE for `schema` the first way of NOCASE_ORDER the server allows: the citext extension
+    (contrib, trusted: a database owner may install it), or an ICU nondeterministic collation (a server built
+    with ICU); else nothing. Return the mode (see nocase_mode)."""
+    setup = {
+        "citext": sql.SQL("CREATE EXTENSION IF NOT EXISTS citext"),
+        "icu": sql.SQL("CREATE COLLATION IF NOT EXISTS {} (provider = icu, locale = 'und-u-ks-level2',"
+                       " deterministic = false)").format(sql.Identifier(schema, NOCASE_COLLATION)),
+    }
+    for mode in NOCASE_ORDER:
         try:
             with conn.transaction():
-                conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
-        except psycopg.Error:  # not available, or no privilege to install it
-            pass
-    return nocase_mode(conn, schema)
+                conn.execute(setup[mode])
+            return mode
+        except psycopg.Error:  # not available ("ICU is not supported in this build"), or no privilege
+            continue
+    return "lower"
 
 
 def _canonical(pg_type: str) -> str:
@@ -126,6 +139,7 @@ def _create_table_sql(spec: Spec, name: str, nocase: str = "icu", generated: boo
         if c.default is not None and not (c.generated and generated) and not c.identity:
             parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(c.default)))
         cols.append(sql.SQL(" ").join(parts))
+    cols += [definition for _, definition in fts.vector_columns(spec, name)]  # computed by the load's COPY
     stmt = sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(*pg_table(spec, name)), sql.SQL(", ").join(cols))
     if table.partition:
         stmt += sql.SQL(" PARTITION BY RANGE ({})").format(sql.Identifier(target_column(table, table.partition.column)))
@@ -161,6 +175,7 @@ def _wanted_shape(spec: Spec, name: str, nocase: str = "icu", generated: bool = 
         c, pg_type = table.columns[src], column_type(table, src, nocase)
         collation = NOCASE_COLLATION if c.collate == "nocase" and nocase == "icu" and _is_text(pg_type) else ""
         cols.append((tgt, _canonical(pg_type), "d" if c.identity else "", "s" if c.generated and generated else "", collation))
+    cols += [(column, "tsvector", "", "s", "") for column, _ in fts.vector_columns(spec, name)]
     if table.partition:
         return "p", cols, [target_column(table, table.partition.column)]
     return "r", cols, []
@@ -211,8 +226,9 @@ def create_tables(conn: psycopg.Connection, spec: Spec, tables: list[str] | None
 
 
 _NOCASE_MODES = {
-    "icu": f"ICU nondeterministic collation {NOCASE_COLLATION} (equality, ordering, UNIQUE ignore case)",
     "citext": "citext columns (equality, ordering, UNIQUE, LIKE ignore case)",
+    "icu": f"ICU nondeterministic collation {NOCASE_COLLATION} (equality, ordering, UNIQUE ignore case; "
+           "LIKE on these columns fails: no citext on this server)",
     "lower": "PARTIAL: the server has neither ICU nor citext; UNIQUE indexes use lower(col), "
              "comparisons stay case-sensitive",
 }
@@ -385,25 +401,25 @@ def _constraints(spec: Spec, name: str, notes: list[str], nocase: str = "icu") -
 
 
 def plan_ddl(spec: Spec) -> list[str]:
-    """The SQL create_tables and add_constraints would run on an empty target with ICU (dry run; no connection)."""
+    """The SQL create_tables and add_constraints would run on an empty target with citext (dry run; no connection)."""
     stmts, cons, notes = [], [], []
     nocase_schemas = dict.fromkeys(pg_table(spec, n)[0] for n, t in spec.table_items("postgres")
                                    if any(c.collate for c in t.columns.values()))
     for schema in dict.fromkeys(pg_table(spec, n)[0] for n, _ in spec.table_items("postgres")):
         stmts.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)).as_string(None) + ";")
-    for schema in nocase_schemas:
-        stmts.append(sql.SQL("CREATE COLLATION IF NOT EXISTS {} (provider = icu, locale = 'und-u-ks-level2', "
-                             "deterministic = false)").format(sql.Identifier(schema, NOCASE_COLLATION)).as_string(None) + ";")
-        notes.append(f"COLLATE NOCASE in {schema}: on a server without ICU, citext columns when the extension "
-                     "can be installed, else UNIQUE indexes on lower(col) and case-sensitive comparisons (partial)")
+    if nocase_schemas:
+        stmts.append("CREATE EXTENSION IF NOT EXISTS citext;")
+        notes.append(f"COLLATE NOCASE in {', '.join(nocase_schemas)}: citext columns; on a server without citext the "
+                     f"ICU collation {NOCASE_COLLATION}, else UNIQUE indexes on lower(col) and case-sensitive "
+                     "comparisons (partial)")
     for name, table in spec.table_items("postgres"):
         try:
             _check_table(name, table)
         except DDLError as e:
             stmts.append(f"-- skipped: {e}")
             continue
-        stmts.append(_create_table_sql(spec, name).as_string(None) + ";")
-        cons += _constraints(spec, name, notes)
+        stmts.append(_create_table_sql(spec, name, "citext").as_string(None) + ";")
+        cons += _constraints(spec, name, notes, "citext")
     stmts += [c.stmt.as_string(None) + ";" for c in sorted(cons, key=lambda c: _ORDER[c.kind])]
     return stmts + [f"-- note: {n}" for n in notes]
 

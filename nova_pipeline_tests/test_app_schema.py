@@ -2,8 +2,9 @@
 meaning, generated columns compute, expression and partial indexes exist — shown by running the application's
 own statements on SQLite and on PostgreSQL after a plain `init` + `migrate` (no spec edits).
 
-These run on a PostgreSQL built with ICU (Debian's package, see icu_postgres.py): the embedded pgserver build
-has no ICU, which test_app_schema_units.py covers.
+These run on a PostgreSQL built with ICU and contrib (Debian's package, see icu_postgres.py), where COLLATE
+NOCASE becomes citext (and, forced, the ICU collation); the embedded pgserver build has neither, which
+test_app_schema_units.py covers.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def test_migration_is_proven_equal(migrated_app):
     ("SELECT id, name FROM authors WHERE name = ?", ("author 2",)),  # NOCASE equality
     ("SELECT name FROM authors WHERE id IN (1, 2, 10, 11) ORDER BY name DESC", ()),
     ("SELECT id FROM books WHERE lower(title) = ? AND status = 'published'", ("title 3",)),
+    ("SELECT id FROM authors WHERE name LIKE ? ORDER BY id", ("author 1%",)),  # NOCASE LIKE (citext)
+    ("SELECT id FROM authors WHERE name IN ('AUTHOR 3', 'author 4') ORDER BY id", ()),
 ])
 def test_the_app_sees_the_same_outcome(sides, statement, params):
     lite, pg = sides
@@ -191,33 +194,37 @@ def test_plan_and_type_report_show_what_is_carried_over(migrated_app):
     assert 'CREATE INDEX "books_lower_title" ON "public"."books" (LOWER("title"))' in res.output
 
 
-def test_citext_keeps_nocase_where_the_server_has_no_icu_collation(icu_pg_url, monkeypatch):
-    """Mode "citext": equality, UNIQUE and LIKE ignore case (forced here: this server has ICU too)."""
+def test_citext_is_the_nocase_of_a_server_with_contrib(migrated_app):
+    _, _, url, _ = migrated_app
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'authors'::regclass"
+                            " AND attname = 'name'").fetchone() == ("citext",)
+
+
+def test_icu_collation_keeps_nocase_where_the_server_has_no_citext(icu_pg_url, monkeypatch):
+    """Mode "icu" (forced here: this server has citext too): equality and UNIQUE ignore case; LIKE fails."""
     spec = parse_spec({"source": {"sqlite": "unused.sqlite"}, "tables": {"people": {
         "primary_key": ["id"], "indexes": [{"columns": ["name"], "unique": True}],
         "columns": {"id": {"type": "bigint", "identity": True, "nullable": False},
                     "name": {"type": "text", "collate": "nocase"}}}}})
-
-    def citext_only(conn, schema):
-        conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
-        return postgres_ddl.nocase_mode(conn, schema)
-
-    monkeypatch.setattr(postgres_ddl, "ensure_nocase", citext_only)
+    monkeypatch.setattr(postgres_ddl, "NOCASE_ORDER", ("icu",))
     with psycopg.connect(icu_pg_url, autocommit=True) as conn:
         actions = postgres_ddl.create_tables(conn, spec)
-        assert any("citext" in a for a in actions)
-        conn.execute("INSERT INTO people (name) VALUES ('Ada'), ('Bob')")
+        assert actions[0] == f"COLLATE NOCASE in public: {postgres_ddl._NOCASE_MODES['icu']}"
+        conn.execute("INSERT INTO people (name) VALUES ('Ada'), ('bob'), ('Carl')")
         postgres_ddl.add_constraints(conn, spec)
-        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'people'::regclass"
-                            " AND attname = 'name'").fetchone() == ("citext",)
-        assert conn.execute("SELECT id FROM people WHERE name = 'ada'").fetchall() == [(1,)]
-        assert conn.execute("SELECT id FROM people WHERE name LIKE 'b%'").fetchall() == [(2,)]
+        assert conn.execute("SELECT collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+                            " WHERE attrelid = 'people'::regclass AND attname = 'name'").fetchone() == ("nova_nocase",)
+        assert conn.execute("SELECT id FROM people WHERE name = 'ADA'").fetchall() == [(1,)]
+        assert conn.execute("SELECT name FROM people ORDER BY name").fetchall() == [("Ada",), ("bob",), ("Carl",)]
         with pytest.raises(psycopg.errors.UniqueViolation):
-            conn.execute("INSERT INTO people (name) VALUES ('ADA')")
-        assert postgres_ddl.create_tables(conn, spec)[-1].startswith("kept")  # the citext shape is recognised
+            conn.execute("INSERT INTO people (name) VALUES ('BOB')")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("SELECT id FROM people WHERE name LIKE 'a%'")
+        assert postgres_ddl.create_tables(conn, spec)[-1].startswith("kept")  # the collation shape is recognised
 
 
-def test_icu_collation_is_made_once_per_schema_and_kept(icu_pg_url):
+def test_nocase_is_set_up_once_per_schema_and_kept(icu_pg_url):
     spec = parse_spec(yaml.safe_load("""
         source: {sqlite: unused.sqlite}
         targets: {postgres: {schema: app}}
@@ -227,9 +234,9 @@ def test_icu_collation_is_made_once_per_schema_and_kept(icu_pg_url):
     """))
     with psycopg.connect(icu_pg_url, autocommit=True) as conn:
         first = postgres_ddl.create_tables(conn, spec)
-        assert first[0] == f"COLLATE NOCASE in app: {postgres_ddl._NOCASE_MODES['icu']}"
-        assert postgres_ddl.nocase_mode(conn, "app") == "icu"
+        assert first[0] == f"COLLATE NOCASE in app: {postgres_ddl._NOCASE_MODES['citext']}"
+        assert postgres_ddl.nocase_mode(conn, "app") == "citext"
         again = postgres_ddl.create_tables(conn, spec)
         assert again[1:] == ["kept app.a (same columns and types)", "kept app.b (same columns and types)"]
-        conn.execute("INSERT INTO app.b VALUES ('Straße')")
-        assert conn.execute("SELECT count(*) FROM app.b WHERE k = 'STRASSE' OR k = 'straße'").fetchone() == (1,)
+        conn.execute("INSERT INTO app.b VALUES ('Mixed Case')")
+        assert conn.execute("SELECT count(*) FROM app.b WHERE k = 'MIXED case'").fetchone() == (1,)
