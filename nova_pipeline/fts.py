@@ -126,6 +126,15 @@ def vector_expression(columns: list[str], config: str) -> sql.Composed:
     return sql.SQL("to_tsvector({}::regconfig, {})").format(sql.Literal(config), parts)
 
 
+def vector_columns(spec: Spec, table: str) -> list[tuple[str, sql.Composed]]:
+    """(name, column definition) of the generated tsvector columns of `table` (full-text search over its own
+    columns), part of its CREATE TABLE: the load's COPY computes them, no rewrite follows."""
+    ts = spec.tables[table]
+    return [(f.column, sql.SQL("{} tsvector GENERATED ALWAYS AS ({}) STORED").format(
+        sql.Identifier(f.column), vector_expression([target_column(ts, c) for c in f.columns], f.config)))
+        for f in ts.fts if f.view is None]
+
+
 def statements(spec: Spec, table: str, fts: FullText) -> list[sql.Composed]:
     """The DDL that gives `table` (a migrated PostgreSQL table) the full-text search `fts` describes."""
     schema, target = pg_table(spec, table)

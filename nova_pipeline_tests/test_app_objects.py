@@ -88,6 +88,22 @@ def test_migration_succeeds_with_views_triggers_fts(app):
     assert app["report"]["tables"]["notes_fts"]["loaded_rows"] == 40
 
 
+def test_rerun_keeps_every_object_once(app):
+    def oid():
+        with psycopg.connect(app["url"]) as pg:
+            return pg.execute("SELECT 'notes_fts'::regclass::oid").fetchone()[0]
+
+    before = oid()
+    res = CliRunner().invoke(main, ["migrate", "--spec", str(app["spec"]), "--postgres-url", app["url"], "--no-backup"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    with psycopg.connect(app["url"]) as pg:
+        assert pg.execute("SELECT count(*) FROM notes_fts WHERE search @@ to_tsquery('simple', 'note')").fetchone()[0] == 40
+        assert pg.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").fetchone()[0] == 1
+        assert pg.execute("SELECT count(*) FROM information_schema.views WHERE table_schema = 'public'").fetchone()[0] == 2
+    assert oid() == before  # its tsvector column is part of its shape: the table is kept, not re-created
+
+
 def test_views_return_the_same_rows(app):
     assert same_rows(app["db"], app["url"], "SELECT * FROM author_books", 'SELECT * FROM "author_books"', {2: ", "}) == 30
     assert same_rows(app["db"], app["url"], 'SELECT * FROM "Busy Authors"', 'SELECT * FROM "Busy Authors"') > 0
@@ -138,3 +154,4 @@ def test_plan_shows_translated_and_untranslated_objects(app):
     assert 'CREATE VIEW "public"."Busy Authors"' in res.output
     assert "trigger books_echo NOT carried over" in res.output
     assert "websearch_to_tsquery" in res.output
+
