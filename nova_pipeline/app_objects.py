@@ -11,6 +11,7 @@ removes a previous run's triggers before tables are loaded again.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -55,9 +56,40 @@ def _schema(spec: Spec) -> str:
     return fit_identifier(spec.targets.postgres.schema_ if spec.targets.postgres else "public")
 
 
+@dataclass(frozen=True)
+class SourceObjects:
+    """The source's views, triggers and virtual tables (read from sqlite_master alone: no table is scanned)."""
+
+    views: list[introspect.View]
+    triggers: list[introspect.Trigger]
+    virtual_tables: list[introspect.VirtualTable]
+    fts: list[fts.FtsTable]
+
+
+def read_objects(conn: sqlite3.Connection) -> SourceObjects:
+    """Views, triggers, virtual and FTS tables of the database, in creation order."""
+    views, trigs, virtual, fts_tables = [], [], [], []
+    for kind, name, table, text in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"):
+        if kind == "view":
+            views.append(introspect.View(name, text))
+        elif kind == "trigger":
+            trigs.append(introspect.Trigger(name, table, text))
+        elif kind == "table" and text and re.match(r"\s*CREATE\s+VIRTUAL\s+TABLE", text, re.I):
+            found = fts.read_fts(conn, name, text)
+            virtual.append(introspect.VirtualTable(name, found.module if found else _module(text)))
+            if found:
+                fts_tables.append(found)
+    return SourceObjects(views, trigs, virtual, fts_tables)
+
+
+def _module(create_sql: str) -> str:
+    m = re.search(r"\bUSING\s+(\w+)", create_sql, re.I)
+    return m.group(1).lower() if m else "unknown"
+
+
 def plan_objects(spec: Spec, conn: sqlite3.Connection) -> list[AppObject]:
     """Every view, trigger and FTS table of the SQLite database (`conn`), planned for the spec's target."""
-    source = introspect.read_schema(conn)
+    source = read_objects(conn)
     target, schema, skip = target_of(spec), _schema(spec), set(spec.app_objects.skip)
     out = _full_text(spec, source, target, schema)
     if spec.app_objects.views:
@@ -84,7 +116,7 @@ def _sql_of(conn: sqlite3.Connection, name: str) -> str:
     return row[0] if row else ""
 
 
-def _full_text(spec: Spec, source: introspect.SourceSchema, target: Target, schema: str) -> list[AppObject]:
+def _full_text(spec: Spec, source: SourceObjects, target: Target, schema: str) -> list[AppObject]:
     out, done = [], set()
     by_name = {f.name.lower(): f for f in source.fts}
     for name, t in spec.table_items("postgres"):
