@@ -59,11 +59,11 @@ def test_image_starts_the_dagster_ui_by_default():
     assert command == webserver
 
 
-def test_readme_names_the_default_compose_password_and_says_to_change_it():
+def test_compose_requires_the_password_and_the_readme_says_where_to_set_it():
     compose = (REPO / "docker-compose.yml").read_text()
-    assert "${POSTGRES_PASSWORD:-nova_password}" in compose
+    assert "${POSTGRES_PASSWORD:?" in compose and "nova_password" not in compose  # issue 22: no default password
     docker_section = (REPO / "README.md").read_text().split("## With Docker", 1)[1]
-    assert "nova_password" in docker_section and "export POSTGRES_PASSWORD=" in docker_section
+    assert "nova_password" not in docker_section and "POSTGRES_PASSWORD=" in docker_section and ".env" in docker_section
 
 
 @dg.op
