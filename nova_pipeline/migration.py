@@ -108,7 +108,16 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     return rep
 
 
-def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
+def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
+    """Check the source (SourceError: exit 2 before anything runs), then hold its staging area (AreaUnavailable
+    when another migration holds it) until `run_migration_locked(spec, spec_path, **options)` has written the report."""
+    if not options.get("resume"):  # a missing, empty, corrupt or locked source, or one without the spec's tables
+        snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
+    with snapshot.exclusive_area(spec):
+        return run_migration_locked(spec, spec_path, **options)
+
+
+def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
             mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
             resume: bool = False, force: bool = False) -> report.MigrationReport:
@@ -117,14 +126,12 @@ def migrate(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: s
     Raises TargetChanged, before anything runs, when target tables hold content nova-pipeline did not leave
     there, unless `force`.
     """
-    if not resume:  # a missing, empty, corrupt or locked source, or one without the spec's tables: exit 2 now
-        snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
     started = report.now_iso()
     notes, tags = [], {}
     if mongo:
         notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
-    with snapshot.exclusive_area(spec), ExitStack() as stack:  # one migration of this source's staging area at a time
+    with ExitStack() as stack:
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
             lock = stack.enter_context(run_lock.migration_lock(lock_conn))

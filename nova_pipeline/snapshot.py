@@ -45,8 +45,8 @@ class SourceError(ValueError):
     """The SQLite source is missing, unreadable or not a database; the message is one line."""
 
 
-class SourceBusy(SourceError):
-    """Another migration of the same source file holds its staging area; the message is one line."""
+class AreaUnavailable(SourceError):
+    """The source's staging area is held by another migration or cannot be created; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -133,17 +133,22 @@ def _source_error(source: Path, e: sqlite3.Error, what: str) -> SourceError:
 @contextmanager
 def exclusive_area(spec: Spec) -> Iterator[Path]:
     """Hold the spec source's staging area for one migration (an advisory file lock, released when the block
-    or the process ends); SourceBusy at once when another migration holds it."""
+    or the process ends); AreaUnavailable at once when another migration holds it or it cannot be created."""
     area = local_area(spec)
-    area.mkdir(parents=True, exist_ok=True)
-    with open(area / ".lock", "a+") as f:
+    try:
+        area.mkdir(parents=True, exist_ok=True)
+        lock = open(area / ".lock", "a+")
+    except OSError as e:
+        raise AreaUnavailable(f"{area}: cannot create the staging area: {e.strerror}") from None
+    with lock as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise SourceBusy(f"{area}: the staging area of {spec.resolve(spec.source.sqlite)} is in use by another "
-                              f"migration ({holder}); wait for it to finish, or give this spec its own `staging:`") from None
+            raise AreaUnavailable(f"{area}: the staging area of {spec.resolve(spec.source.sqlite)} is in use by another "
+                                  f"migration ({holder}); wait for it to finish, or give this spec its own `staging:`"
+                                  ) from None
         try:
             f.truncate(0)
             f.write(f"pid {os.getpid()}")

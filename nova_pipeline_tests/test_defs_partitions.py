@@ -136,7 +136,7 @@ def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_pa
     assert outcome.success, outcome.errors
     assert pg_days(pg_url) == expected_per_day(rows)
     assert {c["check"] for c in outcome.checks} == set(P.POSTGRES_CHECKS) and all(c["passed"] for c in outcome.checks)
-    stg = Staging(str(tmp_path / "staging"))
+    stg = A.staging_of(spec)
     assert stg.row_count("quarantine", "telemetry") == 1  # 'not a time' has no window: quarantined, not lost
 
     full_url, full = make_pg_url(), Staging(str(tmp_path / "full"))
@@ -229,7 +229,7 @@ def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(s
     spec, spec_path, rows = setup
     [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
     assert outcome.success, outcome.errors
-    keys, stg = sorted(expected_per_day(rows)), Staging(str(tmp_path / "staging"))
+    keys, stg = sorted(expected_per_day(rows)), A.staging_of(spec)
     shape, facts = facts_shape(spec, "telemetry", stg, partition=keys), source_facts(spec, "telemetry", stg, partition=keys)
     assert shape == {k: facts[k] for k in ("table", "partition", "primary_key", "column_order")} | {
         "columns": {c: {"kind": f["kind"]} for c, f in facts["columns"].items()}}  # what the target scan needs

@@ -150,21 +150,22 @@ def unwritable_staging_run(tmp_path: Path, pg_url: str):
     data = yaml.safe_load(spec.read_text())
     data["staging"] = "blocker/staging"
     spec.write_text(yaml.safe_dump(data))
-    res = migrate(spec, pg_url, "--report", str(tmp_path / "r.json"))
-    return res, json.loads((tmp_path / "r.json").read_text())
+    return migrate(spec, pg_url, "--report", str(tmp_path / "r.json"))
 
 
 def test_staging_not_writable_is_a_clear_error(tmp_path, pg_url):
-    res, report = unwritable_staging_run(tmp_path, pg_url)
-    assert res.exit_code == 1 and report["status"] == "failed"
-    assert f"Not a directory: '{tmp_path}/blocker/staging/snapshot'" in " ".join(report["notes"])
+    res = unwritable_staging_run(tmp_path, pg_url)
+    assert res.exit_code == 2, res.output
+    [line] = res.output.strip().splitlines()
+    assert line.startswith(f"nova-pipeline: {tmp_path}/blocker/staging/s-") and line.endswith(
+        ": cannot create the staging area: Not a directory")
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT to_regclass('public.items')").fetchone()[0] is None
 
 
-def test_staging_not_writable_marks_the_tables_failed(tmp_path, pg_url):
-    _, report = unwritable_staging_run(tmp_path, pg_url)
-    assert report["tables"]["items"]["status"] == "failed"
+def test_staging_not_writable_stops_before_anything_runs(tmp_path, pg_url):
+    unwritable_staging_run(tmp_path, pg_url)
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "data").exists()
 
 
 def test_disk_full_mid_write_leaves_no_parquet_that_looks_complete(tmp_path, pg_url, monkeypatch):

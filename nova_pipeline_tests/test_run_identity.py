@@ -175,3 +175,58 @@ def test_each_source_file_has_its_own_staging_area(tmp_path, staging, expected):
     for folder, spec, area in zip(("x", "y"), specs, areas):
         assert staging_of(spec).uri == expected.format(folder=tmp_path / folder, area=area)
         assert snapshot.snapshot_path(spec).parent.parent.name == area
+
+
+def test_one_spec_started_twice_at_once_into_two_databases_never_shares_files(tmp_path, make_pg_url):
+    make_source(tmp_path / "a.sqlite", "a", 300).close()
+    spec = write_spec(tmp_path, "a.sqlite", "a.spec.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    runs = []
+    for i in range(2):
+        url = make_pg_url()
+        runs.append((subprocess.Popen([sys.executable, "-m", "nova_pipeline.cli", "migrate", "--spec", spec.name,
+                                       "--postgres-url", url, "--no-backup", "--report", f"{i}.report.json"],
+                                      cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True), url, i))
+    codes = []
+    for proc, url, i in runs:
+        out, err = proc.communicate(timeout=300)
+        codes.append(proc.returncode)
+        if proc.returncode == 2:  # refused before anything ran
+            assert err.strip().endswith("is in use by another migration (pid %d); wait for it to finish, or give "
+                                        "this spec its own `staging:`" % runs[1 - i][0].pid), err
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT to_regclass('public.users')").fetchone()[0] is None
+        else:
+            assert proc.returncode == 0, err[-2000:]
+            assert json.loads((tmp_path / f"{i}.report.json").read_text())["status"] == "succeeded"
+            assert user_names(url) == [f"a{n}" for n in range(300)]
+    assert 0 in codes
+
+
+def test_checks_ignore_the_staged_facts_of_another_source_with_a_table_of_the_same_name(tmp_path, pg_url,
+                                                                                        monkeypatch):
+    import dagster as dg
+
+    from nova_pipeline import postgres_load
+    from nova_pipeline.defs.assets import clean_key
+    from nova_pipeline.runs import dagster_instance
+    from nova_pipeline.validation.source_facts import FACTS_VERSION
+
+    make_source(tmp_path / "a.sqlite", "a", 30).close()
+    spec = load_spec(write_spec(tmp_path, "a.sqlite", "a.spec.yaml"))
+    real_load = postgres_load.load_table
+
+    def other_run_stages_users_then_load(*args, **kwargs):
+        # Between this run's staging/clean/users and its checks, a migration of another source (same Dagster
+        # instance) stages its own `users`.
+        dagster_instance().report_runless_asset_event(dg.AssetMaterialization(clean_key("users"), metadata={
+            "source_facts": dg.MetadataValue.json({"version": FACTS_VERSION, "rows": 20}),
+            "path": dg.MetadataValue.path(str(tmp_path / "data" / "staging" / "b-0123456789" / "clean" / "users"))}))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(postgres_load, "load_table", other_run_stages_users_then_load)
+    rep = migration.migrate(spec, spec.spec_path, postgres_url=pg_url, backup=False)
+    assert rep.status == "succeeded", (rep.notes, [c for c in rep.checks if not c["passed"]])
+    assert {c["check"] for c in rep.checks if c["table"] == "postgres/public/users"} >= {"row_reconciliation",
+                                                                                         "content_hash"}

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from nova_pipeline.defs.assets import staging_of
 from nova_pipeline.defs.checks import build_table_checks
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.spec import load_spec
-from nova_pipeline.staging import Staging
 from nova_pipeline.validation import results as r
 from nova_pipeline.validation.source_facts import source_facts
 
@@ -30,7 +30,7 @@ def setup(tmp_path, pg_url, mongo_uri):
         "source": {"sqlite": "x.sqlite"}, "staging": "staging",
         "tables": {"items": {"primary_key": ["id"], "columns": {
             "id": {"type": "bigint"}, "label": {"type": "text"}, "price": {"type": "double precision"}}}}}))
-    staging = Staging(str(tmp_path / "staging"))
+    staging = staging_of(load_spec(spec_path))  # the source's area under the spec's staging root
     for kind in ("raw", "clean"):
         with staging.writer(kind, "items", DATA.schema) as w:
             w.write_table(DATA)
@@ -94,7 +94,8 @@ def test_source_facts_come_from_clean_materialization_metadata(setup):
 
     @dg.asset(key=CLEAN)
     def clean() -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"source_facts": dg.MetadataValue.json(facts)})
+        return dg.MaterializeResult(metadata={"source_facts": dg.MetadataValue.json(facts),
+                                              "path": dg.MetadataValue.path(staging.dir("clean", "items"))})
 
     res = dg.materialize([clean, load_asset(pg_url), *build_table_checks(spec, "items", TARGET)], resources=resources)
     assert all(e.passed for e in evaluations(res).values())

@@ -3,8 +3,8 @@
 (No `from __future__ import annotations`: Dagster reads the context and resource annotations at runtime.)
 
 Source facts come from the `source_facts` metadata of the table's latest
-`staging/clean/<table>` materialization when present (computed once per run),
-else they are read from staging (cheap Parquet reads).
+`staging/clean/<table>` materialization when it wrote this spec's staging area
+(computed once per run), else they are read from staging (cheap Parquet reads).
 """
 
 import json
@@ -39,11 +39,16 @@ DESCRIPTIONS = {
 
 
 def _facts(context: dg.AssetCheckExecutionContext, spec: Spec, table: str) -> dict[str, Any]:
+    """The facts of the latest `staging/clean/<table>` materialization when it wrote this spec's staging area;
+    a migration of another source with a table of the same name shares the instance and the asset key."""
+    staging = staging_of(spec)
     event = context.instance.get_latest_materialization_event(clean_key(table))
-    cached = event.asset_materialization.metadata.get("source_facts") if event and event.asset_materialization else None
-    if cached is not None and cached.value.get("version") == FACTS_VERSION:
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    cached, path = meta.get("source_facts"), meta.get("path")
+    if (cached is not None and cached.value.get("version") == FACTS_VERSION
+            and path is not None and path.value == staging.dir("clean", table)):
         return cached.value
-    return source_facts(spec, table, staging_of(spec))
+    return source_facts(spec, table, staging)
 
 
 def _jsonable(value: Any) -> Any:
