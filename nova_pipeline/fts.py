@@ -94,7 +94,10 @@ def read_fts(conn: sqlite3.Connection, name: str, create_sql: str) -> FtsTable |
     module = m.group(1).lower() if m else ""
     if module not in FTS_MODULES:
         return None
-    columns = [n for _, n, *_rest, hidden in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,)) if not hidden]
+    try:
+        columns = [n for _, n, *_rest, hidden in conn.execute("SELECT * FROM pragma_table_xinfo(?)", (name,)) if not hidden]
+    except sqlite3.Error:  # e.g. a tokenizer this SQLite does not have: treated as any other virtual table
+        return None
     options, unindexed = {}, set()
     for arg in _arguments(create_sql):
         key, eq, value = arg.partition("=")

@@ -153,8 +153,8 @@ def plan_trigger(name: str, table: str, create_sql: str, target: Target, schema:
                 stmt = render(translate_tree(tree, target, row)) + ";"
             lines.append(stmt)
         lines += [f"PERFORM set_config('{guard}', 'off', true);", f"RETURN {returns};"]
-    except Untranslatable as e:
-        plan.reason = str(e)
+    except (Untranslatable, SqlglotError) as e:
+        plan.reason = str(e).splitlines()[0]
         return plan
     function = sql.Identifier(schema, fit_identifier(f"nova_trg_{name}")).as_string(None)
     trigger = sql.Identifier(fit_identifier(name)).as_string(None)

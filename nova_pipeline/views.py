@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from nova_pipeline.app_sql import Target, translate_tree
 from nova_pipeline.identifiers import fit_identifier
@@ -67,9 +68,12 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
             plan.reason = str(e)
     for plan in plans.values():
         if plan.reason is None:
-            columns = [r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (plan.name,))]
+            try:
+                plan.columns = [r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (plan.name,))]
+            except sqlite3.Error as e:  # e.g. it reads a table dropped since
+                plan.reason = f"SQLite cannot read it either: {e}"
+                continue
             target.add_relation(plan.name, schema, plan.target)
-            plan.columns = columns
     ordered = _in_dependency_order(plans, selects)
     for plan in ordered:
         if plan.reason is not None:
@@ -87,7 +91,7 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
             plan.lists = _list_columns(select)
             try:
                 body = render(translate_tree(select, target))
-            except Untranslatable as e:
+            except (Untranslatable, SqlglotError) as e:
                 plan.reason = str(e)
                 continue
             ident = sql.Identifier(schema, plan.target).as_string(None)

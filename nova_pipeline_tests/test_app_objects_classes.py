@@ -35,6 +35,9 @@ def build_db(path):
             CREATE TRIGGER authors_forget BEFORE DELETE ON authors
                 BEGIN DELETE FROM books WHERE author_id = OLD.id; END;
             CREATE VIEW capped_ages AS SELECT id, max(age, 30) AS age FROM authors;
+            CREATE TABLE dropped (a INTEGER);
+            CREATE VIEW broken AS SELECT a FROM dropped;
+            DROP TABLE dropped;
         """)
         conn.executemany("INSERT INTO authors (id, name, age) VALUES (?, ?, ?)",
                          [(i, f"Author {i}", None if i % 4 == 0 else 20 + i) for i in range(1, 13)])
@@ -145,9 +148,10 @@ def test_external_content_fts_becomes_an_index_and_a_view(run):
     assert "notes_search" not in run["report"]["tables"]
 
 
-def test_contentless_fts_is_reported(run):
+def test_contentless_fts_and_a_broken_view_are_reported(run):
     notes = "\n".join(run["report"]["notes"])
     assert "fts scratch_fts not carried over: contentless fts5 table" in notes
+    assert "view broken not carried over: SQLite cannot read it either: no such table: main.dropped" in notes
 
 
 def test_rerun_does_not_fire_triggers_on_reloaded_rows(run):
