@@ -281,3 +281,17 @@ def test_reading_the_schema_stays_cheap_and_keeps_the_sql(source):
     assert tables["docs"].sql.startswith("CREATE TABLE docs")
     assert {i.name: i.sql for i in tables["docs"].indexes}["docs_expr"].startswith("CREATE INDEX docs_expr")
     conn.close()
+
+
+def test_check_that_postgresql_cannot_evaluate_is_named_and_the_others_still_counted(pg_url, staged):
+    spec = make_spec({"people": {"primary_key": ["id"], "checks": [{"sql": '"age" >= 0'}, {"sql": '"age" = TRUE'}],
+                                 "columns": {"id": {"type": "bigint"}, "age": {"type": "bigint"},
+                                             "pages": {"type": "bigint"}, "words": {"type": "bigint"}}}})
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        postgres_ddl.create_tables(conn, spec)
+        load_table(conn, spec, "people", staged)
+        result = check_check_constraints(_Table(conn, spec, "people", {"column_order": [], "columns": {},
+                                                                       "primary_key": ["id"]}))
+        assert result.metadata["violations"] == {"people_check1": 1}
+        assert result.metadata["errors"]["people_check2"].startswith("operator does not exist: bigint = boolean")
+        assert result.failing_keys == [{"id": 2}] and not result.passed

@@ -234,26 +234,39 @@ def check_foreign_keys(t: _Table) -> CheckResult:
 
 
 def check_check_constraints(t: _Table) -> CheckResult:
-    """Rows breaking a translated CHECK of the spec (the constraint is then added NOT VALID), counted and sampled."""
-    ts, found, keys = t.spec.tables[t.name], {}, []
+    """Rows breaking a translated CHECK of the spec (the constraint is then added NOT VALID): counted in one scan
+    for all CHECKs no validated constraint guarantees, and sampled by key; a CHECK PostgreSQL cannot evaluate
+    is named with its error."""
+    ts = t.spec.tables[t.name]
     untranslated = [c.sqlite or "" for c in ts.checks if c.sql is None]
-    for i, check in enumerate(ts.checks):
-        if check.sql is None:
-            continue
-        name = check_name(t.spec, t.name, i)
-        if _validated_check(t, name):
-            found[name] = 0
-            continue
-        found[name], sample = _sample_keys(t, sql.SQL("NOT ({})").format(sql.SQL(check.sql)), [])
-        keys += sample
-    meta = {"violations": found, "not_translated": untranslated}
+    checks = {check_name(t.spec, t.name, i): c.sql for i, c in enumerate(ts.checks) if c.sql is not None}
+    found = {n: 0 for n in checks if _validated_check(t, n)}
+    pending = {n: cond for n, cond in checks.items() if n not in found}
+    errors: dict[str, str] = {}
+    if pending:
+        counts = sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE NOT ({}))").format(sql.SQL(c)) for c in pending.values())
+        try:
+            with t.conn.transaction():
+                found.update(zip(pending, t.rows(sql.SQL("SELECT {} FROM {}").format(counts, t.rel))[0]))
+        except psycopg.Error:  # one of them does not run in PostgreSQL: count them one by one
+            for name, cond in pending.items():
+                try:
+                    with t.conn.transaction():
+                        found[name] = t.rows(sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
+                            t.rel, sql.SQL(cond)))[0][0]
+                except psycopg.Error as e:
+                    errors[name] = str(e).strip().splitlines()[0]
+    keys = [k for name, n in found.items() if n and name in pending
+            for k in _sample_keys(t, sql.SQL("NOT ({})").format(sql.SQL(pending[name])), [])[1]]
+    meta = {"violations": found, "not_translated": untranslated, "errors": errors}
     note = f"; {len(untranslated)} not translated: {'; '.join(untranslated)}" if untranslated else ""
     broken = {k: n for k, n in found.items() if n}
-    if not broken:
+    if not broken and not errors:
         return CheckResult(t.name, r.CHECK_CONSTRAINTS, True, f"no row breaks {len(found)} CHECK(s){note}", metadata=meta)
-    text = "; ".join(f"{n} row(s) break {k}" for k, n in broken.items())
-    return CheckResult(t.name, r.CHECK_CONSTRAINTS, False, f"{r.CHECK_CONSTRAINTS}: {text}: "
-                       f"{'; '.join(format_key(k) for k in keys[:5])}{note}", keys[:SAMPLE], "WARN", meta)
+    text = "; ".join([f"{n} row(s) break {k}" for k, n in broken.items()] + [f"{k} cannot run: {e}" for k, e in errors.items()])
+    shown = f": {'; '.join(format_key(k) for k in keys[:5])}" if keys else ""
+    return CheckResult(t.name, r.CHECK_CONSTRAINTS, False, f"{r.CHECK_CONSTRAINTS}: {text}{shown}{note}",
+                       keys[:SAMPLE], "WARN", meta)
 
 
 def _validated_check(t: _Table, name: str) -> bool:
