@@ -230,3 +230,34 @@ def test_checks_ignore_the_staged_facts_of_another_source_with_a_table_of_the_sa
     assert rep.status == "succeeded", (rep.notes, [c for c in rep.checks if not c["passed"]])
     assert {c["check"] for c in rep.checks if c["table"] == "postgres/public/users"} >= {"row_reconciliation",
                                                                                          "content_hash"}
+
+
+def test_resume_verifies_it_continues_on_the_snapshot_its_migration_took(tmp_path, make_pg_url, monkeypatch):
+    from nova_pipeline import postgres_load
+
+    make_source(tmp_path / "a.sqlite", "a", 30).close()
+    spec = load_spec(write_spec(tmp_path, "a.sqlite", "a.spec.yaml"))
+    real_load = postgres_load.load_table
+
+    def load_fails(*args, **kwargs):
+        raise OSError("connection to the target lost")
+
+    for retaken in (False, True):
+        url = make_pg_url()
+        monkeypatch.setattr(postgres_load, "load_table", load_fails)
+        failed = migration.migrate(spec, spec.spec_path, postgres_url=url, backup=False)
+        assert failed.status == "failed" and "problem" not in failed.snapshot
+        monkeypatch.setattr(postgres_load, "load_table", real_load)
+        if retaken:  # the source changed and its snapshot was taken again since (not by this migration)
+            with sqlite3.connect(tmp_path / "a.sqlite") as conn:
+                conn.execute("INSERT INTO users (name) VALUES ('later')")
+            snapshot.take_snapshot(tmp_path / "a.sqlite", snapshot.snapshot_path(spec))
+        rep = migration.migrate(spec, spec.spec_path, postgres_url=url, backup=False, resume=True,
+                                resume_run=failed.run_id)
+        if retaken:
+            assert rep.status == "failed"
+            assert f"by another run, not at {failed.snapshot['taken_at']} by this one" in rep.snapshot["problem"]
+        else:
+            assert rep.status == "succeeded", rep.notes
+            assert "problem" not in rep.snapshot and rep.snapshot["taken_at"] == failed.snapshot["taken_at"]
+            assert user_names(url) == [f"a{i}" for i in range(30)]
