@@ -171,3 +171,38 @@ def test_a_started_snapshot_raises_its_error_where_it_is_taken(tmp_path):
     with started_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite"):
         with pytest.raises(SourceError, match="missing.sqlite: SQLite source not found"):
             take_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite")
+
+
+def test_the_snapshot_records_which_committed_state_it_copied(tmp_path):
+    import json
+
+    _make(tmp_path / "journal.sqlite", rows=3).close()
+    snap = take_snapshot(tmp_path / "journal.sqlite", tmp_path / "out" / "journal.sqlite")
+    counter = int.from_bytes((tmp_path / "journal.sqlite").read_bytes()[24:28], "big")
+    assert snap.source == str((tmp_path / "journal.sqlite").resolve()) and snap.taken_at.endswith("+00:00")
+    assert snap.source_state["journal_mode"] == "delete" and snap.source_state["change_counter"] == counter > 0
+    assert json.loads(snapshot.identity_path(snap.path).read_text()) == {
+        "source": snap.source, "taken_at": snap.taken_at, "sha256": snap.sha256, "bytes": snap.bytes,
+        "source_state": snap.source_state}
+
+    writer = _make(tmp_path / "wal.sqlite", rows=5, wal=True)
+    frames = snapshot._wal_frames(tmp_path / "wal.sqlite")
+    snap = take_snapshot(tmp_path / "wal.sqlite", tmp_path / "out" / "wal.sqlite")
+    assert snap.source_state["journal_mode"] == "wal" and snap.source_state["wal_frames"] == frames >= 6
+    writer.execute("INSERT INTO t(v) VALUES ('after the snapshot')")
+    assert snapshot._wal_frames(tmp_path / "wal.sqlite") > frames and _count(snap.path) == 5
+    writer.close()
+
+
+def test_a_source_pre_flight_names_what_is_wrong_in_one_line(tmp_path):
+    _make(tmp_path / "ok.sqlite").close()
+    snapshot.check_source(tmp_path / "ok.sqlite", ["t", "T"])  # SQLite table names are case-insensitive
+    with pytest.raises(SourceError, match=r"ok.sqlite: no table 'Album' in the SQLite source, but the spec "
+                                          r"migrates it \(and 1 more\)$"):
+        snapshot.check_source(tmp_path / "ok.sqlite", ["t", "Album", "Artist"])
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    with pytest.raises(SourceError, match=r"empty.sqlite: empty file \(0 bytes\), not a SQLite database$"):
+        snapshot.check_source(tmp_path / "empty.sqlite")
+    (tmp_path / "short.sqlite").write_bytes((tmp_path / "ok.sqlite").read_bytes()[:60])
+    with pytest.raises(SourceError, match=r"short.sqlite: truncated SQLite database \(60 bytes, shorter than its header\)$"):
+        snapshot.check_source(tmp_path / "short.sqlite")
