@@ -87,10 +87,11 @@ def _module(create_sql: str) -> str:
     return m.group(1).lower() if m else "unknown"
 
 
-def plan_objects(spec: Spec, conn: sqlite3.Connection) -> list[AppObject]:
-    """Every view, trigger and FTS table of the SQLite database (`conn`), planned for the spec's target."""
+def plan_objects(spec: Spec, conn: sqlite3.Connection, target: Target | None = None) -> list[AppObject]:
+    """Every view, trigger and FTS table of the SQLite database (`conn`), planned for the spec's target;
+    `target` (default: the spec's tables) gets the views registered, for statements that read them."""
     source = read_objects(conn)
-    target, schema, skip = target_of(spec), _schema(spec), set(spec.app_objects.skip)
+    target, schema, skip = target or target_of(spec), _schema(spec), set(spec.app_objects.skip)
     out = _full_text(spec, source, target, schema)
     if spec.app_objects.views:
         for v in views.plan_views(conn, [(v.name, v.sql) for v in source.views], target, schema, skip):
@@ -127,8 +128,6 @@ def _full_text(spec: Spec, source: SourceObjects, target: Target, schema: str) -
             stmts = [s.as_string(None) for s in fts.statements(spec, name, f)]
             out.append(AppObject("fts", label, _create_sql(found), stmts, None,
                                  sql.Identifier(schema, fit_identifier(f.view)).as_string(None) if f.view else None))
-            if f.view:
-                target.add_relation(f.view, schema, fit_identifier(f.view))
     for f in source.fts:
         if f.name.lower() in done:
             continue

@@ -37,6 +37,7 @@ class Target:
     names: dict[str, str] = field(default_factory=dict)  # lower source identifier → target identifier
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # lower target relation → lower column → type
     primary_keys: dict[str, list[str]] = field(default_factory=dict)  # lower target relation → target PK columns
+    full_text: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower target relation → (tsvector, config)
 
     def add_relation(self, source: str, schema: str, target: str, columns: dict[str, str] | None = None,
                      primary_key: list[str] | None = None) -> None:
@@ -60,6 +61,11 @@ def target_of(spec: Spec) -> Target:
         types = {tgt: " ".join(t.columns[src].type.split("(")[:1]) for src, tgt in cols}
         types.update({identifiers.target_column(t, c): "jsonb" for c in t.json_columns if c in t.columns})
         out.add_relation(name, schema, table, types, [identifiers.target_column(t, c) for c in t.primary_key])
+        for f in t.fts:  # MATCH on the FTS table (or the view that stands for an external-content one)
+            relation = identifiers.fit_identifier(f.view) if f.view else table
+            if f.view:
+                out.add_relation(f.view, schema, relation)
+            out.full_text[relation.lower()] = (f.column, f.config)
     return out
 
 
@@ -160,6 +166,8 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
         _insert_or(node, target)
     elif isinstance(node, exp.Select) and node.args.get("group"):
         _group_bare_columns(node)
+    elif isinstance(node, exp.Match):
+        _match(node, target)
     elif isinstance(node, exp.Limit) and isinstance(node.expression, exp.Neg):
         node.pop()  # LIMIT -1: no limit
 
@@ -169,6 +177,27 @@ def _boolean_comparison(node: exp.Expression, types: dict[str, str]) -> None:
     for col, lit, key in ((left, right, "expression"), (right, left, "this")):
         if _type_of(col, types) == "boolean" and _is_01(lit):
             node.set(key, exp.Boolean(this=lit.unnest().this == "1"))
+
+
+def _match(node: exp.Match, target: Target) -> None:
+    """`fts MATCH 'words'` → `search @@ websearch_to_tsquery(config, 'words')` (plain words, OR, "phrases")."""
+    column = node.this
+    select = node.find_ancestor(exp.Select)
+    aliases = {t.alias_or_name.lower(): t.name.lower() for t in (select.find_all(exp.Table) if select else [])}
+    relation = aliases.get(column.name.lower(), column.name.lower()) if isinstance(column, exp.Column) else None
+    if relation not in target.full_text:
+        raise Untranslatable("MATCH on a column (a column filter) has no PostgreSQL translation here")
+    vector, config = target.full_text[relation]
+    query = exp.func("websearch_to_tsquery", exp.Literal.string(config), node.expression.copy())
+    qualifier = column.args.get("table")
+    ref = exp.Column(this=exp.to_identifier(vector, quoted=True), table=qualifier.copy() if qualifier else None)
+    node.replace(_ts_match(ref, query))
+
+
+def _ts_match(vector: exp.Expression, query: exp.Expression) -> exp.Expression:
+    return exp.maybe_parse("__v @@ __q", dialect="postgres").transform(
+        lambda n: vector if isinstance(n, exp.Column) and n.name == "__v"
+        else query if isinstance(n, exp.Column) and n.name == "__q" else n)
 
 
 def _group_bare_columns(select: exp.Select) -> None:

@@ -66,15 +66,15 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
         # A write runs in a transaction rolled back on the snapshot; reads use a read-only connection.
         sqlite_conn = sqlite3.connect(path, isolation_level=None) if writes else connect_readonly(path)
         with closing(sqlite_conn), postgres.connect(s, autocommit=True) as pg:
+            target = target_of(s)
+            objects = app_objects.plan_objects(s, sqlite_conn, target)  # parity statements may read views
             if s.app_objects.view_check != "off":
-                objects = app_objects.plan_objects(s, sqlite_conn)
                 passed, detail, per_view = app_objects.check_views(sqlite_conn, pg, objects)
                 yield dg.AssetCheckResult(
                     asset_key=APP_OBJECTS, check_name=VIEW_ROWS, passed=passed, description=detail,
                     severity=dg.AssetCheckSeverity.ERROR if s.app_objects.view_check == "blocking"
                     else dg.AssetCheckSeverity.WARN,
                     metadata={"detail": detail, "views": dg.MetadataValue.json(per_view)})
-            target = target_of(s)
             for stmt in s.parity:
                 r = parity.run_statement(sqlite_conn, pg, stmt, target)
                 yield dg.AssetCheckResult(
