@@ -561,7 +561,7 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
     pk = t.primary_key
     target_names = unique_identifiers([c.name for c in t.columns])
     names = {c.name.lower(): target for c, target in zip(t.columns, target_names)}
-    booleans = {c.name.lower() for c in t.columns if inferred[t.name][c.name].pg_type == "boolean"}
+    types = {c.name.lower(): inferred[t.name][c.name].pg_type for c in t.columns}
     definition = _definition(t, warnings)
     columns, reports = {}, []
     identity = None
@@ -591,7 +591,7 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
         expression = definition.generated.get(c.name.lower())
         if c.generated and expression is not None:
             try:
-                col["generated"] = translate_expression(expression, names, booleans)
+                col["generated"] = translate_expression(expression, names, types)
                 notes.append(f"generated ({c.generated}) in SQLite: GENERATED ALWAYS AS ({col['generated']}) STORED")
             except Untranslatable as e:
                 notes.append(f"generated ({c.generated}) in SQLite as {expression}; not translated ({e}): "
@@ -620,8 +620,8 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
         spec["table"] = target_table
         why = "PostgreSQL identifiers hold 63 bytes" if target_table == fit_identifier(t.name) else "another table has that name"
         warnings.append(f"table {t.name}: renamed to {target_table} ({why})")
-    checks, check_reports = _checks(t, definition, names, booleans, warnings)
-    indexes, index_reports = _indexes(t, warnings, names, booleans)
+    checks, check_reports = _checks(t, definition, names, types, warnings)
+    indexes, index_reports = _indexes(t, warnings, names, types)
     spec.update(primary_key=pk, columns=columns,
                 foreign_keys=_foreign_keys(t, inferred, schema, warnings), indexes=indexes)
     if checks:
@@ -634,7 +634,7 @@ def _propose_table(t: Table, target_table: str, profiles: dict[str, ColumnProfil
                              identity, check_reports, index_reports)
 
 
-def _checks(t: Table, definition: TableDefinition, names: dict[str, str], booleans: set[str],
+def _checks(t: Table, definition: TableDefinition, names: dict[str, str], types: dict[str, str],
             warnings: list[str]) -> tuple[list[dict], list[dict]]:
     """The table's CHECKs for the spec (translated, or kept with the reason) and for the type report."""
     out, reports = [], []
@@ -643,7 +643,7 @@ def _checks(t: Table, definition: TableDefinition, names: dict[str, str], boolea
         if name:
             check["name"] = fit_identifier(name)
         try:
-            check["sql"] = translate_expression(text, names, booleans)
+            check["sql"] = translate_expression(text, names, types)
         except Untranslatable as e:
             check["reason"] = str(e)
             warnings.append(f"{t.name}: CHECK ({text}) not translated: {e}")
@@ -694,7 +694,7 @@ def _foreign_keys(t: Table, inferred: dict[str, dict[str, Inference]], schema: S
 
 
 def _indexes(t: Table, warnings: list[str], names: dict[str, str] | None = None,
-             booleans: set[str] = frozenset()) -> tuple[list[dict], list[dict]]:
+             types: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
     """Secondary indexes and UNIQUE constraints (the primary key's own index is implied), expression terms and
     partial predicates translated; and, for the type report, each CREATE INDEX's SQL or why it was not translated."""
     out, reports = [], []
@@ -709,12 +709,12 @@ def _indexes(t: Table, warnings: list[str], names: dict[str, str] | None = None,
         if i.sql and (None in i.columns or i.where):
             try:
                 terms, where = index_terms(i.sql)
-                translated = [translate_expression(text, names, booleans) + (" DESC" if desc else "")
+                translated = [translate_expression(text, names, types) + (" DESC" if desc else "")
                               for text, desc in terms]
                 if None in i.columns:
                     index = {"expressions": translated, **{k: v for k, v in index.items() if k != "columns"}}
                 if where:
-                    index["where"] = translate_expression(where, names, booleans)
+                    index["where"] = translate_expression(where, names, types)
             except Untranslatable as e:
                 warnings.append(f"{t.name}: index {i.name} not translated ({e}): {i.sql}")
                 reports.append({"name": i.name, "sqlite": i.sql, "reason": str(e)})

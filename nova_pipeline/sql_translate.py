@@ -76,6 +76,25 @@ def _refuse_sqlite_only(tree: exp.Expression) -> None:
                 raise Untranslatable(reason)
 
 
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
+_NUMERIC_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "numeric")
+
+
+def _refuse_numbers_against_other_types(tree: exp.Expression, types: Mapping[str, str]) -> None:
+    """Untranslatable when a column migrated to a non-numeric type (timestamptz, boolean, uuid, ...) is compared
+    with a number: SQLite compared what it stored, PostgreSQL has no such operator."""
+    for node in tree.find_all(*_COMPARISONS):
+        operands = [node.this, *(node.expressions if isinstance(node, exp.In) else
+                                 [node.args.get("low"), node.args.get("high")] if isinstance(node, exp.Between) else
+                                 [node.expression])]
+        columns = [o for o in operands if isinstance(o, exp.Column) and o.name.lower() in types]
+        numbers = [o for o in operands if isinstance(o, exp.Literal) and not o.is_string]
+        for column in columns:
+            pg_type = types[column.name.lower()]
+            if numbers and pg_type.split("(")[0] not in _NUMERIC_TYPES:
+                raise Untranslatable(f"compares {column.name} (migrated to {pg_type}) with a number")
+
+
 def _booleans_as_literals(tree: exp.Expression, booleans: set[str]) -> exp.Expression:
     """`flag = 1`, `flag IN (0, 1)` on a column migrated to boolean compare with TRUE/FALSE instead."""
     def is_bool_column(node: exp.Expression) -> bool:
@@ -97,19 +116,22 @@ def _booleans_as_literals(tree: exp.Expression, booleans: set[str]) -> exp.Expre
     return tree
 
 
-def translate_expression(sql: str, names: Mapping[str, str] | None = None, booleans: set[str] | frozenset = frozenset()) -> str:
+def translate_expression(sql: str, names: Mapping[str, str] | None = None, types: Mapping[str, str] | None = None) -> str:
     """Translate one SQLite expression (a CHECK, a generated column, an index term or predicate) to PostgreSQL.
 
-    `names` maps lower-case source column names to target names; `booleans` holds the lower-case source
-    names of columns migrated to boolean, whose 0/1 comparisons become TRUE/FALSE.
+    `names` maps lower-case source column names to target names; `types` maps them to their PostgreSQL types:
+    0/1 compared with a boolean column become FALSE/TRUE, other numbers compared with a column that is no
+    longer numeric (boolean, timestamptz, uuid, ...) make the expression untranslatable.
     """
     select = parse(f"SELECT {sql}")
     if not isinstance(select, exp.Select) or len(select.expressions) != 1 or select.args.get("from"):
         raise Untranslatable("not a single expression")
     tree = select.expressions[0]
     _refuse_sqlite_only(tree)
-    tree = _booleans_as_literals(resolve_identifiers(tree, names), set(booleans))
-    return render(tree)
+    types = {k.lower(): v for k, v in (types or {}).items()}
+    tree = _booleans_as_literals(tree, {c for c, t in types.items() if t == "boolean"})
+    _refuse_numbers_against_other_types(tree, types)
+    return render(resolve_identifiers(tree, names))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,17 @@ def test_expressions_resolve_names_case_insensitively_and_quote_them():
     assert translate_expression("AGE >= 0 AND Name <> ''", {"age": "age", "name": "Full Name"}) == \
         '"age" >= 0 AND "Full Name" <> \'\''
     assert translate_expression("ifnull(a, 0) + 1") == 'COALESCE("a", 0) + 1'
-    assert translate_expression("active = 1 AND flag IN (0, 1)", booleans={"active", "flag"}) == \
+    assert translate_expression("active = 1 AND flag IN (0, 1)", types={"active": "boolean", "Flag": "boolean"}) == \
         '"active" = TRUE AND "flag" IN (FALSE, TRUE)'
+
+
+@pytest.mark.parametrize("sqlite, pg_type", [("created > 0", "timestamptz"), ("flag > 0", "boolean"),
+                                             ("code IN (1, 2)", "text"), ("day BETWEEN 0 AND 9", "date")])
+def test_numbers_compared_with_a_column_that_is_no_longer_numeric_are_refused(sqlite, pg_type):
+    column = sqlite.split()[0]
+    with pytest.raises(Untranslatable, match=f"compares {column} \\(migrated to {pg_type}\\) with a number"):
+        translate_expression(sqlite, types={column: pg_type})
+    assert translate_expression("n BETWEEN 0 AND 9", types={"n": "numeric(10,2)"}) == '"n" BETWEEN 0 AND 9'
 
 
 @pytest.mark.parametrize("sqlite, reason", [
