@@ -35,6 +35,9 @@ def build_db(path):
             CREATE TRIGGER authors_forget BEFORE DELETE ON authors
                 BEGIN DELETE FROM books WHERE author_id = OLD.id; END;
             CREATE VIEW capped_ages AS SELECT id, max(age, 30) AS age FROM authors;
+            CREATE VIEW author_names AS SELECT id, name FROM authors;
+            CREATE TRIGGER author_names_insert INSTEAD OF INSERT ON author_names
+                BEGIN INSERT INTO authors (name, age) VALUES (upper(NEW.name), 99); END;
             CREATE TABLE dropped (a INTEGER);
             CREATE VIEW broken AS SELECT a FROM dropped;
             DROP TABLE dropped;
@@ -138,6 +141,13 @@ def test_before_delete_trigger_deletes_children(run):
         pg.execute("ALTER TABLE books DROP CONSTRAINT IF EXISTS books_author_id_fkey")
         pg.execute("DELETE FROM authors WHERE id = 8")
         assert pg.execute("SELECT count(*) FROM books WHERE author_id = 8").fetchone()[0] == 0
+        pg.rollback()
+
+
+def test_instead_of_trigger_on_a_view(run):
+    with psycopg.connect(run["url"]) as pg:
+        pg.execute("INSERT INTO author_names (name) VALUES ('zed')")
+        assert pg.execute("SELECT name, age FROM authors WHERE name = 'ZED'").fetchall() == [("ZED", 99)]
         pg.rollback()
 
 
