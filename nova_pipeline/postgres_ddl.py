@@ -520,15 +520,18 @@ def next_keys(spec: Spec, source: Path, tables: list[str] | None = None) -> dict
 
 def restart_identities(conn: psycopg.Connection, spec: Spec, source: Path, tables: list[str] | None = None) -> dict[str, int]:
     """Restart each identity column at the key SQLite would hand out next (see next_keys); return label → value.
-    A value beyond the column's type (SQLite then picks unused keys at random) leaves the identity as it is."""
+    A value beyond the column's type (SQLite then picks unused keys at random) leaves the identity as it is;
+    a table that could not be created is passed over."""
     out = {}
     for (name, column), value in next_keys(spec, source, tables).items():
-        if value > _INTEGER_MAX.get(spec.tables[name].columns[column].type, 0):
+        table = sql.Identifier(*pg_table(spec, name))
+        if value > _INTEGER_MAX.get(spec.tables[name].columns[column].type, 0) or not conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (table.as_string(conn),)).fetchone()[0]:
             continue
         target = target_column(spec.tables[name], column)
         with conn.transaction():
             conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} RESTART WITH {}").format(
-                sql.Identifier(*pg_table(spec, name)), sql.Identifier(target), sql.Literal(value)))
+                table, sql.Identifier(target), sql.Literal(value)))
         out[f"{'.'.join(pg_table(spec, name))}.{target}"] = value
     return out
 

@@ -253,8 +253,10 @@ def test_identity_beyond_the_column_type_is_left_as_it_is(pg_url, tmp_path):
         lite.execute("INSERT INTO t VALUES (32767)")
     spec = make_spec({"t": {"primary_key": ["id"], "columns": {"id": {"type": "smallint", "identity": True}}}}, str(src))
     with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert postgres_ddl.restart_identities(conn, spec, src) == {}  # no table (its creation failed): passed over
         postgres_ddl.create_tables(conn, spec)
         assert postgres_ddl.restart_identities(conn, spec, src) == {}
+        assert conn.execute("INSERT INTO t DEFAULT VALUES RETURNING id").fetchone() == (1,)
 
 
 def test_plan_shows_restarts_translated_sql_and_what_is_not_translated(source):
