@@ -35,6 +35,7 @@ from test_validation_mongo_checks import LOGINS, USERS
 from test_validation_mongo_checks import SPEC as CHECK_SPEC
 from test_validation_mongo_checks import documents as check_documents
 
+from nova_pipeline import mongo_load
 from nova_pipeline.backup import create_backup, restore, rollback
 from nova_pipeline.cli import main
 from nova_pipeline.connections import mongo_client
@@ -364,3 +365,23 @@ def test_dropped_embedded_child_is_found_on_a_real_server(check_env):
 
 def test_timestamp_precision_on_a_real_server(check_env):
     mongomock_checks.test_timestamps_compare_at_bson_millisecond_precision(check_env)
+
+
+def test_checks_count_the_children_split_into_their_own_collection(mongo_server, tmp_path, monkeypatch):
+    """`too_large: split` moves a parent's children to `<collection>_<as>`: the counts look there too."""
+    monkeypatch.setattr(mongo_load, "MAX_DOCUMENT_BYTES", 2500)  # small documents stand in for 16 MiB ones
+    uri, database = mongo_server
+    staging = Staging(str(tmp_path / "staging"))
+    write_mission_tables(staging, payload_bytes=1000)
+    copy_clean_to_raw(staging, *MISSION_TABLES)
+    spec = mission_spec(uri, tmp_path / "staging", database=database, too_large="split")
+    db = mongo_client(uri)[database]
+    res = load_collection(db, spec, "missions", staging)
+    assert (res.documents, res.split_documents) == (3, 3)
+    assert failed_checks(db, spec, staging, MISSION_TABLES) == {}
+    drones = _checks(db, spec, staging, "mission_drones")[r.DOCUMENT_COUNT]
+    assert drones.detail.startswith("missions.drones: 4 embedded (3 in missions_drones), expected 4")
+    db["missions_drones"].delete_one({"_id": 2})
+    assert "3 embedded (2 in missions_drones), expected 4" in _checks(db, spec, staging, "mission_drones")[
+        r.DOCUMENT_COUNT].detail
+    assert not _checks(db, spec, staging, "drone_events")[r.DOCUMENT_COUNT].passed  # drone 2's event went with it
