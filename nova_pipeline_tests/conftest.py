@@ -77,7 +77,7 @@ def mongo_server():
 
     uri = os.environ.get("NOVA_TEST_MONGO_URI")
     if not uri:
-        reason = "NOVA_TEST_MONGO_URI not set: real-MongoDB tests need a server (README: Tests)"
+        reason = "NOVA_TEST_MONGO_URI not set: real-MongoDB tests need a server (README: MongoDB)"
         if os.environ.get("NOVA_REQUIRE_MONGO_SERVER") == "1":
             pytest.fail(reason + "; NOVA_REQUIRE_MONGO_SERVER=1 forbids skipping")
         pytest.skip(reason)

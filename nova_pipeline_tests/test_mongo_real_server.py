@@ -1,6 +1,6 @@
 """The same loads and checks as test_mongo_load.py / test_mongo_setup.py, against a real MongoDB server.
 
-Runs when NOVA_TEST_MONGO_URI names a server (SecantusDB or `docker compose up mongo`, see README: Tests);
+Runs when NOVA_TEST_MONGO_URI names a server (SecantusDB or `docker compose up mongo`, see README: MongoDB);
 skips without it, except under NOVA_REQUIRE_MONGO_SERVER=1 (CI), where it fails. Each test uses its own
 database (fixture `mongo_server` in conftest.py), dropped afterwards. Here the server shows what mongomock
 cannot: validators, time-series and TTL options, the 16 MiB limit, bulk-write errors, real index listings.
