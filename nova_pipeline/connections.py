@@ -5,11 +5,16 @@ PostgreSQL URL precedence: explicit argument > spec `targets.postgres.url`
 embedded server from the `pgserver` wheel under `data/.nova/`.
 MongoDB: explicit > spec > `NOVA_MONGO_URI` > `MONGO_URI`; `mongomock://NAME`
 selects the in-process double (demo and tests only).
+
+TLS to PostgreSQL is the URL's (or libpq's PGSSL* variables') business: every
+client keeps it, since psycopg and the client tools get the URL's parameters
+and URLs rebuilt from a live connection carry `tls_parameters`.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -20,6 +25,11 @@ import psycopg
 from nova_pipeline.spec import Spec, resolve_setting
 
 EMBEDDED_DIR = Path("data/.nova/pg")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's TLS settings (and hostaddr, which a URL rebuilt from the host name would lose).
+TLS_PARAMETERS = ("sslmode", "sslnegotiation", "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode",
+                  "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "ssl_min_protocol_version",
+                  "ssl_max_protocol_version", "hostaddr")
 _MOCK_CLIENTS: dict[str, object] = {}
 
 
@@ -44,8 +54,46 @@ def postgres_url_from_env() -> str | None:
     auth = f"{user}:{quote(pw, safe='')}" if pw else user
     host, port = os.environ["POSTGRES_HOST"], os.environ.get("POSTGRES_PORT", "5432")
     db = os.environ.get("POSTGRES_DB", "nova_universe")
-    ssl = "require" if os.environ.get("POSTGRES_SSL", "false").lower() in ("1", "true", "yes") else "prefer"
-    return f"postgresql://{auth}@{host}:{port}/{db}?sslmode={ssl}"
+    return f"postgresql://{auth}@{host}:{port}/{db}?sslmode={_sslmode_from_env()}"
+
+
+def _sslmode_from_env() -> str:
+    """POSTGRES_SSL: true → require, false/unset → prefer, or one of libpq's sslmodes (verify-full, …)."""
+    value = os.environ.get("POSTGRES_SSL", "false").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return "require"
+    if value in ("", "0", "false", "no", "off"):
+        return "prefer"
+    if value in SSL_MODES:
+        return value
+    raise TargetUnreachable(f"POSTGRES_SSL={value!r}: use true, false or one of {', '.join(SSL_MODES)}")
+
+
+def tls_parameters(conn: psycopg.Connection) -> dict[str, str]:
+    """The TLS settings (and hostaddr) a live connection was made with, for a URL another client builds from
+    it (SQLAlchemy for GX): sslmode always, the others when set."""
+    params = conn.info.get_parameters()
+    out = {k: params[k] for k in TLS_PARAMETERS if params.get(k)}
+    out.setdefault("sslmode", next((i.val.decode() for i in conn.pgconn.info if i.keyword == b"sslmode" and i.val),
+                                   "prefer"))
+    return out
+
+
+def session_tls(conn: psycopg.Connection) -> str | None:
+    """The TLS protocol this session runs over (e.g. 'TLSv1.3'), or None when it is not encrypted."""
+    row = conn.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    return (row[1] or "TLS") if row and row[0] else None
+
+
+def is_local_connection(conn: psycopg.Connection) -> bool:
+    """True when the session does not cross a network: a unix socket or a loopback address."""
+    host, addr = conn.info.host or "", conn.info.hostaddr or ""
+    if not host or host.startswith("/") or (not addr and host == "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(addr or host).is_loopback
+    except ValueError:
+        return False
 
 
 def embedded_postgres_url(data_dir: Path = EMBEDDED_DIR) -> str:

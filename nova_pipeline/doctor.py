@@ -3,7 +3,8 @@
 A check is `ok`, `warn` (works, but something to know) or `fail` (a command
 will refuse). A missing NOVA_BACKUP_KEY fails only when a target already
 holds rows of the spec's tables, i.e. when `migrate` has something to back
-up first; otherwise it is a warning.
+up first; otherwise it is a warning. A PostgreSQL target reached over the
+network without TLS (pg_stat_ssl of doctor's own session) is a warning.
 """
 
 from __future__ import annotations
@@ -71,7 +72,15 @@ def _postgres(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
         with connections.connect_postgres(url) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
             tables = [t for t, _ in spec.table_items("postgres") if _pg_has_rows(conn, spec, t)]
-        return Check("postgres", "ok", f"PostgreSQL {version} at {connections.redact(url)}"), tables
+            tls, local = connections.session_tls(conn), connections.is_local_connection(conn)
+        where = f"PostgreSQL {version} at {connections.redact(url)}"
+        if tls:
+            return Check("postgres", "ok", f"{where} (TLS: {tls})"), tables
+        if local:
+            return Check("postgres", "ok", f"{where} (local, no TLS)"), tables
+        return Check("postgres", "warn", f"{where} reached without TLS: the password and the data cross the network "
+                                         "in plaintext — set POSTGRES_SSL=true or sslmode=require in the URL "
+                                         "(verify-full with sslrootcert also checks the server's certificate)"), tables
     except connections.TargetUnreachable as e:
         if "no PostgreSQL configured" in str(e):  # its rows are not inspected: doctor does not start it
             return Check("postgres", "ok", "PostgreSQL: none configured, so the embedded server under data/.nova/ "

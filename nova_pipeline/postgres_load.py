@@ -365,7 +365,7 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
                         sent += buf.size
             copy.write(_COPY_TRAILER)
         orphans = _restore(conn, saved)
-        target_state.record_load(conn, target)
+        target_state.record_load(conn, target, None if window is not None else rows)
         assert_held(conn, lock_token)
     return LoadResult(rows, sent, time.perf_counter() - started, orphans)
 

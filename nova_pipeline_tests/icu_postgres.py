@@ -32,8 +32,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_server(bindir: Path) -> Iterator[str]:
-    """Start a throwaway server from `bindir`; yield its admin URL; stop it by its PID and remove its files."""
+def run_server(bindir: Path, options: str = "") -> Iterator[str]:
+    """Start a throwaway server from `bindir` (extra postgres `options`, e.g. `-c ssl=on`); yield its admin URL;
+    stop it by its PID and remove its files."""
     root = Path(tempfile.mkdtemp(prefix="nova-icu-pg-"))
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
@@ -42,7 +43,7 @@ def run_server(bindir: Path) -> Iterator[str]:
     subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                     "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
     subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off {options}", "start"],
                    check=True, capture_output=True)
     pid = int((data / "postmaster.pid").read_text().split()[0])
     try:

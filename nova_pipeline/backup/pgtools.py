@@ -2,7 +2,8 @@
 
 pg_dump refuses servers newer than itself and Debian's may be older than the
 server, so binaries are chosen by major version among the `pgserver` wheel,
-/usr/lib/postgresql/*/bin and PATH. The password travels in PGPASSWORD.
+/usr/lib/postgresql/*/bin and PATH. The password travels in PGPASSWORD; the
+URL's other settings (sslmode, sslrootcert, hostaddr, …) in the conninfo.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import URL
 
+from nova_pipeline.connections import tls_parameters
 from nova_pipeline.identifiers import target_column
 from nova_pipeline.spec import Expectation, Spec
 from nova_pipeline.validation import canonical as cn
@@ -20,13 +21,14 @@ SAMPLE = 10
 
 
 def sqlalchemy_url(conn: psycopg.Connection) -> str:
-    """A SQLAlchemy (psycopg 3) URL for the server and database `conn` is connected to, unix sockets included."""
+    """A SQLAlchemy (psycopg 3) URL for the server and database `conn` is connected to, unix sockets included,
+    with the connection's TLS settings (sslmode, certificates)."""
     info = conn.info
     socket = info.host.startswith("/")
+    query = {"host": info.host, "port": str(info.port)} if socket else {}
     return URL.create("postgresql+psycopg", username=info.user, password=info.password or None,
                       host=None if socket else info.host, port=None if socket else info.port, database=info.dbname,
-                      query={"host": info.host, "port": str(info.port)} if socket else {}
-                      ).render_as_string(hide_password=False)
+                      query={**query, **tls_parameters(conn)}).render_as_string(hide_password=False)
 
 
 def preload(spec: Spec) -> None:
