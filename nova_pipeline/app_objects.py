@@ -11,6 +11,7 @@ removes a previous run's triggers before tables are loaded again.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from contextlib import closing
@@ -26,6 +27,7 @@ from nova_pipeline.app_sql import Target, target_of
 from nova_pipeline.identifiers import fit_identifier
 from nova_pipeline.snapshot import connect_readonly
 from nova_pipeline.spec import Spec, parse_spec
+from nova_pipeline.validation.results import CheckResult
 
 
 @dataclass
@@ -187,6 +189,40 @@ def check_views(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection,
     if failed:
         return False, f"{len(failed)} of {len(details)} views differ: " + "; ".join(failed), details
     return True, f"{len(details)} views return the same rows as in SQLite", details
+
+
+APP_OBJECTS_TABLE = "postgres/app_objects"  # how reports name the checks below
+VIEW_ROWS = "view_rows"
+
+
+def parity_check_name(name: str) -> str:
+    """The check name of a parity statement ([A-Za-z0-9_], distinct for distinct names)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in f"parity_{name}")
+    return safe if safe == f"parity_{name}" else f"{safe}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
+def run_checks(spec: Spec, snapshot: Path, pg_conn: psycopg.Connection) -> list[CheckResult]:
+    """The view-rows check (unless `view_check: off`) and every parity statement, against the run's snapshot.
+
+    `pg_conn` must be in autocommit mode (each statement runs in its own rolled-back transaction). A
+    statement with `writes: true` runs on the snapshot in a transaction that is rolled back."""
+    writes = any(p.writes for p in spec.parity)
+    sqlite_conn = sqlite3.connect(snapshot, isolation_level=None) if writes else connect_readonly(snapshot)
+    out = []
+    with closing(sqlite_conn):
+        target = target_of(spec)
+        objects = plan_objects(spec, sqlite_conn, target)  # registers the views parity statements may read
+        if spec.app_objects.view_check != "off":
+            passed, detail, per_view = check_views(sqlite_conn, pg_conn, objects)
+            out.append(CheckResult(APP_OBJECTS_TABLE, VIEW_ROWS, passed, detail,
+                                   severity="ERROR" if spec.app_objects.view_check == "blocking" else "WARN",
+                                   metadata={"views": per_view}))
+        for stmt in spec.parity:
+            r = parity.run_statement(sqlite_conn, pg_conn, stmt, target)
+            out.append(CheckResult(APP_OBJECTS_TABLE, parity_check_name(stmt.name), r.passed, r.detail,
+                                   severity="ERROR" if stmt.blocking else "WARN",
+                                   metadata={"postgres_sql": r.sql, "sqlite_sql": r.sqlite_sql, "ms": r.ms}))
+    return out
 
 
 def not_carried(objects: list[AppObject]) -> list[str]:

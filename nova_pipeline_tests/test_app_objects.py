@@ -104,6 +104,13 @@ def test_rerun_keeps_every_object_once(app):
     assert oid() == before  # its tsvector column is part of its shape: the table is kept, not re-created
 
 
+def test_validate_runs_the_view_and_parity_checks_again(app):  # before any test changes the target
+    res = CliRunner().invoke(main, ["validate", "--spec", str(app["spec"]), "--postgres-url", app["url"], "--json"],
+                             catch_exceptions=False)
+    checks = {c["check"]: c for c in json.loads(res.stdout) if c["table"] == "postgres/app_objects"}
+    assert checks["view_rows"]["passed"] and checks["parity_rows_books"]["passed"], checks
+
+
 def test_views_return_the_same_rows(app):
     assert same_rows(app["db"], app["url"], "SELECT * FROM author_books", 'SELECT * FROM "author_books"', {2: ", "}) == 30
     assert same_rows(app["db"], app["url"], 'SELECT * FROM "Busy Authors"', 'SELECT * FROM "Busy Authors"') > 0

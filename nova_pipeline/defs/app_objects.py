@@ -4,24 +4,17 @@ each view's rows against SQLite's, and the spec's parity statements on both side
 (No `from __future__ import annotations`: Dagster reads the context and resource annotations at runtime.)
 """
 
-import sqlite3
 from contextlib import closing
 
 import dagster as dg
 
-from nova_pipeline import app_objects, parity
-from nova_pipeline.app_sql import target_of
-from nova_pipeline.defs.assets import PG_CONSTRAINTS, key_part
+from nova_pipeline import app_objects
+from nova_pipeline.defs.assets import PG_CONSTRAINTS
 from nova_pipeline.defs.resources import NovaConfig, PostgresResource
 from nova_pipeline.snapshot import connect_readonly, snapshot_path
 from nova_pipeline.spec import Spec
 
 APP_OBJECTS = dg.AssetKey(["postgres", "app_objects"])
-VIEW_ROWS = "view_rows"
-
-
-def parity_check_name(name: str) -> str:
-    return key_part(f"parity_{name}")
 
 
 def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
@@ -47,11 +40,11 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
             "not_carried_over": dg.MetadataValue.json(missing),
             "sql": dg.MetadataValue.md("\n".join(app_objects.summary_lines([o.to_dict() for o in objects])) or "none")})
 
-    specs = [dg.AssetCheckSpec(parity_check_name(p.name), asset=APP_OBJECTS, blocking=p.blocking,
+    specs = [dg.AssetCheckSpec(app_objects.parity_check_name(p.name), asset=APP_OBJECTS, blocking=p.blocking,
                                description=f"Parity: `{p.name}` gives the same outcome and rows on SQLite and PostgreSQL.")
              for p in spec.parity]
     if spec.app_objects.view_check != "off":
-        specs.insert(0, dg.AssetCheckSpec(VIEW_ROWS, asset=APP_OBJECTS, blocking=spec.app_objects.view_check == "blocking",
+        specs.insert(0, dg.AssetCheckSpec(app_objects.VIEW_ROWS, asset=APP_OBJECTS, blocking=spec.app_objects.view_check == "blocking",
                                           description="Each recreated view returns the same rows as SQLite's view "
                                                       "on the run's snapshot."))
     if not specs:
@@ -61,27 +54,14 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
                           description="Views and the application's statements compared with SQLite.")
     def validate_app_objects(nova: NovaConfig, postgres: PostgresResource):
         s = nova.spec
-        path = snapshot_path(s)
-        writes = any(p.writes for p in s.parity)
-        # A write runs in a transaction rolled back on the snapshot; reads use a read-only connection.
-        sqlite_conn = sqlite3.connect(path, isolation_level=None) if writes else connect_readonly(path)
-        with closing(sqlite_conn), postgres.connect(s, autocommit=True) as pg:
-            target = target_of(s)
-            objects = app_objects.plan_objects(s, sqlite_conn, target)  # parity statements may read views
-            if s.app_objects.view_check != "off":
-                passed, detail, per_view = app_objects.check_views(sqlite_conn, pg, objects)
-                yield dg.AssetCheckResult(
-                    asset_key=APP_OBJECTS, check_name=VIEW_ROWS, passed=passed, description=detail,
-                    severity=dg.AssetCheckSeverity.ERROR if s.app_objects.view_check == "blocking"
-                    else dg.AssetCheckSeverity.WARN,
-                    metadata={"detail": detail, "views": dg.MetadataValue.json(per_view)})
-            for stmt in s.parity:
-                r = parity.run_statement(sqlite_conn, pg, stmt, target)
-                yield dg.AssetCheckResult(
-                    asset_key=APP_OBJECTS, check_name=parity_check_name(stmt.name), passed=r.passed,
-                    description=r.detail,
-                    severity=dg.AssetCheckSeverity.ERROR if stmt.blocking else dg.AssetCheckSeverity.WARN,
-                    metadata={"detail": r.detail, "postgres_sql": r.sql, "sqlite_sql": r.sqlite_sql, "ms": r.ms})
+        with postgres.connect(s, autocommit=True) as pg:
+            results = app_objects.run_checks(s, snapshot_path(s), pg)
+        for r in results:
+            yield dg.AssetCheckResult(
+                asset_key=APP_OBJECTS, check_name=r.check, passed=r.passed, description=r.detail,
+                severity=dg.AssetCheckSeverity.ERROR if r.severity == "ERROR" else dg.AssetCheckSeverity.WARN,
+                metadata={"detail": r.detail, **{k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                                                 for k, v in r.metadata.items()}})
 
     return [app_objects_asset], [validate_app_objects]
 

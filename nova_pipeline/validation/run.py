@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nova_pipeline.connections import connect_postgres, mongo_client
+from nova_pipeline.snapshot import snapshot_path
 from nova_pipeline.spec import Spec
 from nova_pipeline.staging import Staging
 from nova_pipeline.validation import results as r
@@ -34,4 +35,9 @@ def run_all_checks(spec: Spec, pg_url: str | None, mongo_uri: str | None, stagin
                                    f"{r.ROW_RECONCILIATION}: no clean Parquet for {name} in {staging.uri}; run the migration first"))
             continue
         out += table_checks(spec, name, source_facts(spec, name, staging), pg_url=pg_url, mongo_uri=mongo_uri)
+    if pg_url and spec.table_items("postgres") and snapshot_path(spec).exists():
+        from nova_pipeline import app_objects  # it reports through this package's CheckResult
+
+        with connect_postgres(pg_url, autocommit=True) as conn:
+            out += app_objects.run_checks(spec, snapshot_path(spec), conn)  # views' rows, parity statements
     return out
