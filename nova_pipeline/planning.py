@@ -6,7 +6,7 @@ import sqlite3
 from contextlib import closing
 from typing import Any
 
-from nova_pipeline import app_objects, identifiers, partitions, postgres_ddl, snapshot
+from nova_pipeline import app_objects, identifiers, introspect, partitions, postgres_ddl, snapshot
 from nova_pipeline.export import quote
 from nova_pipeline.snapshot import check_source
 from nova_pipeline.spec import Spec, TableSpec
@@ -44,6 +44,8 @@ def plan(spec: Spec) -> dict[str, Any]:
     skipped = [n for n, t in spec.tables.items() if t.target == "skip"]
     with closing(snapshot.connect_readonly(source)) as conn:
         objects = app_objects.plan_objects(spec, conn)
+        for name, lines in _not_carried(spec, conn).items():
+            tables[name]["not_carried"] = lines
     return {"source": str(source), "tables": tables, "skipped": skipped,
             "app_objects": [o.to_dict() for o in objects], "full_text_search": app_objects.search_examples(spec),
             "ddl": postgres_ddl.plan_ddl(spec) if spec.table_items("postgres") else [],
@@ -59,6 +61,23 @@ def _app_schema(t: TableSpec) -> dict[str, Any]:
         out["nocase"] = nocase
     if untranslated := [{"sqlite": c.sqlite, "reason": c.reason} for c in t.checks if c.sql is None]:
         out["checks_not_translated"] = untranslated
+    return out
+
+
+def _not_carried(spec: Spec, conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Per PostgreSQL table: the source's generated columns and CREATE INDEXes the spec does not carry over."""
+    out = {}
+    for table in introspect.read_schema(conn).tables:
+        t = spec.tables.get(table.name)
+        if t is None or t.target != "postgres":
+            continue
+        indexes = {i.name for i in t.indexes if i.name}
+        lines = [f"generated column {c.name} ({c.generated} in SQLite): its computed values, as a plain column"
+                 for c in table.columns if c.generated and c.name in t.columns and not t.columns[c.name].generated]
+        lines += [f"index {i.name}: {' '.join((i.sql or '').split())}" for i in table.indexes
+                  if i.origin == "c" and identifiers.fit_identifier(i.name) not in indexes]
+        if lines:
+            out[table.name] = lines
     return out
 
 
@@ -78,6 +97,8 @@ def to_text(p: dict[str, Any]) -> str:
             lines.append(f"    COLLATE NOCASE: {', '.join(t['nocase'])}")
         for c in t.get("checks_not_translated", []):
             lines.append(f"    CHECK not translated: {c['sqlite']} ({c['reason']})")
+        for line in t.get("not_carried", []):
+            lines.append(f"    not carried over: {line}")
     if p["partitioned"]:
         lines += ["", "Partitioned tables:"]
         lines += [f"    {n}: {v['column']} by {v['grain']} (physical {v['physical']}), from {v['start']}: "
