@@ -72,11 +72,12 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     from nova_pipeline.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
     from nova_pipeline.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
     from nova_pipeline.defs.app_objects import APP_OBJECTS, latest_not_carried
-    from nova_pipeline.runs import dagster_instance
+    from nova_pipeline.runs import dagster_instance, migration_runs
 
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
     instance = dagster_instance()
-    smoke = latest_smoke_checks(instance) if SMOKE_TESTS in outcome.materialized else []
+    runs = [r.run_id for r in migration_runs(instance, outcome.migration_id or outcome.run_id)]
+    smoke = latest_smoke_checks(instance, runs) if SMOKE_TESTS in outcome.materialized else []
     with ExitStack() as stack:
         conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
         source_rows = snapshot_row_counts(spec)

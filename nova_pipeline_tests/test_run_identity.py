@@ -261,3 +261,31 @@ def test_resume_verifies_it_continues_on_the_snapshot_its_migration_took(tmp_pat
             assert rep.status == "succeeded", rep.notes
             assert "problem" not in rep.snapshot and rep.snapshot["taken_at"] == failed.snapshot["taken_at"]
             assert user_names(url) == [f"a{i}" for i in range(30)]
+
+
+def test_the_report_holds_its_own_smoke_tests_not_those_of_another_spec_run_meanwhile(tmp_path, pg_url,
+                                                                                      monkeypatch):
+    import dagster as dg
+
+    from nova_pipeline.defs.assets import SMOKE_TESTS
+    from nova_pipeline.runs import dagster_instance
+
+    make_source(tmp_path / "a.sqlite", "a", 30).close()
+    path = write_spec(tmp_path, "a.sqlite", "a.spec.yaml")
+    data = yaml.safe_load(path.read_text())
+    data["smoke_tests"] = [{"name": "thirty users", "sql": "SELECT count(*) FROM public.users", "expect_value": 30}]
+    path.write_text(yaml.safe_dump(data))
+    spec = load_spec(path)
+    real_reconcile = migration.reconcile
+
+    def other_spec_smoke_tests_then_reconcile(*args, **kwargs):
+        dagster_instance().report_runless_asset_event(dg.AssetMaterialization(SMOKE_TESTS, metadata={
+            "checks": dg.MetadataValue.json([{"table": "smoke/postgres", "check": "twenty users", "passed": False,
+                                              "severity": "ERROR", "detail": "of the other source"}])}))
+        return real_reconcile(*args, **kwargs)
+
+    monkeypatch.setattr(migration, "reconcile", other_spec_smoke_tests_then_reconcile)
+    rep = migration.migrate(spec, spec.spec_path, postgres_url=pg_url, backup=False)
+    assert rep.status == "succeeded", rep.checks
+    smoke = [c for c in rep.checks if c["table"].startswith("smoke")]
+    assert [(c["table"], c["check"], c["passed"]) for c in smoke] == [("smoke/postgres", "thirty users", True)]

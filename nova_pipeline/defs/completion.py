@@ -38,9 +38,15 @@ def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.Ass
     return rows
 
 
-def latest_smoke_checks(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
-    """The last smoke_tests materialization's results, as report check rows."""
-    ev = instance.get_latest_materialization_event(SMOKE_TESTS)
+def latest_smoke_checks(instance: dg.DagsterInstance, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The last smoke_tests materialization's results (in `run_ids`, oldest first, when given: a migration of
+    another spec shares the instance and the asset key), as report check rows."""
+    if run_ids is None:
+        ev = instance.get_latest_materialization_event(SMOKE_TESTS)
+    else:
+        ev = next((rec for run_id in reversed(run_ids)
+                   for rec in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION))
+                   if rec.asset_materialization and rec.asset_materialization.asset_key == SMOKE_TESTS), None)
     meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
     return list(meta["checks"].value) if "checks" in meta else []
 
