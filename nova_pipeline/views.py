@@ -81,12 +81,12 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
         select = selects[plan.name.lower()]
         reads = _read_relations(select)
         plan.reads = sorted(r for r in reads if r in plans)
-        missing = sorted(r for r in reads if r not in target.relations)
+        missing = sorted(r for r in reads if r not in target.relations and r not in plans)
         blocked = [plans[r].name for r in plan.reads if plans[r].reason is not None]
-        if missing:
-            plan.reason = f"reads {', '.join(missing)}, not migrated to PostgreSQL"
-        elif blocked:
+        if blocked:
             plan.reason = f"reads view {blocked[0]}, which is not carried over"
+        elif missing:
+            plan.reason = f"reads {', '.join(missing)}, not migrated to PostgreSQL"
         else:
             plan.lists = _list_columns(select)
             try:

@@ -26,6 +26,7 @@ def build_db(path):
             CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT, body TEXT);
             CREATE VIRTUAL TABLE notes_search USING fts5(title, body, content='notes', content_rowid='id');
             CREATE VIRTUAL TABLE scratch_fts USING fts5(body, content='');
+            CREATE VIRTUAL TABLE docs4 USING fts4(title, body, tokenize=porter);
             CREATE TRIGGER books_pages_check BEFORE INSERT ON books WHEN NEW.pages < 0
                 BEGIN SELECT RAISE(ABORT, 'pages must not be negative'); END;
             CREATE TRIGGER authors_rename AFTER UPDATE OF name ON authors WHEN OLD.name <> NEW.name
@@ -50,6 +51,8 @@ def build_db(path):
                          [(i, f"note {i}", ["red apple", "green pear", "red cherry"][i % 3]) for i in range(1, 16)])
         conn.execute("INSERT INTO notes_search (notes_search) VALUES ('rebuild')")
         conn.execute("INSERT INTO scratch_fts (body) VALUES ('gone')")
+        conn.executemany("INSERT INTO docs4 (title, body) VALUES (?, ?)",
+                         [("running dogs", "they ran"), ("a cat", "sleeps all day"), ("runner's guide", "how to run")])
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +167,16 @@ def test_external_content_fts_becomes_an_index_and_a_view(run):
     assert "notes_search" not in run["report"]["tables"]
 
 
+def test_fts4_table_with_porter_stems_like_sqlite(run):
+    with sqlite3.connect(run["db"]) as lite, psycopg.connect(run["url"]) as pg:
+        assert pg.execute("SELECT count(*) FROM docs4").fetchone()[0] == 3
+        for word in ["run", "dog", "sleeping"]:
+            expected = {r[0] for r in lite.execute("SELECT title FROM docs4 WHERE docs4 MATCH ?", (word,))}
+            found = {r[0] for r in pg.execute(
+                "SELECT title FROM docs4 WHERE search @@ websearch_to_tsquery('english', %s)", (word,))}
+            assert expected and found == expected, word
+
+
 def test_contentless_fts_and_a_broken_view_are_reported(run):
     notes = "\n".join(run["report"]["notes"])
     assert "fts scratch_fts not carried over: contentless fts5 table" in notes
@@ -212,3 +225,32 @@ def test_untranslatable_idioms_say_why(sqlite_sql, reason):
     target.add_relation("t", "public", "t", {"id": "bigint", "name": "text"}, ["id"])
     with pytest.raises(Untranslatable, match=reason):
         translate_query(sqlite_sql, target)
+
+
+def test_fts4_options_and_spec_switches(tmp_path):
+    from nova_pipeline import app_objects
+    from nova_pipeline.introspect import propose_spec
+    from nova_pipeline.spec import parse_spec
+
+    db = tmp_path / "f.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);
+            CREATE VIRTUAL TABLE docs USING fts4(title, body, tag, notindexed=tag, tokenize=porter);
+            INSERT INTO docs VALUES ('running', 'dogs ran', 'x');
+            CREATE VIEW v1 AS SELECT a FROM t;
+            CREATE VIEW v2 AS SELECT a FROM v1;
+            CREATE TRIGGER t_touch AFTER UPDATE ON t BEGIN UPDATE t SET a = a WHERE id = NEW.id; END;
+            CREATE VIRTUAL TABLE places USING rtree(id, minx, maxx);
+        """)
+    proposed, _ = propose_spec(db)
+    assert proposed["tables"]["docs"]["fts"] == [{"columns": ["title", "body"], "config": "english"}]
+    assert list(proposed["tables"]["docs"]["columns"]) == ["title", "body", "tag"]  # every column's rows migrate
+    spec = parse_spec({**proposed, "app_objects": {"skip": ["v1"], "triggers": False}})
+    with sqlite3.connect(db) as conn:
+        objects = {o.name: o for o in app_objects.plan_objects(spec, conn)}
+    assert objects["v1"].reason == "skipped by the spec (app_objects.skip)"
+    assert objects["v2"].reason == "reads view v1, which is not carried over"
+    assert objects["t_touch"].reason == "app_objects.triggers is false in the spec"
+    assert objects["places"].reason == "rtree virtual tables have no PostgreSQL equivalent"
+    assert objects["docs"].carried and "to_tsvector('english'::regconfig" in objects["docs"].statements[0]
