@@ -63,11 +63,6 @@ class ParityResult:
     blocking: bool = True
     ms: float = 0.0
 
-    def as_check(self, table: str = "postgres/app_objects") -> dict[str, Any]:
-        """A report check row."""
-        return {"table": table, "check": self.name, "passed": self.passed,
-                "severity": "ERROR" if self.blocking else "WARN", "detail": self.detail, "failing_keys": []}
-
 
 def normalise(value: Any) -> Any:
     """A value in a form both databases' drivers agree on (see the module doc)."""

@@ -19,7 +19,6 @@ from sqlglot.errors import SqlglotError
 
 from nova_pipeline.app_sql import Target, translate_tree
 from nova_pipeline.identifiers import fit_identifier
-from nova_pipeline.snapshot import quote
 from nova_pipeline.sql_translate import Untranslatable, parse, render
 
 
@@ -125,7 +124,3 @@ def _in_dependency_order(plans: dict[str, ViewPlan], selects: dict[str, exp.Expr
         out.append(ready[0] if ready else next(n for n in plans if n not in out))
     return [plans[n] for n in out]
 
-
-def sqlite_rows_sql(name: str) -> str:
-    """The SQLite query of a view's rows."""
-    return f"SELECT * FROM {quote(name)}"
