@@ -88,6 +88,14 @@ def test_migration_succeeds_with_views_triggers_fts(app):
     assert app["report"]["tables"]["notes_fts"]["loaded_rows"] == 40
 
 
+def test_the_report_asset_lists_what_is_not_carried_over(app):  # as a run from the Dagster UI shows it
+    from nova_pipeline.defs.assets import REPORT
+    from nova_pipeline.runs import dagster_instance
+
+    event = dagster_instance().get_latest_materialization_event(REPORT)
+    assert "view storage_kinds not carried over" in event.asset_materialization.metadata["summary"].value
+
+
 def test_rerun_keeps_every_object_once(app):
     def oid():
         with psycopg.connect(app["url"]) as pg:

@@ -5,7 +5,7 @@ import sqlite3
 from typing import Any
 
 import dagster as dg
-from nova_pipeline.defs.app_objects import APP_OBJECTS
+from nova_pipeline.defs.app_objects import APP_OBJECTS, latest_not_carried
 from nova_pipeline import postgres_ddl, report, smoke
 from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run, staging_of, target_key
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
@@ -116,7 +116,8 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                 seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
                 notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
                        if mongo_db is not None and mongo.is_mock(s) else [])
-                + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)])
+                + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)]
+                + (latest_not_carried(context.instance) or []))
         rep.snapshot = verified_facts(s, snapshot_taken_in_run(context.instance, context.run_id))
         if "problem" in rep.snapshot:
             rep.status, rep.notes = "failed", [*rep.notes, rep.snapshot["problem"]]
