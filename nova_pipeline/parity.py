@@ -33,6 +33,7 @@ from nova_pipeline.app_sql import Target, translate_query
 from nova_pipeline.snapshot import quote
 from nova_pipeline.spec import ParityStatement
 from nova_pipeline.sql_translate import Untranslatable, parse
+from nova_pipeline.views import list_columns
 
 KEPT_ROWS = 20_000  # rows of each side kept to name differences
 _ISO = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d(:?\d\d)?)?$")
@@ -160,6 +161,13 @@ def run_postgres(conn: psycopg.Connection, statement: str, ordered: bool, writes
     return out
 
 
+def _list_columns(statement: str) -> dict[int, str]:
+    try:
+        return list_columns(parse(statement))
+    except Untranslatable:
+        return {}
+
+
 def ordered(statement: str) -> bool:
     """Whether the statement's result is ordered (a top-level ORDER BY)."""
     try:
@@ -205,9 +213,9 @@ def run_statement(sqlite_conn: sqlite3.Connection, pg_conn: psycopg.Connection, 
             pg_sql = translate_query(stmt.sql, target)
         except Untranslatable as e:
             return ParityResult(stmt.name, False, f"no PostgreSQL translation: {e}", "", sqlite_sql, stmt.blocking)
-    in_order = ordered(sqlite_sql)
-    a = run_sqlite(sqlite_conn, sqlite_sql, in_order, stmt.writes)
-    b = run_postgres(pg_conn, pg_sql, in_order, stmt.writes)
+    in_order, lists = ordered(sqlite_sql), _list_columns(sqlite_sql)
+    a = run_sqlite(sqlite_conn, sqlite_sql, in_order, stmt.writes, lists)
+    b = run_postgres(pg_conn, pg_sql, in_order, stmt.writes, lists)
     passed, detail = compare(a, b, in_order)
     return ParityResult(stmt.name, passed, detail, pg_sql, sqlite_sql, stmt.blocking,
                         round((time.perf_counter() - started) * 1000, 1))

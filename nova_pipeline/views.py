@@ -87,7 +87,7 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
         elif missing:
             plan.reason = f"reads {', '.join(missing)}, not migrated to PostgreSQL"
         else:
-            plan.lists = _list_columns(select)
+            plan.lists = list_columns(select)
             try:
                 body = render(translate_tree(select, target))
             except (Untranslatable, SqlglotError) as e:
@@ -99,7 +99,7 @@ def plan_views(conn: sqlite3.Connection, views: list[tuple[str, str]], target: T
     return ordered
 
 
-def _list_columns(select: exp.Expression) -> dict[int, str]:
+def list_columns(select: exp.Expression) -> dict[int, str]:
     """Positions of group_concat columns (and their separators): SQLite leaves the order of their parts
     unspecified, so comparisons take the parts in any order."""
     if not isinstance(select, exp.Select):

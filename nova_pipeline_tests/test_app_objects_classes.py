@@ -72,6 +72,7 @@ def run(tmp_path_factory, pg_server):
         {"name": "insert returning", "sql": "INSERT INTO audit (what) VALUES ('p') RETURNING what", "writes": True},
         {"name": "both refuse", "sql": "SELECT * FROM no_such_table"},
         {"name": "a known difference", "sqlite_sql": "SELECT 1", "sql": "SELECT 2", "blocking": False},
+        {"name": "titles per author", "sql": "SELECT author_id, group_concat(title) FROM books GROUP BY author_id"},
         {"name": "search notes", "sql": "SELECT title FROM notes_search WHERE notes_search MATCH 'apple OR pear'"},
         {"name": "read a view", "sql": "SELECT count(*) FROM capped_ages WHERE age IS NULL", "blocking": False},
     ]
@@ -100,7 +101,7 @@ def parity(run, name):
 
 def test_parity_statements(run):
     for name in ("authors over 25", "rename author", "insert returning", "both refuse", "rows_authors", "newest_books",
-                 "search notes"):
+                 "search notes", "titles per author"):
         assert parity(run, name)["passed"], parity(run, name)
     assert "both fail" in parity(run, "both refuse")["detail"]
     assert "10 equal rows" in parity(run, "search notes")["detail"]
