@@ -1,8 +1,9 @@
 """SQLite FTS3/4/5 tables → PostgreSQL full-text search.
 
 An FTS table that keeps its own text becomes a table of the same name and
-columns (its rows migrate like any table's), plus a generated `tsvector`
-column over the indexed columns and a GIN index on it, added after the load.
+columns (its rows migrate like any table's) plus a generated `tsvector`
+column over the indexed columns (in its CREATE TABLE, so the load computes
+it), and a GIN index on it after the load.
 An external-content FTS table (`content=notes`) holds no rows of its own: the
 content table gets a GIN index on the same `tsvector` expression and a view of
 the FTS table's name shows the key, the columns and the `tsvector`. A
@@ -139,25 +140,24 @@ def vector_columns(spec: Spec, table: str) -> list[tuple[str, sql.Composed]]:
 
 
 def statements(spec: Spec, table: str, fts: FullText) -> list[sql.Composed]:
-    """The DDL that gives `table` (a migrated PostgreSQL table) the full-text search `fts` describes."""
+    """The DDL, after the load, that gives `table` (a migrated PostgreSQL table) the full-text search `fts`
+    describes: the GIN index on its tsvector column, or for external content the expression index and the view."""
     schema, target = pg_table(spec, table)
     ts = spec.tables[table]
     columns = [target_column(ts, c) for c in fts.columns]
     vector = vector_expression(columns, fts.config)
     relation = sql.Identifier(schema, target)
-    if fts.view is None:
+    if fts.view is None:  # the tsvector column itself is in the CREATE TABLE (vector_columns)
         index = fit_identifier(f"{target}_{fts.column}_idx")
-        return [
-            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} tsvector GENERATED ALWAYS AS ({}) STORED").format(
-                relation, sql.Identifier(fts.column), vector),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({})").format(
-                sql.Identifier(index), relation, sql.Identifier(fts.column)),
-        ]
+        return [sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin ({})").format(
+            sql.Identifier(index), relation, sql.Identifier(fts.column))]
     index = fit_identifier(f"{fts.view}_{fts.column}_idx")
-    shown = ([target_column(ts, fts.key)] if fts.key else []) + [c for c in columns if c != (fts.key and target_column(ts, fts.key))]
+    key = target_column(ts, fts.key) if fts.key else None
+    shown = ([key] if key else []) + [c for c in columns if c != key]
     return [
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (({}))").format(sql.Identifier(index), relation, vector),
-        sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(schema, fit_identifier(fts.view))),
+        # CASCADE: views reading it are created again after it, in the same step
+        sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(schema, fit_identifier(fts.view))),
         sql.SQL("CREATE VIEW {} AS SELECT {}, {} AS {} FROM {}").format(
             sql.Identifier(schema, fit_identifier(fts.view)), sql.SQL(", ").join(map(sql.Identifier, shown)), vector,
             sql.Identifier(fts.column), relation),
