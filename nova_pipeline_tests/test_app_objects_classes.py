@@ -229,7 +229,7 @@ def test_untranslatable_idioms_say_why(sqlite_sql, reason):
 
 
 def test_fts4_options_and_spec_switches(tmp_path):
-    from nova_pipeline import app_objects
+    from nova_pipeline import app_objects, fts
     from nova_pipeline.introspect import propose_spec
     from nova_pipeline.spec import parse_spec
 
@@ -254,4 +254,6 @@ def test_fts4_options_and_spec_switches(tmp_path):
     assert objects["v2"].reason == "reads view v1, which is not carried over"
     assert objects["t_touch"].reason == "app_objects.triggers is false in the spec"
     assert objects["places"].reason == "rtree virtual tables have no PostgreSQL equivalent"
-    assert objects["docs"].carried and "to_tsvector('english'::regconfig" in objects["docs"].statements[0]
+    assert objects["docs"].carried and "USING gin" in objects["docs"].statements[0]
+    (column, definition), = fts.vector_columns(spec, "docs")
+    assert column == "search" and "to_tsvector('english'::regconfig" in definition.as_string(None)
