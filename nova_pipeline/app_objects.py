@@ -258,6 +258,8 @@ def propose(spec: dict, source: introspect.SourceSchema, sqlite_path: Path, repo
             continue
         columns = {c.lower(): c for c in spec["tables"][name].get("columns", {})}
         entry = {**entry, "columns": [columns.get(c.lower(), c) for c in entry["columns"]]}
+        if "view" not in entry and "search" in columns:  # the tsvector column needs a name of its own
+            entry["column"] = next(n for i in range(1, 100) if (n := f"search_{i}") not in columns)
         if "key" in entry:
             entry["key"] = columns.get(entry["key"].lower(), entry["key"])
         spec["tables"][name].setdefault("fts", []).append(entry)

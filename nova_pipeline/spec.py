@@ -333,6 +333,9 @@ class Spec(Model):
             for f in t.fts:
                 if missing := [c for c in f.columns + ([f.key] if f.key else []) if cols and c not in cols]:
                     raise ValueError(f"tables.{name}.fts: column {missing[0]!r} is not in tables.{name}.columns")
+                if f.view is None and f.column.lower() in {c.lower() for c in cols}:
+                    raise ValueError(f"tables.{name}.fts: column {f.column!r} is a column of the table; name the "
+                                     "tsvector column otherwise (fts.column)")
             if t.target == "mongo" and any(i.expressions for i in t.indexes):
                 raise ValueError(f"tables.{name}.indexes: expression indexes are for PostgreSQL targets only")
             if t.target == "mongo" and self.targets.mongo is None:

@@ -257,3 +257,18 @@ def test_fts4_options_and_spec_switches(tmp_path):
     assert objects["docs"].carried and "USING gin" in objects["docs"].statements[0]
     (column, definition), = fts.vector_columns(spec, "docs")
     assert column == "search" and "to_tsvector('english'::regconfig" in definition.as_string(None)
+
+
+def test_fts_vector_column_name_avoids_the_tables_columns(tmp_path):
+    from nova_pipeline.introspect import propose_spec
+    from nova_pipeline.spec import SpecError, parse_spec
+
+    db = tmp_path / "s.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE VIRTUAL TABLE docs USING fts5(search, body)")
+    proposed, _ = propose_spec(db)
+    assert proposed["tables"]["docs"]["fts"] == [{"columns": ["search", "body"], "config": "simple", "column": "search_1"}]
+    parse_spec(proposed)
+    del proposed["tables"]["docs"]["fts"][0]["column"]
+    with pytest.raises(SpecError, match="tables.docs.fts: column .search. is a column of the table"):
+        parse_spec(proposed)
