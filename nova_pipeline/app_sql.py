@@ -84,12 +84,36 @@ def translate_tree(tree: exp.Expression, target: Target, row_relation: str | Non
         table.set("db", exp.to_identifier(schema, quoted=True))
         table.set("this", exp.to_identifier(name, quoted=True))
     types = _column_types(tree, target, row_relation)
+    _rowid_columns(tree, target, row_relation)
     for node in reversed(list(tree.walk(bfs=False))):  # children first: a parent rewritten later copies them done
         _rewrite(node, types, target)
     for col in tree.find_all(exp.Column):  # NEW / OLD are PL/pgSQL records: lower case, not quoted
         if col.table.lower() in ("new", "old"):
             col.set("table", exp.to_identifier(col.table.lower()))
     return tree
+
+
+_ROWID = ("rowid", "_rowid_", "oid")
+
+
+def _rowid_columns(tree: exp.Expression, target: Target, row_relation: str | None) -> None:
+    """`rowid` (`NEW.rowid`, `t.rowid`) → the table's INTEGER PRIMARY KEY, the column SQLite's rowid is."""
+    tables = {t.alias_or_name.lower(): t.name.lower() for t in tree.find_all(exp.Table)}
+    if row_relation:
+        tables.update(new=row_relation, old=row_relation)
+    only = next(iter(set(tables.values()))) if len({t.name.lower() for t in tree.find_all(exp.Table)}) == 1 else None
+    for col in tree.find_all(exp.Column):
+        if col.name.lower() not in _ROWID:
+            continue
+        relation = tables.get(col.table.lower()) if col.table else only
+        columns = target.columns.get(relation or "", {})
+        key = target.primary_keys.get(relation or "", [])
+        if col.name.lower() in columns:
+            continue  # a real column of that name
+        if len(key) != 1 or columns.get(key[0].lower()) not in _INTEGER_TYPES:
+            raise Untranslatable(f"{col.name} of {relation or 'this table'}: PostgreSQL has no rowid and the table "
+                                 "has no INTEGER PRIMARY KEY to stand for it")
+        col.set("this", exp.to_identifier(key[0], quoted=True))
 
 
 def _relations(tree: exp.Expression, target: Target) -> list[tuple[exp.Table, tuple[str, str]]]:
@@ -294,7 +318,8 @@ def _function(node: exp.Anonymous, types: dict[str, str]) -> None:
         ts = _timestamp(args[0] if args else exp.Literal.string("now"), types, args[1:])
         node.replace({
             "date": lambda: exp.cast(ts, "date"),
-            "datetime": lambda: ts,
+            # UTC again as timestamptz: compared with or stored in timestamptz columns whatever the session's zone
+            "datetime": lambda: exp.AtTimeZone(this=ts, zone=exp.Literal.string("UTC")),
             "time": lambda: exp.cast(ts, "time"),
             "julianday": lambda: exp.paren(exp.maybe_parse("EXTRACT(EPOCH FROM __t) / 86400.0 + 2440587.5",
                                                             dialect="postgres")

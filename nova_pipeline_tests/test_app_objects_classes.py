@@ -39,6 +39,9 @@ def build_db(path):
             CREATE VIEW author_names AS SELECT id, name FROM authors;
             CREATE TRIGGER author_names_insert INSTEAD OF INSERT ON author_names
                 BEGIN INSERT INTO authors (name, age) VALUES (upper(NEW.name), 99); END;
+            CREATE TABLE pages (id INTEGER PRIMARY KEY, body TEXT, edited DATETIME);
+            CREATE TRIGGER pages_edited AFTER UPDATE OF body ON pages
+                BEGIN UPDATE pages SET edited = datetime('now') WHERE rowid = NEW.rowid; END;
             CREATE TABLE dropped (a INTEGER);
             CREATE VIEW broken AS SELECT a FROM dropped;
             DROP TABLE dropped;
@@ -51,6 +54,7 @@ def build_db(path):
                          [(i, f"note {i}", ["red apple", "green pear", "red cherry"][i % 3]) for i in range(1, 16)])
         conn.execute("INSERT INTO notes_search (notes_search) VALUES ('rebuild')")
         conn.execute("INSERT INTO scratch_fts (body) VALUES ('gone')")
+        conn.executemany("INSERT INTO pages VALUES (?, ?, ?)", [(i, f"page {i}", "2024-05-01 08:00:00") for i in (1, 2)])
         conn.executemany("INSERT INTO docs4 (title, body) VALUES (?, ?)",
                          [("running dogs", "they ran"), ("a cat", "sleeps all day"), ("runner's guide", "how to run")])
 
@@ -128,6 +132,15 @@ def test_before_trigger_with_when_and_raise(run):
         before = pg.execute("SELECT touched FROM authors WHERE id = 2").fetchone()[0]
         pg.execute("INSERT INTO books (author_id, title, pages) VALUES (2, 'good', 10)")
         assert pg.execute("SELECT touched FROM authors WHERE id = 2").fetchone()[0] == before + 1  # AFTER INSERT
+        pg.rollback()
+
+
+def test_rowid_and_datetime_now_in_a_trigger_whatever_the_session_zone(run):
+    with psycopg.connect(run["url"]) as pg:
+        pg.execute("SET TIME ZONE 'America/New_York'")
+        pg.execute("UPDATE pages SET body = 'new' WHERE id = 2")
+        assert pg.execute("SELECT edited = now() FROM pages WHERE id = 2").fetchone()[0]
+        assert pg.execute("SELECT edited FROM pages WHERE id = 1").fetchone()[0].year == 2024
         pg.rollback()
 
 
