@@ -285,3 +285,23 @@ def test_fts_vector_column_name_avoids_the_tables_columns(tmp_path):
     del proposed["tables"]["docs"]["fts"][0]["column"]
     with pytest.raises(SpecError, match="tables.docs.fts: column .search. is a column of the table"):
         parse_spec(proposed)
+
+
+def test_a_view_with_other_rows_fails_the_run_by_default(tmp_path, pg_url):
+    db, spec = tmp_path / "v.sqlite", tmp_path / "v.yaml"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER);
+            INSERT INTO t VALUES (1, NULL), (2, 5);
+            CREATE VIEW capped AS SELECT id, max(a, 3) AS m FROM t;
+        """)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
+                               "--report", str(out)], catch_exceptions=False)
+    report = json.loads(out.read_text())
+    assert res.exit_code == 1 and report["status"] == "failed"
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert [(c["check"], c["severity"]) for c in failed] == [("view_rows", "ERROR")]
+    assert "only in SQLite: [(1, None)]; only in PostgreSQL: [(1, 3)]" in failed[0]["detail"]
