@@ -155,7 +155,8 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
         if backup:
             notes.append(_pre_migration_backup(spec, pg, mongo))
         if resume:
-            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags)
+            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags,
+                                       force=force)
             notes.append(f"resumed migration {outcome.migration_id} in run {outcome.run_id}")
         else:
             # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.

@@ -311,7 +311,7 @@ def _min_max(staging: Staging, table: str, partition: str | Sequence[str] | None
 
 def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Staging,
                partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None,
-               ready: Callable[[str], None] | None, lock_token: str | None) -> LoadResult:
+               ready: Callable[[str], None] | None, lock_token: str | None, migration: str | None) -> LoadResult:
     ts = spec.tables[table]
     schema, name = pg_table(spec, table)
     target = sql.Identifier(schema, name)
@@ -365,7 +365,7 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
                         sent += buf.size
             copy.write(_COPY_TRAILER)
         orphans = _restore(conn, saved)
-        target_state.record_load(conn, target, None if window is not None else rows)
+        target_state.record_load(conn, target, None if window is not None else rows, migration)
         assert_held(conn, lock_token)
     return LoadResult(rows, sent, time.perf_counter() - started, orphans)
 
@@ -384,7 +384,7 @@ def _check_window(column: pa.Array, lo, hi) -> None:
 def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, staging: Staging, *,
                partition: str | Sequence[str] | None = None, window: tuple[datetime, datetime] | None = None,
                tries: int = 3, backoff_s: float = 1.0, ready: Callable[[str], None] | None = None,
-               lock_token: str | None = None) -> LoadResult:
+               lock_token: str | None = None, migration: str | None = None) -> LoadResult:
     """Replace a table's rows (or one window's) with its clean Parquet, in one transaction.
 
     With a URL, a lost connection retries the whole transaction `tries` times
@@ -395,7 +395,8 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
     and indexes once after the data; `ready(key)` is called before each key's
     clean files are read (they may still be being written). With `lock_token`,
     the commit checks that the migration still holds the lock (run_lock):
-    LockLost, never retried. Failure raises LoadError naming the table;
+    LockLost, never retried. `migration` (its id) is recorded with what the
+    load left (target_state). Failure raises LoadError naming the table;
     nothing of the attempt is committed.
     """
     if partition is not None and window is None and spec.tables[table].partition is not None:
@@ -408,8 +409,8 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
         try:
             if isinstance(url_or_conn, str):
                 with connect_postgres(url_or_conn) as conn:
-                    return _load_once(conn, spec, table, staging, partition, window, ready, lock_token)
-            return _load_once(url_or_conn, spec, table, staging, partition, window, ready, lock_token)
+                    return _load_once(conn, spec, table, staging, partition, window, ready, lock_token, migration)
+            return _load_once(url_or_conn, spec, table, staging, partition, window, ready, lock_token, migration)
         except LockLost:
             raise
         except (psycopg.OperationalError, TargetUnreachable) as e:

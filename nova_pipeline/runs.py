@@ -18,7 +18,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from nova_pipeline.connections import redact
+from nova_pipeline import target_state
+from nova_pipeline.connections import connect_postgres, redact
 from nova_pipeline.defs import assets as A
 from nova_pipeline.defs.build import build_definitions
 from nova_pipeline.progress import run_progress
@@ -198,9 +199,14 @@ def last_unfinished_run(instance: dg.DagsterInstance, run_id: str | None) -> dg.
 
 
 def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres_url: str | None = None,
-                     mongo_uri: str | None = None, tags: dict[str, str] | None = None) -> RunOutcome:
+                     mongo_uri: str | None = None, tags: dict[str, str] | None = None,
+                     force: bool = False) -> RunOutcome:
     """Re-execute what an unfinished run did not materialize (and the checks of what it did that never ran);
-    what it finished is kept. The new run belongs to the same migration."""
+    what it finished is kept. The new run belongs to the same migration.
+
+    Raises TargetChanged when another migration has loaded tables this one had loaded (resuming would mix
+    two migrations), unless `force`.
+    """
     instance = dagster_instance()
     run = last_unfinished_run(instance, run_id)
     migration_id = run.tags.get(A.MIGRATION_TAG, run.run_id)
@@ -212,6 +218,14 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     evaluated = {(c["table"], c["check"]) for c in migration_checks(instance, migration_id)}
     unchecked = {c for c in graph.asset_check_keys if c.asset_key in planned & done
                  and ("/".join(c.asset_key.path), c.name) not in evaluated}
+    loaded = [name for name, _ in spec.table_items("postgres") if A.target_key(spec, name) in done]
+    if postgres_url and loaded and not force:
+        with connect_postgres(postgres_url) as conn:
+            others = target_state.loaded_by_others(conn, spec, loaded, migration_id)
+        if others:
+            raise target_state.TargetChanged(
+                f"cannot resume migration {migration_id}: another migration has since loaded {others}; run "
+                "`nova-pipeline migrate` to migrate this source again (or resume --force to mix them)")
     if run.status == dg.DagsterRunStatus.STARTED:
         instance.report_run_failed(run, "interrupted: superseded by nova-pipeline resume")
     todo = sorted(planned - done, key=lambda k: k.to_user_string())

@@ -26,7 +26,7 @@ RECORDS = sql.Identifier(META_SCHEMA, "nova_migrated")
 _DDL = (
     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(META_SCHEMA)),
     sql.SQL("CREATE TABLE IF NOT EXISTS {} (target text PRIMARY KEY, columns text NOT NULL, row_versions jsonb NOT NULL,"
-            " loaded_at timestamptz NOT NULL DEFAULT now())").format(RECORDS),
+            " migration text, loaded_at timestamptz NOT NULL DEFAULT now())").format(RECORDS),
 )
 
 
@@ -51,9 +51,11 @@ def ensure_records(conn: psycopg.Connection) -> None:
             conn.execute(stmt)
 
 
-def record_load(conn: psycopg.Connection, table: sql.Identifier, replaced_rows: int | None = None) -> None:
-    """Inside the load's transaction, after its data: remember what the table now holds. `replaced_rows`: the
-    load emptied the table and wrote that many rows, all of this transaction (no scan needed)."""
+def record_load(conn: psycopg.Connection, table: sql.Identifier, replaced_rows: int | None = None,
+                migration: str | None = None) -> None:
+    """Inside the load's transaction, after its data: remember what the table now holds, and which migration
+    wrote it. `replaced_rows`: the load emptied the table and wrote that many rows, all of this transaction
+    (no scan needed)."""
     ensure_records(conn)
     regclass = table.as_string(conn)
     if replaced_rows is None:
@@ -61,10 +63,10 @@ def record_load(conn: psycopg.Connection, table: sql.Identifier, replaced_rows: 
     else:
         one = conn.execute(sql.SQL("SELECT xmin::text FROM {} LIMIT 1").format(table)).fetchone()
         versions = {one[0]: replaced_rows} if one else {}
-    conn.execute(sql.SQL("INSERT INTO {} (target, columns, row_versions) VALUES (%s, %s, %s) ON CONFLICT (target)"
-                         " DO UPDATE SET columns = excluded.columns, row_versions = excluded.row_versions,"
-                         " loaded_at = now()").format(RECORDS),
-                 (regclass, _columns(conn, regclass), json.dumps(versions)))
+    conn.execute(sql.SQL("INSERT INTO {} (target, columns, row_versions, migration) VALUES (%s, %s, %s, %s)"
+                         " ON CONFLICT (target) DO UPDATE SET columns = excluded.columns, row_versions ="
+                         " excluded.row_versions, migration = excluded.migration, loaded_at = now()").format(RECORDS),
+                 (regclass, _columns(conn, regclass), json.dumps(versions), migration))
 
 
 def changed_tables(conn: psycopg.Connection, spec: Spec) -> str:
@@ -89,3 +91,18 @@ def changed_tables(conn: psycopg.Connection, spec: Spec) -> str:
         elif rec[1] != _row_versions(conn, table):
             changed.append(f"{shown} (rows were inserted, updated or deleted)")
     return "; ".join(changed)
+
+
+def loaded_by_others(conn: psycopg.Connection, spec: Spec, tables: list[str], migration: str) -> str:
+    """Of the spec's PostgreSQL `tables` that `migration` loaded, those another migration has loaded since (empty
+    when none)."""
+    if conn.execute("SELECT to_regclass(%s)", (RECORDS.as_string(conn),)).fetchone()[0] is None:
+        return ""
+    others = []
+    for name in tables:
+        schema, relname = pg_table(spec, name)
+        row = conn.execute(sql.SQL("SELECT migration FROM {} WHERE target = %s").format(RECORDS),
+                           (sql.Identifier(schema, relname).as_string(conn),)).fetchone()
+        if row is not None and row[0] not in (None, migration):
+            others.append(f"{schema}.{relname} (by migration {row[0]})")
+    return "; ".join(others)

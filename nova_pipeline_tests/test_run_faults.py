@@ -228,6 +228,19 @@ def test_resume_after_kill_reports_every_check_and_the_quarantine_under_the_repo
     assert quarantine_in(pg_url) == [(json.loads((tmp_path / "rerun.json").read_text())["run_id"], "items", "lots")]
 
 
+def test_resume_refuses_when_another_migration_loaded_its_tables_since(tmp_path, pg_url, dagster_home):
+    first, second = spec_for(tmp_path, "a", ["a1", "a2"]), spec_for(tmp_path, "b", ["b1"])
+    killed = subprocess_migrate(first, pg_url, dagster_home, script=KILLED_AT_LOAD, KILL_AT_TABLE="child")
+    assert killed.returncode == -9, killed.stderr[-2000:]  # items loaded, child not
+    wait_for_no_sessions(pg_url)
+    other = subprocess_migrate(second, pg_url, tmp_path / "home_b")
+    assert other.returncode == 0, other.stderr[-2000:]
+    resumed = cli("resume", "--spec", str(first), "--postgres-url", pg_url)
+    assert resumed.exit_code == 2
+    assert "cannot resume migration" in resumed.output and "another migration has since loaded public.items" in resumed.output
+    assert items_in(pg_url) == [(1, 10, "b1")]  # not mixed with the resumed run's tables
+
+
 def test_resume_with_no_migration_run_says_there_is_nothing_to_resume(tmp_path, pg_url, dagster_home):
     spec = spec_for(tmp_path, "a", ["a1"])
     res = cli("resume", "--spec", str(spec), "--postgres-url", pg_url)

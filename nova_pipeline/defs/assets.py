@@ -297,7 +297,8 @@ def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource
         with postgres.connect(s) as conn:
             postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
             conn.commit()
-        r = postgres_load.load_table(url, s, table, stg, lock_token=lock_token(context))
+        r = postgres_load.load_table(url, s, table, stg, lock_token=lock_token(context),
+                                     migration=migration_id(context))
         with postgres.connect(s) as conn:
             postgres_load.store_quarantine(conn, stg, table, migration_id(context), lock_token(context))
             conn.commit()

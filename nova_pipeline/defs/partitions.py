@@ -240,7 +240,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                 def load_range() -> None:
                     with clock(tkey):
                         postgres_load.load_table(postgres.url(s), s, table, stg, partition=keys, ready=transformed,
-                                                 lock_token=A.lock_token(context))
+                                                 lock_token=A.lock_token(context), migration=A.migration_id(context))
                         rows[tkey] = {key: stg.row_count("clean", table, key) for key in keys}
 
                 waited = 0.0
@@ -282,8 +282,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                     rows[clean][key] = transforms[key].result()
                 if tkey in selected and not one_load:
                     with clock(tkey):
-                        rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo,
-                                                       A.lock_token(context))
+                        rows[tkey][key] = _load_window(s, table, stg, key, window, postgres, mongo, context)
         if len(keys) > 1 and {raw, clean} <= selected:
             rows[raw][UNPLACED] = _unplaced(s, table, stg, source, context.run_id)
         if tkey in selected and t.target == "postgres":
@@ -302,10 +301,10 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
 
 
 def _load_window(s: Spec, table: str, stg: Staging, key: str, window: tuple[datetime, datetime],
-                 postgres: PostgresResource, mongo: MongoResource, lock_token: str | None) -> int:
+                 postgres: PostgresResource, mongo: MongoResource, context: dg.AssetExecutionContext) -> int:
     if s.tables[table].target == "postgres":
         return postgres_load.load_table(postgres.url(s), s, table, stg, partition=key, window=window,
-                                        lock_token=lock_token).rows
+                                        lock_token=A.lock_token(context), migration=A.migration_id(context)).rows
     from nova_pipeline import mongo_load
 
     return mongo_load.load_collection(mongo.database(s), s, table, stg, partition=key, window=window).documents
