@@ -192,6 +192,8 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
         _group_bare_columns(node)
     elif isinstance(node, exp.Match):
         _match(node, target)
+    elif isinstance(node, (exp.Greatest, exp.Least)):
+        _null_if_any_null(node)
     elif isinstance(node, exp.Limit) and isinstance(node.expression, exp.Neg):
         node.pop()  # LIMIT -1: no limit
 
@@ -222,6 +224,16 @@ def _ts_match(vector: exp.Expression, query: exp.Expression) -> exp.Expression:
     return exp.maybe_parse("__v @@ __q", dialect="postgres").transform(
         lambda n: vector if isinstance(n, exp.Column) and n.name == "__v"
         else query if isinstance(n, exp.Column) and n.name == "__q" else n)
+
+
+def _null_if_any_null(node: exp.Expression) -> None:
+    """SQLite's max(a, b) / min(a, b) are NULL when an argument is; GREATEST / LEAST skip NULLs."""
+    args = [node.this, *node.expressions]
+    nullable = [a for a in args if not isinstance(a, exp.Literal)]
+    if not nullable:
+        return
+    test = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in nullable))
+    node.replace(exp.Case(ifs=[exp.If(this=test, true=exp.Null())], default=node.copy()))
 
 
 def _group_bare_columns(select: exp.Select) -> None:
