@@ -84,7 +84,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
         rep = report.build_report(
             spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
             status="succeeded", run_id=outcome.migration_id or outcome.run_id, started_at=started_at,
-            seconds=latest_seconds(instance, spec),
+            seconds=latest_seconds(instance, spec, runs),
             errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
             notes=notes)
     rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))

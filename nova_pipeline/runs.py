@@ -11,6 +11,9 @@ quarantine rows are stamped with.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -67,10 +70,18 @@ def dagster_instance() -> dg.DagsterInstance:
     os.environ["DAGSTER_HOME"] = str(home)
     if home not in _INSTANCES:
         home.mkdir(parents=True, exist_ok=True)
-        if not (home / "dagster.yaml").exists():
-            repo_yaml = Path("dagster.yaml")
-            (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
-        _INSTANCES[home] = dg.DagsterInstance.get()
+        # Two commands starting at once in a fresh directory must not both create the storage's tables.
+        with open(home / ".create.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (home / "dagster.yaml").exists():
+                repo_yaml = Path("dagster.yaml")
+                (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
+            instance = dg.DagsterInstance.get()
+            if not (home / ".storage-created").exists():
+                with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
+                    instance.upgrade()
+                (home / ".storage-created").touch()
+        _INSTANCES[home] = instance
     return _INSTANCES[home]
 
 

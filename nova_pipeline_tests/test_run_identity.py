@@ -263,11 +263,11 @@ def test_resume_verifies_it_continues_on_the_snapshot_its_migration_took(tmp_pat
             assert user_names(url) == [f"a{i}" for i in range(30)]
 
 
-def test_the_report_holds_its_own_smoke_tests_not_those_of_another_spec_run_meanwhile(tmp_path, pg_url,
+def test_the_report_holds_its_own_smoke_tests_and_timings_not_those_of_another_spec_run_meanwhile(tmp_path, pg_url,
                                                                                       monkeypatch):
     import dagster as dg
 
-    from nova_pipeline.defs.assets import SMOKE_TESTS
+    from nova_pipeline.defs.assets import SMOKE_TESTS, raw_key
     from nova_pipeline.runs import dagster_instance
 
     make_source(tmp_path / "a.sqlite", "a", 30).close()
@@ -282,6 +282,8 @@ def test_the_report_holds_its_own_smoke_tests_not_those_of_another_spec_run_mean
         dagster_instance().report_runless_asset_event(dg.AssetMaterialization(SMOKE_TESTS, metadata={
             "checks": dg.MetadataValue.json([{"table": "smoke/postgres", "check": "twenty users", "passed": False,
                                               "severity": "ERROR", "detail": "of the other source"}])}))
+        dagster_instance().report_runless_asset_event(dg.AssetMaterialization(raw_key("users"), metadata={
+            "seconds": 999.0}))
         return real_reconcile(*args, **kwargs)
 
     monkeypatch.setattr(migration, "reconcile", other_spec_smoke_tests_then_reconcile)
@@ -289,3 +291,4 @@ def test_the_report_holds_its_own_smoke_tests_not_those_of_another_spec_run_mean
     assert rep.status == "succeeded", rep.checks
     smoke = [c for c in rep.checks if c["table"].startswith("smoke")]
     assert [(c["table"], c["check"], c["passed"]) for c in smoke] == [("smoke/postgres", "thirty users", True)]
+    assert 0 < rep.tables["users"].seconds < 999  # its own export's time, not the other run's

@@ -41,24 +41,32 @@ def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.Ass
 def latest_smoke_checks(instance: dg.DagsterInstance, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """The last smoke_tests materialization's results (in `run_ids`, oldest first, when given: a migration of
     another spec shares the instance and the asset key), as report check rows."""
-    if run_ids is None:
-        ev = instance.get_latest_materialization_event(SMOKE_TESTS)
-    else:
-        ev = next((rec for run_id in reversed(run_ids)
-                   for rec in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION))
-                   if rec.asset_materialization and rec.asset_materialization.asset_key == SMOKE_TESTS), None)
+    ev = latest_materializations(instance, [SMOKE_TESTS], run_ids).get(SMOKE_TESTS)
     meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
     return list(meta["checks"].value) if "checks" in meta else []
 
 
-def latest_seconds(instance: dg.DagsterInstance, spec: Spec) -> dict[str, float]:
-    """Per table: seconds of its last export + transform + load materializations."""
+def latest_materializations(instance: dg.DagsterInstance, keys: list[dg.AssetKey],
+                            run_ids: list[str] | None = None) -> dict[dg.AssetKey, dg.EventLogEntry]:
+    """The latest materialization event of each key: in the instance, or in `run_ids` (oldest first) when given."""
+    if run_ids is None:
+        return instance.get_latest_materialization_events(keys)
+    wanted, found = set(keys), {}
+    for run_id in run_ids:
+        for rec in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            if rec.asset_materialization and rec.asset_materialization.asset_key in wanted:
+                found[rec.asset_materialization.asset_key] = rec
+    return found
+
+
+def latest_seconds(instance: dg.DagsterInstance, spec: Spec, run_ids: list[str] | None = None) -> dict[str, float]:
+    """Per table: seconds of its last export + transform + load materializations (in `run_ids` when given)."""
     from nova_pipeline.defs.assets import clean_key, raw_key
 
     out: dict[str, float] = {}
     keys = {name: [k for k in (raw_key(name), clean_key(name), target_key(spec, name)) if k]
             for name, _ in spec.table_items()}
-    events = instance.get_latest_materialization_events([k for ks in keys.values() for k in ks])
+    events = latest_materializations(instance, [k for ks in keys.values() for k in ks], run_ids)
     for name, table_keys in keys.items():
         total = 0.0
         for key in table_keys:
