@@ -7,7 +7,8 @@ from typing import Any
 import dagster as dg
 from nova_pipeline.defs.app_objects import APP_OBJECTS, latest_not_carried
 from nova_pipeline import postgres_ddl, report, smoke
-from nova_pipeline.defs.assets import PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run, staging_of, target_key
+from nova_pipeline.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run,
+                                       staging_of, target_key)
 from nova_pipeline.defs.resources import MongoResource, NovaConfig, PostgresResource
 from nova_pipeline.snapshot import quote, snapshot_path, verified_facts
 from nova_pipeline.spec import Spec
