@@ -217,7 +217,15 @@ def run_checks(spec: Spec, snapshot: Path, pg_conn: psycopg.Connection) -> list[
             out.append(CheckResult(APP_OBJECTS_TABLE, VIEW_ROWS, passed, detail,
                                    severity="ERROR" if spec.app_objects.view_check == "blocking" else "WARN",
                                    metadata={"views": per_view}))
+        elsewhere = {n.lower(): t.target for n, t in spec.tables.items() if t.target != "postgres"}
         for stmt in spec.parity:
+            moved = sorted(parity.tables_read(stmt.sqlite_sql or stmt.sql) & elsewhere.keys())
+            if moved and not stmt.sqlite_sql:
+                out.append(CheckResult(APP_OBJECTS_TABLE, parity_check_name(stmt.name), False,
+                                       f"not run: it reads {', '.join(f'{n} (target {elsewhere[n]})' for n in moved)}, "
+                                       "not in PostgreSQL; remove it from `parity` or give both `sql` and `sqlite_sql`",
+                                       severity="WARN"))
+                continue
             r = parity.run_statement(sqlite_conn, pg_conn, stmt, target)
             out.append(CheckResult(APP_OBJECTS_TABLE, parity_check_name(stmt.name), r.passed, r.detail,
                                    severity="ERROR" if stmt.blocking else "WARN",

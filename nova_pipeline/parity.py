@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from sqlglot import exp
 
 from nova_pipeline.app_sql import Target, translate_query
 from nova_pipeline.snapshot import quote
@@ -166,6 +167,15 @@ def _list_columns(statement: str) -> dict[int, str]:
         return list_columns(parse(statement))
     except Untranslatable:
         return {}
+
+
+def tables_read(statement: str) -> set[str]:
+    """Lower-case names of the tables a statement reads (empty when it cannot be parsed)."""
+    try:
+        tree = parse(statement)
+    except Untranslatable:
+        return set()
+    return {t.name.lower() for t in tree.find_all(exp.Table)}
 
 
 def ordered(statement: str) -> bool:

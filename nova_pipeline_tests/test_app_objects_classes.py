@@ -308,3 +308,26 @@ def test_a_view_with_other_rows_fails_the_run_by_default(tmp_path, pg_url):
     failed = [c for c in report["checks"] if not c["passed"]]
     assert [(c["check"], c["severity"]) for c in failed] == [("view_rows", "ERROR")]
     assert "only in SQLite: [(1, 'bc')]; only in PostgreSQL: [(1, 'abc')]" in failed[0]["detail"]
+
+
+def test_parity_statements_on_a_table_sent_elsewhere_are_reported_not_run(tmp_path, pg_url):
+    db, spec = tmp_path / "m.sqlite", tmp_path / "m.yaml"
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE kept (id INTEGER PRIMARY KEY, s TEXT);
+            CREATE TABLE logs (id INTEGER PRIMARY KEY, msg TEXT);
+            INSERT INTO kept VALUES (1, 'a'); INSERT INTO logs VALUES (1, 'x');
+        """)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
+    data = yaml.safe_load(spec.read_text())
+    data["tables"]["logs"]["target"] = "skip"  # the user sends it elsewhere after init proposed its statements
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "r.json"
+    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
+                               "--report", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    by_name = {c["check"]: c for c in json.loads(out.read_text())["checks"] if c["check"].startswith("parity_")}
+    assert by_name["parity_rows_kept"]["passed"]
+    moved = by_name["parity_rows_logs"]
+    assert moved["severity"] == "WARN" and "not run: it reads logs (target skip)" in moved["detail"]
