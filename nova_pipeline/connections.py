@@ -141,10 +141,18 @@ def postgres_url(spec: Spec | None = None, explicit: str | None = None, *, embed
     url = explicit or (resolve_setting(spec.targets.postgres.url) if spec and spec.targets.postgres else None)
     url = url or postgres_url_from_env()
     if url:
-        return url
+        return _well_formed(url)
     if not embedded:
         raise TargetUnreachable("no PostgreSQL configured: set NOVA_POSTGRES_URL or POSTGRES_HOST")
     return embedded_postgres_url()
+
+
+def _well_formed(url: str) -> str:
+    """`url` when libpq can read it (a postgresql:// URI or key=value pairs), else a one-line error."""
+    scheme, sep, _ = url.partition("://")
+    if (sep and scheme.lower() in ("postgresql", "postgres")) or (not sep and "=" in url):
+        return url
+    raise TargetUnreachable(f"not a PostgreSQL URL: {redact(url)!r} (expected postgresql://user@host:port/database)")
 
 
 def mongo_uri(spec: Spec | None = None, explicit: str | None = None) -> str | None:
@@ -157,7 +165,7 @@ def connect_postgres(url: str, **kwargs) -> psycopg.Connection:
     """Open a psycopg connection; unreachable servers raise TargetUnreachable (no secrets)."""
     try:
         return psycopg.connect(url, connect_timeout=10, **kwargs)
-    except psycopg.OperationalError as e:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as e:  # ProgrammingError: unreadable conninfo
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TargetUnreachable(f"PostgreSQL unreachable at {redact(url)}: {redact(reason)}") from None
 

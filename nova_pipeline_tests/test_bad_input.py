@@ -278,6 +278,18 @@ def test_unreachable_target_and_missing_files_give_one_line_and_exit_2(tmp_path)
     assert res.exit_code == 2 and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("url", ["postgres//localhost/db", "mysql://nova:s3cret@localhost/db", "localhost:5432"])
+def test_a_malformed_postgres_url_gives_one_line_and_exit_2(tmp_path, url):
+    db = tmp_path / "src.sqlite"
+    sqlite3.connect(db).executescript("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"source": {"sqlite": "src.sqlite"},
+                                    "tables": {"t": {"columns": {"id": {"type": "bigint"}}}}}))
+    line = one_line_exit_2(CliRunner().invoke(main, ["migrate", "--spec", str(spec), "--no-backup",
+                                                     "--postgres-url", url]))
+    assert "not a PostgreSQL URL" in line and "s3cret" not in line
+
+
 def test_a_huge_spec_is_refused_at_once_with_one_line(tmp_path):
     db = tmp_path / "src.sqlite"
     sqlite3.connect(db).executescript("CREATE TABLE t0 (id INTEGER PRIMARY KEY);")
