@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from nova_pipeline.cli import main
 from nova_pipeline.parity import normalise
+from nova_pipeline_tests.cli_runs import init_and_migrate
 
 WORDS = ["sqlite", "postgres", "migration", "trigger", "view", "search", "index", "query"]
 
@@ -43,17 +44,6 @@ def build_app_db(path):
                          (f"note {i} {WORDS[i % 8]}", f"about {WORDS[(i * 3) % 8]} and {WORDS[(i + 5) % 8]}"))
 
 
-def init_and_migrate(tmp_path, db, pg_url):
-    spec = tmp_path / "app.yaml"
-    runner = CliRunner()
-    res = runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    out = tmp_path / "report.json"
-    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
-                               "--report", str(out)], catch_exceptions=False)
-    return spec, res, json.loads(out.read_text())
-
-
 def same_rows(db, pg_url, sqlite_sql, pg_sql, lists=None):
     """Both sides' rows, normalised, as sorted lists; `lists`: group_concat columns (position → separator),
     whose parts SQLite orders as it happens to visit rows."""
@@ -79,8 +69,8 @@ def app(tmp_path_factory, pg_server):
     tmp = tmp_path_factory.mktemp("app")
     db, url = tmp / "app.sqlite", _create_db(pg_server, f"app_objects_{tmp.name[-6:]}")
     build_app_db(db)
-    spec, res, report = init_and_migrate(tmp, db, url)
-    return {"db": db, "url": url, "spec": spec, "res": res, "report": report}
+    run = init_and_migrate(tmp, db, url, spec_name="app.yaml")
+    return {"db": db, "url": url, "spec": run.spec_path, "res": run.res, "report": run.report}
 
 
 def test_migration_succeeds_with_views_triggers_fts(app):

@@ -14,6 +14,7 @@ from nova_pipeline.app_sql import Target, translate_query
 from nova_pipeline.cli import main
 from nova_pipeline.snapshot import sha256_file, snapshot_path
 from nova_pipeline.spec import load_spec
+from nova_pipeline_tests.cli_runs import init_and_migrate
 
 
 def build_db(path):
@@ -291,19 +292,15 @@ def test_fts_vector_column_name_avoids_the_tables_columns(tmp_path):
 
 
 def test_a_view_with_other_rows_fails_the_run_by_default(tmp_path, pg_url):
-    db, spec = tmp_path / "v.sqlite", tmp_path / "v.yaml"
+    db = tmp_path / "v.sqlite"
     with sqlite3.connect(db) as conn:
         conn.executescript("""
             CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);
             INSERT INTO t VALUES (1, 'abc'), (2, NULL);
             CREATE VIEW tails AS SELECT id, substr(s, -2) AS tail FROM t;
         """)
-    runner = CliRunner()
-    assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
-    out = tmp_path / "r.json"
-    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
-                               "--report", str(out)], catch_exceptions=False)
-    report = json.loads(out.read_text())
+    run = init_and_migrate(tmp_path, db, pg_url)
+    res, report = run.res, run.report
     assert res.exit_code == 1 and report["status"] == "failed"
     failed = [c for c in report["checks"] if not c["passed"]]
     assert [(c["check"], c["severity"]) for c in failed] == [("view_rows", "ERROR")]
@@ -311,23 +308,17 @@ def test_a_view_with_other_rows_fails_the_run_by_default(tmp_path, pg_url):
 
 
 def test_parity_statements_on_a_table_sent_elsewhere_are_reported_not_run(tmp_path, pg_url):
-    db, spec = tmp_path / "m.sqlite", tmp_path / "m.yaml"
+    db = tmp_path / "m.sqlite"
     with sqlite3.connect(db) as conn:
         conn.executescript("""
             CREATE TABLE kept (id INTEGER PRIMARY KEY, s TEXT);
             CREATE TABLE logs (id INTEGER PRIMARY KEY, msg TEXT);
             INSERT INTO kept VALUES (1, 'a'); INSERT INTO logs VALUES (1, 'x');
         """)
-    runner = CliRunner()
-    assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
-    data = yaml.safe_load(spec.read_text())
-    data["tables"]["logs"]["target"] = "skip"  # the user sends it elsewhere after init proposed its statements
-    spec.write_text(yaml.safe_dump(data, sort_keys=False))
-    out = tmp_path / "r.json"
-    res = runner.invoke(main, ["migrate", "--spec", str(spec), "--postgres-url", pg_url, "--no-backup",
-                               "--report", str(out)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    by_name = {c["check"]: c for c in json.loads(out.read_text())["checks"] if c["check"].startswith("parity_")}
+    # the user sends logs elsewhere after init proposed its statements
+    run = init_and_migrate(tmp_path, db, pg_url, edit=lambda data: data["tables"]["logs"].update(target="skip"))
+    assert run.res.exit_code == 0, run.res.output
+    by_name = {c["check"]: c for c in run.report["checks"] if c["check"].startswith("parity_")}
     assert by_name["parity_rows_kept"]["passed"]
     moved = by_name["parity_rows_logs"]
     assert moved["severity"] == "WARN" and "not run: it reads logs (target skip)" in moved["detail"]

@@ -6,7 +6,8 @@ import sqlite3
 import psycopg
 import pytest
 
-from nova_pipeline_tests.test_app_objects import init_and_migrate, same_rows
+from nova_pipeline_tests.cli_runs import init_and_migrate
+from nova_pipeline_tests.test_app_objects import same_rows
 
 
 def build_chinook(path):
@@ -143,7 +144,8 @@ def test_sample_database_loads_content_equal_with_its_views(sample, tmp_path, pg
     build, views = SAMPLES[sample]
     db = tmp_path / f"{sample}.sqlite"
     build(db)
-    _, res, report = init_and_migrate(tmp_path, db, pg_url)
+    run = init_and_migrate(tmp_path, db, pg_url)
+    res, report = run.res, run.report
     assert res.exit_code == 0, res.output
     assert report["status"] == "succeeded"
     for name, t in report["tables"].items():

@@ -26,8 +26,8 @@ from nova_pipeline import identifiers
 from nova_pipeline.cli import main
 from nova_pipeline.defs.assets import staging_of
 from nova_pipeline.export import quote
-from nova_pipeline.spec import load_spec
 from nova_pipeline_tests import messy_db as m
+from nova_pipeline_tests.cli_runs import init_and_migrate
 
 SQL_RAW = {"9e999": "inf", f"CAST(x'{m.INVALID_UTF8.hex()}' AS TEXT)": f"x'{m.INVALID_UTF8.hex()}'"}
 
@@ -39,23 +39,9 @@ def new_database(admin_url: str) -> str:
     return admin_url.replace("/postgres?", f"/{name}?", 1)
 
 
-def init_and_migrate(folder, build, pg_url, edit=None):
-    """Build a database, `init` a spec (optionally edited), `migrate --report`; return a namespace of results."""
-    db = build(folder / "src.sqlite")
-    spec_path = folder / "spec.yaml"
-    runner = CliRunner()
-    init = runner.invoke(main, ["init", "--source", str(db), "--out", str(spec_path)], catch_exceptions=False)
-    assert init.exit_code == 0, init.output
-    if edit:
-        data = yaml.safe_load(spec_path.read_text())
-        edit(data)
-        spec_path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    report_path = folder / "report.json"
-    res = runner.invoke(main, ["migrate", "--spec", str(spec_path), "--postgres-url", pg_url, "--no-backup",
-                               "--report", str(report_path)], catch_exceptions=False)
-    report = json.loads(report_path.read_text()) if report_path.exists() else None
-    return type("Run", (), {"db": db, "spec_path": spec_path, "spec": load_spec(spec_path), "init": init,
-                            "res": res, "report": report, "url": pg_url})
+def build_and_migrate(folder, build, pg_url, edit=None):
+    """Build a database with `build`, then `init` (optionally edited) and `migrate --report` it."""
+    return init_and_migrate(folder, build(folder / "src.sqlite"), pg_url, edit)
 
 
 def quarantine_rows(spec, table: str) -> list[dict]:
@@ -98,7 +84,7 @@ def values_run(tmp_path_factory, pg_server):
     def pin_varchar(data):
         data["tables"][m.MESSY]["columns"]["strict5"]["type"] = "varchar(5)"
 
-    return init_and_migrate(tmp_path_factory.mktemp("values"), m.build_values_db, new_database(pg_server), pin_varchar)
+    return build_and_migrate(tmp_path_factory.mktemp("values"), m.build_values_db, new_database(pg_server), pin_varchar)
 
 
 def test_messy_values_reconcile_every_row(values_run):
@@ -165,7 +151,7 @@ def test_quarantine_is_queryable_in_postgres(values_run):
 
 @pytest.fixture(scope="module")
 def schema_run(tmp_path_factory, pg_server):
-    return init_and_migrate(tmp_path_factory.mktemp("schema"), m.build_schema_db, new_database(pg_server))
+    return build_and_migrate(tmp_path_factory.mktemp("schema"), m.build_schema_db, new_database(pg_server))
 
 
 def test_messy_schema_loads_every_table_and_names_the_orphans(schema_run):
@@ -224,7 +210,7 @@ def test_long_odd_and_colliding_identifiers(schema_run):
 
 
 def test_table_over_1600_columns_fails_alone_with_a_reason(tmp_path, pg_url):
-    run = init_and_migrate(tmp_path, m.build_wide_db, pg_url)
+    run = build_and_migrate(tmp_path, m.build_wide_db, pg_url)
     assert f"table wide: {m.WIDE_COLUMNS + 1} columns; PostgreSQL tables hold at most 1600" in run.init.output
     tables = run.report["tables"]
     assert tables["narrow"]["status"] == "loaded" and tables["narrow"]["loaded_rows"] == 2
@@ -233,7 +219,7 @@ def test_table_over_1600_columns_fails_alone_with_a_reason(tmp_path, pg_url):
 
 
 def test_fk_cycle_loads_both_tables(tmp_path, pg_url):
-    run = init_and_migrate(tmp_path, m.build_cycle_db, pg_url)
+    run = build_and_migrate(tmp_path, m.build_cycle_db, pg_url)
     assert run.report is not None
     assert {n: t["loaded_rows"] for n, t in run.report["tables"].items()} == {"cyc_a": 3, "cyc_b": 2}
 

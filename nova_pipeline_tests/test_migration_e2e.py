@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from nova_pipeline.cli import main
+from nova_pipeline_tests.cli_runs import init_and_migrate
 
 FOREIGN_SCHEMA = """
 CREATE TABLE "Customer Accounts" ("Account ID" INTEGER PRIMARY KEY, "Full Name" TEXT NOT NULL, "order" TEXT,
@@ -49,14 +50,8 @@ def make_foreign_db(path):
 def migrated(tmp_path, pg_url):
     db = tmp_path / "shop.sqlite"
     make_foreign_db(db)
-    spec_path = tmp_path / "shop.yaml"
-    runner = CliRunner()
-    res = runner.invoke(main, ["init", "--source", str(db), "--out", str(spec_path)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    report = tmp_path / "out.json"
-    res = runner.invoke(main, ["migrate", "--spec", str(spec_path), "--postgres-url", pg_url, "--no-backup",
-                               "--report", str(report)], catch_exceptions=False)
-    return db, pg_url, res, json.loads(report.read_text())
+    run = init_and_migrate(tmp_path, db, pg_url, spec_name="shop.yaml")
+    return db, pg_url, run.res, run.report
 
 
 def test_init_and_migrate_load_every_table(migrated):
