@@ -42,9 +42,9 @@ _LOCK_DDL = (
     sql.SQL("CREATE TABLE IF NOT EXISTS {} (database name PRIMARY KEY, run_token text NOT NULL,"
             " pid integer NOT NULL, taken_at timestamptz NOT NULL DEFAULT now())").format(LOCK_TABLE),
 )
-_HOLDS_LOCK = ("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s"
-               " AND classid = %s::int::oid AND objid = %s::int::oid AND objsubid = 2"
-               " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+_GRANTED_LOCK = ("FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::int::oid"
+                 " AND objid = %s::int::oid AND objsubid = 2"
+                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
 
 
 class MigrationLocked(RuntimeError):
@@ -89,10 +89,7 @@ def migration_lock(conn: psycopg.Connection) -> Iterator[RunLock]:
     key = lock_key(db)
     with conn.transaction():
         got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
-        holder = None if got else conn.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::int::oid"
-            " AND objid = %s::int::oid AND objsubid = 2"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", key).fetchone()
+        holder = None if got else conn.execute(f"SELECT pid {_GRANTED_LOCK}", key).fetchone()
     if not got:
         raise MigrationLocked(f"another migration of {db} is running (pid {holder[0] if holder else '?'})")
     token = uuid.uuid4().hex
@@ -123,7 +120,8 @@ def lost_reason(conn: psycopg.Connection, token: str) -> str | None:
                        .format(LOCK_TABLE)).fetchone()
     if row is None or row[0] != token:
         return "another migration has taken it"
-    if not conn.execute(_HOLDS_LOCK, (row[1], *lock_key(conn.info.dbname))).fetchone()[0]:
+    if not conn.execute(f"SELECT EXISTS (SELECT 1 {_GRANTED_LOCK} AND pid = %s)",
+                        (*lock_key(conn.info.dbname), row[1])).fetchone()[0]:
         return f"the session holding it (pid {row[1]}) has ended"
     return None
 
