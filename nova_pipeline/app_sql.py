@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from nova_pipeline import identifiers
 from nova_pipeline.spec import Spec
-from nova_pipeline.sql_translate import Untranslatable, parse, render, resolve_identifiers
+from nova_pipeline.sql_translate import Untranslatable, boolean_literals, parse, render, resolve_identifiers
 
 _TIMESTAMP_TYPES = {"timestamptz", "timestamp", "date"}
 _TEXT_TYPES = ("text", "varchar", "char")
@@ -140,16 +140,9 @@ def _type_of(node: exp.Expression, types: dict[str, str]) -> str | None:
     return types.get(node.name.lower()) if isinstance(node, exp.Column) else None
 
 
-def _is_01(node: exp.Expression) -> bool:
-    node = node.unnest()
-    return isinstance(node, exp.Literal) and not node.is_string and node.this in ("0", "1")
-
-
 def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> None:
-    if isinstance(node, (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ)):
-        _boolean_comparison(node, types)
-    elif isinstance(node, exp.In) and _type_of(node.this, types) == "boolean":
-        node.set("expressions", [exp.Boolean(this=e.unnest().this == "1") if _is_01(e) else e for e in node.expressions])
+    if isinstance(node, (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ, exp.In)):
+        boolean_literals(node, types)
     elif isinstance(node, (exp.Sum, exp.Avg)) and _type_of(node.this, types) == "boolean":
         node.set("this", exp.cast(node.this.copy(), "int"))
     elif isinstance(node, exp.Sum) and _type_of(node.this, types) in _INTEGER_TYPES:
@@ -196,13 +189,6 @@ def _rewrite(node: exp.Expression, types: dict[str, str], target: Target) -> Non
         _null_if_any_null(node)
     elif isinstance(node, exp.Limit) and isinstance(node.expression, exp.Neg):
         node.pop()  # LIMIT -1: no limit
-
-
-def _boolean_comparison(node: exp.Expression, types: dict[str, str]) -> None:
-    left, right = node.this, node.expression
-    for col, lit, key in ((left, right, "expression"), (right, left, "this")):
-        if _type_of(col, types) == "boolean" and _is_01(lit):
-            node.set(key, exp.Boolean(this=lit.unnest().this == "1"))
 
 
 def _match(node: exp.Match, target: Target) -> None:

@@ -95,25 +95,30 @@ def _refuse_numbers_against_other_types(tree: exp.Expression, types: Mapping[str
                 raise Untranslatable(f"compares {column.name} (migrated to {pg_type}) with a number")
 
 
-def _booleans_as_literals(tree: exp.Expression, booleans: set[str]) -> exp.Expression:
-    """`flag = 1`, `flag IN (0, 1)` on a column migrated to boolean compare with TRUE/FALSE instead."""
-    def is_bool_column(node: exp.Expression) -> bool:
-        return isinstance(node, exp.Column) and node.name.lower() in booleans
+_EQUALITIES = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ)
 
-    def as_bool(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Literal) and not node.is_string and node.this in ("0", "1"):
-            return exp.Boolean(this=node.this == "1")
-        return node
 
-    for node in list(tree.find_all(exp.EQ, exp.NEQ, exp.In)):
-        if isinstance(node, exp.In) and is_bool_column(node.this):
-            node.set("expressions", [as_bool(e) for e in node.expressions])
-        elif isinstance(node, (exp.EQ, exp.NEQ)):
-            if is_bool_column(node.this):
-                node.set("expression", as_bool(node.expression))
-            elif is_bool_column(node.expression):
-                node.set("this", as_bool(node.this))
-    return tree
+def boolean_literals(node: exp.Expression, types: Mapping[str, str]) -> None:
+    """In place: 0/1 compared with (or listed IN for) a column migrated to boolean become FALSE/TRUE.
+
+    `types` maps lower-case column names to their PostgreSQL types."""
+    def is_bool_column(n: exp.Expression) -> bool:
+        n = n.unnest()
+        return isinstance(n, exp.Column) and types.get(n.name.lower()) == "boolean"
+
+    def as_bool(n: exp.Expression) -> exp.Expression:
+        lit = n.unnest()
+        if isinstance(lit, exp.Literal) and not lit.is_string and lit.this in ("0", "1"):
+            return exp.Boolean(this=lit.this == "1")
+        return n
+
+    if isinstance(node, exp.In) and is_bool_column(node.this):
+        node.set("expressions", [as_bool(e) for e in node.expressions])
+    elif isinstance(node, _EQUALITIES):
+        if is_bool_column(node.this):
+            node.set("expression", as_bool(node.expression))
+        elif is_bool_column(node.expression):
+            node.set("this", as_bool(node.this))
 
 
 def translate_expression(sql: str, names: Mapping[str, str] | None = None, types: Mapping[str, str] | None = None) -> str:
@@ -129,7 +134,8 @@ def translate_expression(sql: str, names: Mapping[str, str] | None = None, types
     tree = select.expressions[0]
     _refuse_sqlite_only(tree)
     types = {k.lower(): v for k, v in (types or {}).items()}
-    tree = _booleans_as_literals(tree, {c for c, t in types.items() if t == "boolean"})
+    for node in list(tree.find_all(*_EQUALITIES, exp.In)):
+        boolean_literals(node, types)
     _refuse_numbers_against_other_types(tree, types)
     return render(resolve_identifiers(tree, names))
 
