@@ -259,7 +259,7 @@ def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int) -> dict:
     report = work / f"nova_report_{i}.json"
     env = {**os.environ, "NOVA_MONGO_URI": MONGO_URI, "DAGSTER_HOME": str(work / "dagster"),
            "DAGSTER_DISABLE_TELEMETRY": "1"}
-    cmd = [sys.executable, "-m", "nova_pipeline.cli", "migrate", "--spec", str(spec_path), "--postgres-url", url,
+    cmd = [sys.executable, "-m", "nova_pipeline.cli.main", "migrate", "--spec", str(spec_path), "--postgres-url", url,
            "--no-backup", "--report", str(report)]
     since = time.time()
     wall, rss, code = run_measured(cmd, env, work / f"nova_{i}.log")
@@ -322,9 +322,9 @@ def mongo_reference(spec_path: Path) -> list[dict]:
     """
     import mongomock
 
-    from nova_pipeline.defs.assets import staging_of
-    from nova_pipeline.mongo_documents import iter_documents
-    from nova_pipeline.spec import load_spec
+    from nova_pipeline.orchestration.defs.assets import staging_of
+    from nova_pipeline.load.mongo_documents import iter_documents
+    from nova_pipeline.core.spec import load_spec
 
     spec = load_spec(spec_path)
     out = []
@@ -402,7 +402,7 @@ def mongo_rates(dagster_home: Path, spec) -> dict[str, float]:
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
 
-    from nova_pipeline.defs.assets import target_key
+    from nova_pipeline.orchestration.defs.assets import target_key
 
     instance = dg.DagsterInstance.get()
     out = {}
@@ -433,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("pgloader is not installed (apt-get install -y pgloader), or pass --skip-pgloader")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nova-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    from nova_pipeline.sample import generate
-    from nova_pipeline.spec import load_spec
+    from nova_pipeline.demo.sample import generate
+    from nova_pipeline.core.spec import load_spec
 
     sqlite = work / "nova.sqlite"
     started = time.perf_counter()

@@ -23,11 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pymongo
 
-from nova_pipeline.mongo_documents import iter_documents
-from nova_pipeline.mongo_load import load_collection
-from nova_pipeline.mongo_setup import setup_collection
-from nova_pipeline.spec import MongoTarget, parse_spec
-from nova_pipeline.staging import Staging
+from nova_pipeline.load.mongo_documents import iter_documents
+from nova_pipeline.load.mongo_load import load_collection
+from nova_pipeline.load.mongo_setup import setup_collection
+from nova_pipeline.core.spec import MongoTarget, parse_spec
+from nova_pipeline.core.staging import Staging
 
 T0_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 

@@ -2,7 +2,7 @@
 
     python benchmarks/partition_bench.py [--rows 3000000] [--postgres-url URL]
 
-Generates the Nova sample's drone_telemetry (nova_pipeline.sample: 90 % ISO
+Generates the Nova sample's drone_telemetry (nova_pipeline.demo.sample: 90 % ISO
 text, 10 % epoch milliseconds, spread over 35 days) into a fresh SQLite file,
 then runs the `telemetry_partitions` job in process, each mode in its own
 subprocess (so peak RSS is that mode's alone) against its own empty database:
@@ -44,7 +44,7 @@ def generate(path: Path, rows: int) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from nova_pipeline import sample
+    from nova_pipeline.demo import sample
 
     ddl = next(s for s in sample._statements(sample.SCHEMA) if s.startswith("CREATE TABLE drone_telemetry"))
     counts = {**sample.rows_for(1), "drone_telemetry": rows}
@@ -73,9 +73,9 @@ def run_mode(mode: str, spec_path: str, pg_url: str) -> dict:
     """One mode in this process; returns its figures."""
     import dagster as dg
 
-    from nova_pipeline.defs import partitions as P
-    from nova_pipeline.defs.build import build_definitions
-    from nova_pipeline.spec import load_spec
+    from nova_pipeline.orchestration.defs import partitions as P
+    from nova_pipeline.orchestration.defs.build import build_definitions
+    from nova_pipeline.core.spec import load_spec
 
     spec = load_spec(spec_path)
     job = build_definitions(spec, spec_path, postgres_url=pg_url).resolve_job_def(P.JOB)

@@ -15,10 +15,10 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from nova_pipeline.spec import parse_spec
-from nova_pipeline.staging import Staging
-from nova_pipeline.validation.postgres_checks import postgres_checks
-from nova_pipeline.validation.source_facts import source_facts
+from nova_pipeline.core.spec import parse_spec
+from nova_pipeline.core.staging import Staging
+from nova_pipeline.validate.postgres_checks import postgres_checks
+from nova_pipeline.validate.source_facts import source_facts
 
 SPEC = {"source": {"sqlite": "bench.sqlite"}, "tables": {"bench": {"primary_key": ["id"], "columns": {
     "id": {"type": "bigint"}, "account_id": {"type": "integer"}, "amount": {"type": "double precision"},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nova_pipeline.sample import generate  # noqa: E402
+from nova_pipeline.demo.sample import generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

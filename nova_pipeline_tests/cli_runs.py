@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import yaml
 from click.testing import CliRunner
 
-from nova_pipeline.cli import main
-from nova_pipeline.spec import load_spec
+from nova_pipeline.cli.main import main
+from nova_pipeline.core.spec import load_spec
 
 
 def init_and_migrate(folder, db, pg_url, edit=None, spec_name="spec.yaml") -> SimpleNamespace:

@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 
-from nova_pipeline.runs import INSTANCE_YAML
+from nova_pipeline.orchestration.runs import INSTANCE_YAML
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -73,7 +73,7 @@ def mongo_server():
 
     Without the variable the test skips, unless NOVA_REQUIRE_MONGO_SERVER=1 (CI), where it fails instead.
     """
-    from nova_pipeline.connections import mongo_client, ping_mongo
+    from nova_pipeline.core.connections import mongo_client, ping_mongo
 
     uri = os.environ.get("NOVA_TEST_MONGO_URI")
     if not uri:

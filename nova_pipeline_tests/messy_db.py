@@ -14,7 +14,7 @@ import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from nova_pipeline.identifiers import fit_identifier
+from nova_pipeline.core.identifiers import fit_identifier
 
 V = "value"
 Q = "quarantine"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from fsspec.implementations.local import LocalFileSystem
 
-from nova_pipeline import connections
+from nova_pipeline.core import connections
 from nova_pipeline.backup import mongo, pgtools
 from nova_pipeline.backup.crypto import CHUNK_BYTES, ENCRYPTION_PARAMS, ZSTD_LEVEL, SealedWriter, key_from_env
 from nova_pipeline.backup.errors import BackupError
@@ -24,7 +24,7 @@ from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, 
                                        new_set_id, sweep_leftovers, write_json)
 from nova_pipeline.backup.verify import check_file
 from nova_pipeline.backup.workdir import WorkArea, is_local, open_private
-from nova_pipeline.spec import Spec
+from nova_pipeline.core.spec import Spec
 
 META_SCHEMA = "nova_meta"
 PRE_MIGRATION = "pre-migration"

@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from nova_pipeline.backup.errors import BackupError
-from nova_pipeline.connections import connect_postgres, redact
+from nova_pipeline.core.connections import connect_postgres, redact
 
 
 def _candidate_dirs() -> list[str]:

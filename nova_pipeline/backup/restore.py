@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from nova_pipeline import connections
+from nova_pipeline.core import connections
 from nova_pipeline.backup import mongo, pgtools
 from nova_pipeline.backup.crypto import iter_plain
 from nova_pipeline.backup.errors import VerificationError

@@ -13,7 +13,7 @@ from nova_pipeline.backup.errors import BackupError, UnsealedSetError, Verificat
 from nova_pipeline.backup.restore import restore
 from nova_pipeline.backup.sets import BackupSet, list_sets, sweep_leftovers
 from nova_pipeline.backup.verify import authenticate, set_key, verify_set
-from nova_pipeline.spec import Spec
+from nova_pipeline.core.spec import Spec
 
 SAFETY_LABEL = "pre-rollback"
 

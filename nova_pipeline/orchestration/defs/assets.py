@@ -1,0 +1,344 @@
+"""Asset factories: the eight migration phases as Dagster assets, built from the spec.
+
+Per source table one multi-asset moves it through export → transform → load
+(`staging/raw/<t>`, `staging/clean/<t>`, and its target), subsettable so each
+phase can be re-materialized alone in the UI. Shared phases (snapshot,
+profile, setup, constraints, smoke tests, report) are single assets.
+"""
+
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+
+import dagster as dg
+
+from nova_pipeline.extract import export, introspect, snapshot
+from nova_pipeline.core import identifiers, run_lock
+from nova_pipeline.load import partitions, postgres_ddl, postgres_load
+from nova_pipeline.transform import transform
+from nova_pipeline.appschema import app_objects
+from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.report.preview import preview_markdown
+from nova_pipeline.core.spec import Spec, TableSpec
+from nova_pipeline.core.staging import Staging, for_spec
+from nova_pipeline.validate import expectations
+from nova_pipeline.validate.source_facts import source_facts
+
+SNAPSHOT = dg.AssetKey(["source", "snapshot"])
+PROFILE = dg.AssetKey(["source", "profile"])
+PG_SCHEMA = dg.AssetKey(["setup", "postgres_schema"])
+MONGO_COLLECTIONS = dg.AssetKey(["setup", "mongo_collections"])
+PG_CONSTRAINTS = dg.AssetKey(["postgres", "constraints"])
+SMOKE_TESTS = dg.AssetKey(["validation", "smoke_tests"])
+REPORT = dg.AssetKey(["reports", "migration_report"])
+MIGRATION_TAG = "nova/migration"  # run tag: the id of the migration's first run (nova_pipeline/runs.py)
+
+
+def migration_id(context) -> str:
+    """The id of the migration this run belongs to: the report's run id, the quarantine rows' run_id."""
+    return context.run.tags.get(MIGRATION_TAG, context.run_id)
+
+
+def lock_token(context) -> str | None:
+    """The migration lock's run token this run's commits must hold (nova_pipeline/run_lock.py); None outside migrate."""
+    return context.run.tags.get(run_lock.RUN_TOKEN_TAG)
+
+
+def staging_of(spec: Spec) -> Staging:
+    """The staging area of the spec's source (relative paths resolve against the spec file)."""
+    return for_spec(spec)
+
+
+def snapshot_taken_in_run(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    """sha256 and taken_at of the snapshot the run took, or the run it resumed (nova/resumed_from) took; None
+    when none of them took one."""
+    seen = set()
+    while run_id and run_id not in seen:
+        seen.add(run_id)
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            mat = record.asset_materialization
+            if mat is not None and mat.asset_key == SNAPSHOT:
+                return {k: mat.metadata[k].value for k in ("sha256", "taken_at") if k in mat.metadata}
+        run = instance.get_run_by_id(run_id)
+        run_id = (run.tags.get("nova/resumed_from") or run.tags.get("nova/migration")) if run else None
+    return None
+
+
+def key_part(name: str) -> str:
+    """A Dagster-safe name ([A-Za-z0-9_]); odd names get a short hash so they stay distinct."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
+    return safe if safe == name else f"{safe}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["staging", "raw", key_part(table)])
+
+
+def clean_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["staging", "clean", key_part(table)])
+
+
+def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
+    """Asset key of a table's target, None for tables embedded into a parent document."""
+    t = spec.tables[table]
+    if t.target == "postgres":
+        return dg.AssetKey(["postgres", *map(key_part, identifiers.pg_table(spec, table))])
+    if t.target == "mongo" and table not in spec.embedded_tables():
+        return dg.AssetKey(["mongo", key_part(spec.targets.mongo.database),
+                            key_part(identifiers.mongo_collection(spec, table))])
+    return None
+
+
+def code_version(*tables: TableSpec) -> str:
+    """A short stable hash of the table specs that determine an asset's content."""
+    text = json.dumps([t.model_dump(mode="json") for t in tables], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _rate(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    """Phase 1: the consistent snapshot and the storage-class profile."""
+
+    @dg.asset(key=SNAPSHOT, group_name="source", kinds={"sqlite"},
+              description="Consistent online copy of the SQLite source (backup API) with sha256, "
+                          "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
+    def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
+        s = nova.spec
+        expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
+        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot.snapshot_path(s))
+        if snap.integrity != ["ok"]:
+            context.log.warning(f"integrity_check: {snap.integrity[:5]}")
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(snap.path)), "sha256": snap.sha256, "bytes": snap.bytes,
+            "source": dg.MetadataValue.path(snap.source), "taken_at": snap.taken_at,
+            "source_state": dg.MetadataValue.json(snap.source_state), "integrity_check": ", ".join(snap.integrity[:5]),
+            "foreign_key_violations": len(snap.foreign_key_violations), "seconds": round(snap.seconds, 3)})
+
+    @dg.asset(key=PROFILE, group_name="source", kinds={"sqlite"}, deps=[SNAPSHOT],
+              description="Per table row counts and per column storage classes (typeof) of the snapshot: "
+                          "what the casts will meet.")
+    def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
+        s = nova.spec
+        with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
+            tables = {t.name: t for t in introspect.read_schema(conn).tables}
+            counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
+                      for name, _ in s.table_items()}
+            # A large table's storage classes are counted in rowid ranges, side by side.
+            parts = {n: introspect.rowid_ranges(conn, tables[n], counts[n], PROFILE_PART_ROWS) for n in counts}
+
+        def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
+            t = tables[name]
+            with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
+                return introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias,
+                                                 rowids=rowids)
+
+        def days_of(name: str) -> dict:
+            spans = partitions.day_spans(snapshot.snapshot_path(s), s, name)[1]  # cached: the range run reads it again
+            days = sorted(d for d in spans if d is not None)
+            return {"first_day": str(partitions.day_of(days[0])) if days else None,
+                    "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
+                    "rows_without_day": spans.get(None, (0,))[0]}
+
+        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first.
+        scans = [(counts[n] / len(parts[n]), "classes", n, part) for n in counts for part in parts[n]]
+        scans += [(counts[n], "days", n, None) for n in counts if s.tables[n].partition]
+        with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+            done = [(kind, n, pool.submit(count_classes, n, part) if kind == "classes" else pool.submit(days_of, n))
+                    for _, kind, n, part in sorted(scans, key=lambda scan: scan[0], reverse=True)]
+        profiles = {n: introspect.sum_storage_counts([r.result() for kind, m, r in done if kind == "classes" and m == n])
+                    for n in counts}
+        for n, per_column in profiles.items():  # the export's typeof scan, done here
+            export.remember_storage_classes(snapshot.snapshot_path(s), n, {
+                c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()})
+        days = {n: r.result() for kind, n, r in done if kind == "days"}
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
+            "storage_classes": dg.MetadataValue.json(profiles),
+            **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
+
+    return [source_snapshot, source_profile]
+
+
+PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are counted in rowid ranges
+
+
+def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
+    """Phase 2: target schemas, tables and collections (idempotent)."""
+    out = []
+    if spec.table_items("postgres"):
+        @dg.asset(key=PG_SCHEMA, group_name="setup", kinds={"postgres"}, deps=[PROFILE],
+                  code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
+                  description="Schemas and tables from the spec (columns, types, NOT NULL, defaults, partitioned "
+                              "parents); keys, indexes and FKs come after the data. Unchanged tables are kept.")
+        def postgres_schema(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+            failed = ""
+            with postgres.connect(nova.spec) as conn:
+                try:
+                    actions = postgres_ddl.create_tables(conn, nova.spec)
+                except postgres_ddl.DDLError as e:
+                    # One table PostgreSQL cannot hold must not stop the others: its own load step fails with this reason.
+                    actions, failed = e.actions, str(e)
+                    context.log.error(failed)
+                actions += app_objects.drop_triggers(conn)  # loading again must not fire the last run's triggers
+                run_lock.assert_held(conn, lock_token(context))
+                conn.commit()
+            for a in actions:
+                context.log.info(a)
+            return dg.MaterializeResult(metadata={
+                "actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none"), "failed": failed})
+
+        out.append(postgres_schema)
+    if spec.table_items("mongo"):
+        @dg.asset(key=MONGO_COLLECTIONS, group_name="setup", kinds={"mongodb"}, deps=[PROFILE],
+                  code_version=code_version(*[t for _, t in spec.table_items("mongo")]),
+                  description="MongoDB collections with JSON Schema validators, indexes and TTL indexes "
+                              "(time-series collections where the server supports them).")
+        def mongo_collections(context: dg.AssetExecutionContext, nova: NovaConfig, mongo: MongoResource):
+            from nova_pipeline.load import mongo_setup
+
+            actions = mongo_setup.setup_collections(mongo.database(nova.spec), nova.spec)
+            if mongo.is_mock(nova.spec):
+                actions.append("documents go to the in-process MongoDB double (mongomock), not a server")
+            return dg.MaterializeResult(metadata={"actions": dg.MetadataValue.md("\n".join(f"- {a}" for a in actions) or "none")})
+
+        out.append(mongo_collections)
+    return out
+
+
+def _target_deps(spec: Spec, table: str, t: TableSpec) -> list[dg.AssetKey]:
+    if t.target == "postgres":
+        # Load parents first (FK order); a cycle's back edge is dropped: constraints come after all data anyway.
+        earlier = postgres_ddl.fk_order(spec)
+        earlier = set(earlier[: earlier.index(table)])
+        parents = [fk.references for fk in t.foreign_keys if fk.references in earlier]
+        return [clean_key(table), PG_SCHEMA, *(k for p in dict.fromkeys(parents) if (k := target_key(spec, p)))]
+    children = [e.table for e in _all_embeds(t)]
+    return [clean_key(table), MONGO_COLLECTIONS, *(clean_key(c) for c in children)]
+
+
+def _all_embeds(t: TableSpec):
+    stack = list(t.embed)
+    while stack:
+        e = stack.pop()
+        yield e
+        stack.extend(e.embed)
+
+
+def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
+    """Phases 3–5 for one table: export, transform and load as one subsettable multi-asset."""
+    t = spec.tables[table]
+    tkey = target_key(spec, table)
+    kind = {"postgres": "postgres", "mongo": "mongodb"}[t.target]
+    target_label = (".".join(identifiers.pg_table(spec, table)) if t.target == "postgres"
+                    else identifiers.mongo_collection(spec, table)) if tkey else f"embedded into its parent in {t.target}"
+    version = code_version(t)
+    tags = {k: v for k, v in t.tags.items()}
+    about = f" {t.description}" if t.description else ""
+    specs = [
+        dg.AssetSpec(raw_key(table), deps=[SNAPSHOT], group_name="staging", kinds={"sqlite", "parquet"},
+                     code_version=version, owners=t.owners, tags=tags,
+                     description=f"Table `{table}` exported from the SQLite snapshot to zstd Parquet in bounded "
+                                 f"Arrow batches, values exactly as stored.{about}"),
+        dg.AssetSpec(clean_key(table), deps=[raw_key(table)], group_name="staging", kinds={"parquet"},
+                     code_version=version, owners=t.owners, tags=tags,
+                     description=f"Table `{table}` cast to its target types; rows that cannot be cast go to "
+                                 f"staging/quarantine/{table} with column, raw value and reason."),
+    ]
+    if tkey:
+        specs.append(dg.AssetSpec(tkey, deps=_target_deps(spec, table, t), group_name=t.target if t.target == "postgres" else "mongodb",
+                                  kinds={kind}, code_version=version, owners=t.owners, tags=tags,
+                                  description=f"Table `{table}` loaded into {t.target} `{target_label}`; a re-run "
+                                              f"replaces the content, never duplicates it.{about}"))
+
+    @dg.multi_asset(name=f"migrate_{key_part(table)}", specs=specs, can_subset=True,
+                    description=f"Export, transform and load `{table}`.")
+    def migrate_table(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+                      mongo: MongoResource):
+        s = nova.spec
+        stg = staging_of(s)
+        selected = context.selected_asset_keys
+        if raw_key(table) in selected:
+            r = export.export_table(snapshot.snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
+            yield dg.MaterializeResult(asset_key=raw_key(table), metadata={
+                "dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
+                "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table)),
+                "preview": dg.MetadataValue.md(preview_markdown(stg, "raw", table))})
+        if clean_key(table) in selected:
+            r = transform.transform_table(s, table, stg, run_id=context.run_id)
+            # Checks reuse these facts instead of re-reading staging; Mongo loads may still quarantine
+            # (orphans, oversize documents), so their facts are computed at check time.
+            facts = ({"source_facts": dg.MetadataValue.json(source_facts(s, table, stg))}
+                     if s.tables[table].target == "postgres" else {})
+            yield dg.MaterializeResult(asset_key=clean_key(table), metadata={**facts,
+                "dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
+                "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
+                "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table)),
+                "preview": dg.MetadataValue.md(preview_markdown(
+                    stg, "clean", table, {(c.name or n): c.type for n, c in s.tables[table].columns.items()})),
+                **({"quarantine_preview": dg.MetadataValue.md(preview_markdown(stg, "quarantine", table))}
+                   if r.quarantined else {})})
+        if tkey and tkey in selected:
+            yield _load(context, s, table, stg, postgres, mongo, tkey)
+
+    return migrate_table
+
+
+def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource, mongo: MongoResource,
+          tkey: dg.AssetKey) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    if s.tables[table].target == "postgres":
+        url = postgres.url(s)
+        with postgres.connect(s) as conn:
+            postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
+            conn.commit()
+        r = postgres_load.load_table(url, s, table, stg, lock_token=lock_token(context),
+                                     migration=migration_id(context))
+        with postgres.connect(s) as conn:
+            postgres_load.store_quarantine(conn, stg, table, migration_id(context), lock_token(context))
+            conn.commit()
+        rows, extra = r.rows, {"table": ".".join(identifiers.pg_table(s, table))}
+    else:
+        from nova_pipeline.load import mongo_load
+
+        r = mongo_load.load_collection(mongo.database(s), s, table, stg)
+        rows, extra = r.documents, {"collection": identifiers.mongo_collection(s, table), "quarantined_orphans": r.quarantined_orphans,
+                                    "in_process_double": mongo.is_mock(s)}
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(asset_key=tkey, metadata={
+        "dagster/row_count": rows, "seconds": round(seconds, 3), "rows_per_s": _rate(rows, seconds), **extra})
+
+
+def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
+    """Phase 5 tail: keys, indexes and FKs once every PostgreSQL table holds its data."""
+    keys = [k for n, _ in spec.table_items("postgres") if (k := target_key(spec, n))]
+    if not keys:
+        return None
+
+    @dg.asset(key=PG_CONSTRAINTS, deps=keys, group_name="postgres", kinds={"postgres"},
+              code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
+              description="Primary keys, unique, partial and expression indexes, CHECKs and foreign keys, built after "
+                          "the data (CHECKs and FKs the rows break are added NOT VALID and reported); identity "
+                          "columns restarted where SQLite would go on.")
+    def postgres_constraints(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+        started = time.perf_counter()
+        with postgres.connect(nova.spec) as conn:
+            rep = postgres_ddl.add_constraints(conn, nova.spec, source=snapshot.snapshot_path(nova.spec))
+            run_lock.assert_held(conn, lock_token(context))
+            conn.commit()
+        for line in rep.untranslated:
+            context.log.warning(f"not translated: {line}")
+        return dg.MaterializeResult(metadata={
+            "seconds": round(time.perf_counter() - started, 3),
+            "identity_restarts": dg.MetadataValue.json(rep.identity_restarts),
+            "not_translated": dg.MetadataValue.md("\n".join(f"- {u}" for u in rep.untranslated) or "none"),
+            "report": dg.MetadataValue.json(dataclasses.asdict(rep))})
+
+    return postgres_constraints

@@ -1,0 +1,190 @@
+"""One migration from the command line: resolve targets, lock, back up, run the job, reconcile, report.
+
+Dagster and the asset definitions (about 1 s of imports) are imported once
+the target is locked and the source snapshot has started: the SQLite copy and
+its checks run in C beside those imports.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nova_pipeline.appschema import app_objects
+from nova_pipeline.core import connections, run_lock, target_state
+from nova_pipeline.load import postgres_ddl
+from nova_pipeline.report import report
+from nova_pipeline.extract import snapshot
+from nova_pipeline.core.spec import Spec
+
+if TYPE_CHECKING:
+    from nova_pipeline.orchestration.runs import RunOutcome
+
+JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
+
+
+def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None, *, target: str = "both",
+                    mock_mongo_fallback: bool = False) -> tuple[str | None, str | None]:
+    """URLs of the targets the spec uses (of `target` only), checked reachable (TargetUnreachable otherwise)."""
+    pg = None
+    if spec.table_items("postgres") and target != "mongo":
+        pg = connections.postgres_url(spec, postgres_url)
+        connections.connect_postgres(pg).close()
+    mongo = None
+    if spec.table_items("mongo") and target != "postgres":
+        mongo = connections.mongo_uri(spec, mongo_uri)
+        if not mongo and mock_mongo_fallback:
+            mongo = "mongomock://nova-demo"
+        if not mongo:
+            raise connections.TargetUnreachable(
+                "no MongoDB configured for the spec's mongo tables: pass --mongo-uri or set NOVA_MONGO_URI")
+        connections.ping_mongo(connections.mongo_client(mongo), mongo)
+    return pg, mongo
+
+
+def not_migrated_objects(spec: Spec, reported: list[str] | None = None) -> list[str]:
+    """Views, triggers, FTS and virtual tables of the snapshot that were not carried over, each with the reason
+    and its SQL: what the app-objects step `reported`, or, when that step did not run, everything it would
+    have carried over too."""
+    if reported is not None:
+        return reported
+    path = snapshot.snapshot_path(spec)
+    if not path.exists():
+        return []
+    with closing(snapshot.connect_readonly(path)) as conn:
+        objects = app_objects.plan_objects(spec, conn)
+    return [o.note() if not o.carried else f"{o.kind} {o.name} not created: the step creating views, triggers and "
+            "full-text search did not run" for o in objects]
+
+
+def job_name(spec: Spec, target: str) -> str:
+    """The job for --target; a single-target spec has only `migrate`."""
+    if target == "both" or len({t.target for _, t in spec.table_items()}) <= 1:
+        return "migrate"
+    return JOB_FOR_TARGET[target]
+
+
+def exit_code(rep: report.MigrationReport) -> int:
+    """0 when every table reconciled and no blocking check failed, else 1."""
+    return 0 if rep.status == "succeeded" else 1
+
+
+def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
+              started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
+    """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
+    from nova_pipeline.orchestration.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
+    from nova_pipeline.orchestration.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+    from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
+    from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
+
+    mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
+    instance = dagster_instance()
+    runs = [r.run_id for r in migration_runs(instance, outcome.migration_id or outcome.run_id)]
+    smoke = latest_smoke_checks(instance, runs) if SMOKE_TESTS in outcome.materialized else []
+    with ExitStack() as stack:
+        conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
+        source_rows = snapshot_row_counts(spec)
+        rep = report.build_report(
+            spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
+            status="succeeded", run_id=outcome.migration_id or outcome.run_id, started_at=started_at,
+            seconds=latest_seconds(instance, spec, runs),
+            errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
+            notes=notes)
+    rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
+    if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
+        rep.notes.append(rep.snapshot["problem"])
+    if target != "both":
+        rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
+    rep.notes += not_migrated_objects(spec, latest_not_carried(instance) if APP_OBJECTS in outcome.materialized else None)
+    rep.notes += [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(spec)]
+    other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
+    cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
+    for name, t in rep.tables.items():
+        key = target_key(spec, name)
+        never_ran = key in outcome.planned and key not in outcome.materialized
+        if t.status != "failed" and (never_ran or name not in source_rows):
+            t.status, t.error = "failed", f"not migrated: {cause}"
+    rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
+    blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)
+    if (not outcome.success or blocking_failed or "problem" in rep.snapshot
+            or any(t.status == "failed" for t in rep.tables.values())):
+        rep.status = "failed"
+    return rep
+
+
+def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
+    """Check the source (SourceError: exit 2 before anything runs), then hold its staging area (AreaUnavailable
+    when another migration holds it) until `run_migration_locked(spec, spec_path, **options)` has written the report."""
+    if not options.get("resume"):  # a missing, empty, corrupt or locked source, or one without the spec's tables
+        snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
+    with snapshot.exclusive_area(spec):
+        return run_migration_locked(spec, spec_path, **options)
+
+
+def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
+            mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
+            mock_mongo_fallback: bool = False, resume_run: str | None = None,
+            resume: bool = False, force: bool = False) -> report.MigrationReport:
+    """Run (or resume) the migration under the target's migration lock and write the report.
+
+    Raises TargetChanged, before anything runs, when target tables hold content nova-pipeline did not leave
+    there, unless `force`.
+    """
+    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
+    started = report.now_iso()
+    notes, tags = [], {}
+    if mongo:
+        notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
+    with ExitStack() as stack:
+        if pg:
+            lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
+            lock = stack.enter_context(run_lock.migration_lock(lock_conn))
+            tags[run_lock.RUN_TOKEN_TAG] = lock.token
+            if target != "mongo" and (changed := target_state.changed_tables(lock_conn, spec)):
+                if not force:
+                    raise target_state.TargetChanged(
+                        f"target tables changed since the last migration by nova-pipeline: {changed}. Pass --force "
+                        "to replace them; a pre-migration backup is taken first (unless --no-backup)")
+                notes.append(f"--force: replaced target tables changed since the last migration: {changed}")
+        if not resume:  # the job's snapshot asset takes this copy
+            source, copy = spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)
+            stack.enter_context(snapshot.started_snapshot(source, copy))
+        from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS
+        from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS
+        from nova_pipeline.orchestration.defs.partitions import partitioned_tables
+        from nova_pipeline.orchestration.partition_runs import with_partitions
+        from nova_pipeline.orchestration.runs import dagster_instance, migration_checks, record_status, resume_migration, run_migration
+
+        if backup:
+            notes.append(_pre_migration_backup(spec, pg, mongo))
+        if resume:
+            outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags,
+                                       force=force)
+            notes.append(f"resumed migration {outcome.migration_id} in run {outcome.run_id}")
+        else:
+            # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
+            partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
+            later = {APP_OBJECTS, SMOKE_TESTS, REPORT} if partitioned else set()
+            outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
+                                    exclude=later, tags=tags)
+        outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
+                                  postgres_url=pg, mongo_uri=mongo, tags=tags)
+        if pg and (lost := lock.lost()):
+            notes.append(f"lost the migration lock: {lost}; no write was committed without it")
+    outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
+    rep = reconcile(spec, outcome, pg, mongo, started, notes, target)
+    report.write_report(rep, spec.resolve(spec.reports), report_path)
+    record_status(dagster_instance(), outcome.migration_id, rep.status)
+    return rep
+
+
+def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
+    from nova_pipeline.backup import create_backup
+    from nova_pipeline.backup.errors import BackupKeyError
+
+    try:
+        backup_set = create_backup(spec, postgres_url=pg_url, mongo_uri=mongo_uri, label="pre-migration")
+    except BackupKeyError as e:
+        raise BackupKeyError(f"pre-migration backup: {e}; or pass --no-backup to migrate without one") from None
+    return f"pre-migration backup: {backup_set.location}"
