@@ -318,7 +318,7 @@ def entry() -> None:
     """The console command: `main`, then a quick exit once its output is flushed.
 
     Tearing the interpreter down (thousands of modules of Dagster, Great
-    Expectations, pandas) takes 0.8-1.6 s after the work is done. Exit
+    Expectations, pandas) takes a noticeable time after the work is done. Exit
     handlers still run; only when no other non-daemon thread is left does the
     process end without the teardown.
     """

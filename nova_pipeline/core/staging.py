@@ -134,10 +134,9 @@ class Staging:
                name: str = "part-00000.parquet") -> Iterator[pq.ParquetWriter]:
         """A zstd ParquetWriter that becomes visible under `name` only when the block exits cleanly.
 
-        zstd level 1: 685 k staged Nova rows came out the same size (22 MB) as at the default level 3,
-        written in 0.41 s instead of 0.52 s. Dictionary encoding for text and binary columns only: numbers
-        and timestamps rarely repeat, and trying it on them took a fifth of the writing time (the Nova
-        sample's staging: 1.64 -> 1.33 s, 105 -> 92 MB)."""
+        zstd level 1: the same size as the default level 3, written faster. Dictionary encoding for text and
+        binary columns only: numbers and timestamps rarely repeat, so trying it on them costs writing time
+        for nothing (measurements: docs/performance.md)."""
         fs = self.fs
         base = self.dir(kind, table, partition)
         fs.create_dir(base, recursive=True)

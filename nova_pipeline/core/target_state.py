@@ -6,7 +6,7 @@ each `xmin` (the id of the transaction that wrote the row). Any INSERT or
 UPDATE since adds rows of another transaction, a DELETE lowers a count, and
 ALTER TABLE changes the columns; VACUUM (FREEZE, FULL) and CLUSTER keep
 `xmin`. Comparing needs one pass over the table that reads no column
-values (≈ 0.2 s per million rows), far cheaper than hashing the content.
+values, far cheaper than hashing the content (docs/performance.md).
 `migrate` refuses to replace a non-empty table that differs from its record
 (or has none) unless `--force` is given.
 """

@@ -300,7 +300,7 @@ _MAX_AGGREGATES = 2000  # SQLite's limit of aggregate terms in one query
 def storage_counts(conn: sqlite3.Connection, table: str, columns: list[str], *, rowid_alias: str | None = None,
                    rowids: tuple[int, int] | None = None) -> dict[str, dict[str, int]]:
     """Rows per storage class (null, integer, real, text, blob) of each column, with no value tests:
-    what a migration's casts will meet, at about half the cost of profile_table. One pass unless the table
+    what a migration's casts will meet, cheaper than profile_table (docs/performance.md). One pass unless the table
     has more columns than one query may aggregate; `rowids` = (first, last) counts only the rows of that
     range of `rowid_alias` (parts of a large table can then be counted side by side)."""
     where = f" WHERE {quote(rowid_alias)} BETWEEN {int(rowids[0])} AND {int(rowids[1])}" if rowids else ""

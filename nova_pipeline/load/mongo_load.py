@@ -5,10 +5,9 @@ Re-runs replace, never duplicate:
   collection created like the target (validator, indexes), which then replaces
   the target through renameCollection(dropTarget). Readers see the old or the
   new collection, never a mix; a killed run leaves only the temporary
-  collection, which the next run drops first. Chosen by measurement: 5,000
-  documents on mongomock took 0.40 s (rename) vs 38 s (upsert; mongomock
-  scans linearly per replace, so it exaggerates); on a real server inserts
-  skip the per-document _id lookup an upsert needs, and the swap is atomic.
+  collection, which the next run drops first. Chosen by measurement
+  (docs/performance.md): inserts skip the per-document _id lookup an upsert
+  needs, and the swap is atomic.
 * full load, strategy "upsert": unordered bulk ReplaceOne upserts keyed by
   `_id`, then deletion of the ids not in the source (the loaded ids are held
   in memory as encoded keys). For targets that must stay in place (other

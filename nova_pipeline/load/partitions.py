@@ -229,8 +229,8 @@ def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
     """(rowid alias or None, per UTC day number (None: no window): (rows, first rowid, last rowid)) in one scan.
 
     The days are those casts.py gives the partition column (the reference the SQL of this module mirrors),
-    read through the export's raw batches and grouped in Arrow: 5 M readings in 4.3 s, where SQLite needs
-    9.4 s to evaluate the day expression and sort by it. Cached while the file is unchanged (scan_cache):
+    read through the export's raw batches and grouped in Arrow, faster than SQLite evaluating the day
+    expression and sorting by it (docs/performance.md). Cached while the file is unchanged (scan_cache):
     the profile scans the snapshot's days, a range run then asks for its range and rowid spans.
     """
     t = spec.tables[table]

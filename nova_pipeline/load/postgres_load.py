@@ -10,22 +10,10 @@ cost far more than maintaining them for one window.
 
 Rows are encoded straight from Arrow into PostgreSQL's binary COPY format
 (vectorised: numpy for fixed-width values, one pyarrow binary_join for the
-rows; Python per value only for numeric and uuid). Measured on 1M rows of a
-typical 9-column table (bigint, integer, 2×text, float8, timestamptz, bool,
-jsonb, real; 143 MB as COPY binary), PostgreSQL 16, 2 cores shared with other
-work (figures are noisy: compare within one block):
-
-    lightly loaded machine                       COPY wall time   rows/s
-    raw binary COPY of pre-encoded bytes (floor)   2.96 s          338 k   (1.59 s with payload as text)
-    this encoder → binary COPY                     3.3–3.8 s       ~280 k  (3.28 s vs 2.97 s raw in one run)
-    (a) pyarrow.csv.write_csv → COPY (FORMAT csv)  8.7–10.1 s      ~105 k  (server-side CSV parsing alone 4.4–5.0 s)
-    (b) psycopg binary COPY, set_types + write_row 11.5–13.4 s     ~80 k
-    (c) adbc_driver_postgresql adbc_ingest append  2.4 s (text)    411 k   fails on jsonb ("unsupported jsonb
-        version number"), numeric, uuid; needs its own connection, so no shared transaction with the DDL
-    heavily loaded machine (load average 7), 3 interleaved runs, median (min)
-    raw binary COPY                                10.1 s (7.9)
-    load_table end to end (Parquet read included)  14.6 s (11.1)   ≈1.4× raw
-    (a) CSV path                                   27.0 s (18.5)
+rows; Python per value only for numeric and uuid): close to raw COPY's floor,
+several times faster than CSV or psycopg's per-row writer, and unlike ADBC it
+handles jsonb, numeric and uuid in the load's own transaction (measurements:
+docs/performance.md).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Dagster's SqliteEventLogStorage builds a new SQLAlchemy engine, connection and
 statement cache for every event it stores (each event goes to its run's
 database, asset and check events to the index database too), and for every
 asset and check event asks, through one more new engine, whether an index
-table exists. A migration stores about 1,600 such rows, and this per-event
-set-up was the largest fixed cost of a run. Here each database keeps one
+table exists. A migration stores many such rows, and this per-event set-up
+was the largest fixed cost of a run (docs/performance.md). Here each database keeps one
 engine (at most MAX_ENGINES, least recently used closed first), in WAL mode
 with `synchronous=NORMAL` (a commit no longer waits for an fsync; SQLite's
 recommended setting for WAL: the file stays consistent, only the last events

@@ -1,6 +1,6 @@
 """One migration from the command line: resolve targets, lock, back up, run the job, reconcile, report.
 
-Dagster and the asset definitions (about 1 s of imports) are imported once
+Dagster and the asset definitions (slow imports) are imported once
 the target is locked and the source snapshot has started: the SQLite copy and
 its checks run in C beside those imports.
 """

@@ -91,7 +91,7 @@ _DEFINITIONS: dict[tuple, tuple[Spec, dg.Definitions]] = {}
 def definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None,
                 mongo_uri: str | None = None) -> dg.Definitions:
     """build_definitions, built once per spec object and URLs in this process (a migrate executes up to three
-    runs of them; each build is ≈ 0.2 s of decorating assets)."""
+    runs of them; decorating the assets is not free, docs/performance.md)."""
     key = (id(spec), spec_path, postgres_url, mongo_uri)
     built = _DEFINITIONS.get(key)
     if built is None or built[0] is not spec:

@@ -4,8 +4,8 @@ One horizontal bar row per table, so table names stay readable with dozens
 of tables; the row axis turns logarithmic when table sizes differ by more
 than 100x, otherwise small tables would be invisible next to telemetry. The
 picture is SVG written as text: browsers, the Dagster UI and Markdown viewers
-show it, and drawing it takes milliseconds (a plotting library took 0.8 s to
-import and draw, at the end of every migration).
+show it, and no plotting library is imported at the end of every migration
+(docs/performance.md).
 """
 
 from __future__ import annotations

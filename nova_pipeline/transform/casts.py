@@ -374,8 +374,8 @@ _COMMON_ISO = (r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[
 
 
 def _common_iso_micros(s: pa.Array) -> pa.Array | None:
-    """When every text has the common shape and a real date, Arrow's ISO 8601 parser reads them (≈9× faster
-    than the general reading, same instants); None otherwise."""
+    """When every text has the common shape and a real date, Arrow's ISO 8601 parser reads them (far faster
+    than the general reading, same instants; docs/performance.md); None otherwise."""
     shaped = pc.sum(pc.match_substring_regex(s, _COMMON_ISO)).as_py() or 0
     if shaped != len(s) - s.null_count:
         return None
@@ -498,7 +498,7 @@ def _to_json(parts: _Parts, invalid_json: str, fails: _Failures) -> pa.Array:
     fails.add(pc.invert(pc.fill_null(pc.is_finite(parts.r), True)), "NaN/Infinity is not valid JSON")
     numbers = pc.coalesce(parts.i.cast(pa.string()), _real_text(pc.if_else(pc.is_finite(parts.r), parts.r,
                                                                             pa.scalar(None, pa.float64()))))
-    # Each distinct text is parsed once (telemetry readings repeat: 1 M rows 0.37 -> 0.09 s).
+    # Each distinct text is parsed once: telemetry readings repeat.
     encoded = s.dictionary_encode()
     texts = encoded.dictionary
     # orjson turns integers beyond 64 bits into floats: texts with a run of 19+ digits take the exact path.
@@ -530,7 +530,7 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 def _json_text(v: str, invalid_json: str, fast: bool = False) -> tuple[str | None, str | None]:
     """Compact JSON text of `v`, or a failure reason (numbers are read as Python int/float).
 
-    `fast` tries orjson first (≈5× faster; same values, floats possibly spelled 1e16 for 1e+16); whatever
+    `fast` tries orjson first (faster, docs/performance.md; same values, floats possibly spelled 1e16 for 1e+16); whatever
     orjson rejects (invalid, non-finite, too deep, lone surrogates) gets the exact path's answer.
     """
     if len(v) > _JSONB_MAX_BYTES:

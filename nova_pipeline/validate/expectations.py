@@ -32,7 +32,7 @@ def sqlalchemy_url(conn: psycopg.Connection) -> str:
 
 
 def preload(spec: Spec) -> None:
-    """When the spec declares expectations, import Great Expectations (≈2.7 s of module loading) in a
+    """When the spec declares expectations, import Great Expectations (seconds of module loading) in a
     background thread, overlapping phases that run in C; the first check waits only for what is left."""
     if any(c.expect is not None for _, t in spec.table_items() for c in t.columns.values()):
         # Imported here first: a thread that imports a package with import cycles beside another thread
