@@ -176,14 +176,15 @@ def _fit(pg_type: str, p: ColumnProfile) -> tuple[str, int, int, str, tuple[str,
             precision, scale = map(int, pg_type[len("numeric("):-1].split(","))
             limit = 10 ** (precision - scale)
             if p.over_scale:
-                why = f"{p.over_scale} values have more than {scale} decimals; {pg_type} would round them, so numeric"
+                why = f"{p.over_scale} values have more than {scale} decimals, which {pg_type} would round; proposed as numeric"
                 return _fit("numeric", p)[:3] + (why, None)
             if p.num_max is None and p.integers + p.reals or any(
                     v is not None and abs(v) >= limit for v in (p.num_min, p.num_max)):
-                return _fit("numeric", p)[:3] + (f"values of {limit:g} or more do not fit {pg_type}; numeric", None)
+                return _fit("numeric", p)[:3] + (f"values of {limit:g} or more do not fit {pg_type}; proposed as numeric", None)
     elif base in ("text", "varchar"):
         if base == "varchar" and (p.max_text_chars or 0) > int(pg_type[8:-1]):
-            return _fit("text", p)[:3] + (f"text up to {p.max_text_chars} characters is longer than {pg_type} allows; text", None)
+            return _fit("text", p)[:3] + (f"values up to {p.max_text_chars} characters exceed {pg_type}; proposed as text (pin {pg_type} "
+                                         "to quarantine the longer values)", None)
         cast = p.integers + p.reals + p.blobs
         quarantine = p.text_nul
         if p.blobs:

@@ -124,7 +124,7 @@ def test_each_value_is_loaded_faithfully_or_quarantined_with_its_reason(values_r
 def test_varchar_overflow_widens_to_text_in_init_and_is_reported(values_run):
     assert values_run.spec.tables[m.MESSY].columns["short"].type == "text"
     types_md = values_run.spec_path.with_suffix(".types.md").read_text()
-    assert "longer than varchar(5) allows" in types_md
+    assert "values up to 10 characters exceed varchar(5); proposed as text" in types_md
 
 
 def test_null_in_text_primary_key_is_quarantined_with_its_row(values_run):
