@@ -1,14 +1,22 @@
-"""Phase 7: the spec's application queries run against the targets, plus target health."""
+"""Phase 7: the spec's application queries run against the targets, plus target health.
+
+A query over its latency budget is timed again, up to TRIES runs in all, and
+its best time counts: one slow run on a busy machine is a warning no more,
+while a query that is slow every time still is (the figure is reported).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from nova_pipeline.core.spec import SmokeTest, Spec
+
+TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -44,20 +52,37 @@ def _verdict(test: SmokeTest, rows: int, value: Any, ms: float) -> tuple[bool, b
         problems.append(f"expected value {test.expect_value!r}, got {value!r}")
     wrong = bool(problems)
     if test.max_ms is not None and ms > test.max_ms:
-        problems.append(f"took {ms:.1f} ms, budget {test.max_ms:g} ms")
+        problems.append(f"took {ms:.1f} ms (best of {TRIES}), budget {test.max_ms:g} ms")
     return not problems, bool(problems) and not wrong, "; ".join(problems) or f"{rows} rows in {ms:.1f} ms"
+
+
+def _timed(run: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    out = run()
+    return out, (time.perf_counter() - started) * 1000
+
+
+def _best_ms(run: Callable[[], Any], ms: float, budget: float | None) -> float:
+    """The best of up to TRIES timings, running again only while over budget."""
+    for _ in range(TRIES - 1):
+        if budget is None or ms <= budget:
+            break
+        ms = min(ms, _timed(run)[1])
+    return ms
 
 
 def run_postgres_test(conn: psycopg.Connection, test: SmokeTest) -> SmokeResult:
     """Run one SQL smoke test (read-only transaction, rolled back)."""
-    started = time.perf_counter()
-    try:
+    def run():
         with conn.transaction(force_rollback=True):
             conn.execute("SET TRANSACTION READ ONLY")
-            rows = conn.execute(test.sql).fetchall()
+            return conn.execute(test.sql).fetchall()
+
+    try:
+        rows, ms = _timed(run)
+        ms = _best_ms(run, ms, test.max_ms)
     except psycopg.Error as e:
         return SmokeResult(test.name, "postgres", False, None, None, 0.0, f"query failed: {str(e).splitlines()[0]}")
-    ms = (time.perf_counter() - started) * 1000
     value = rows[0][0] if rows and rows[0] else None
     passed, slow, detail = _verdict(test, len(rows), value, ms)
     return SmokeResult(test.name, "postgres", passed, len(rows), value, round(ms, 2), detail, slow)
@@ -65,18 +90,23 @@ def run_postgres_test(conn: psycopg.Connection, test: SmokeTest) -> SmokeResult:
 
 def run_mongo_test(db, test: SmokeTest) -> SmokeResult:
     """Run one find (count of matches) or aggregate smoke test."""
-    started = time.perf_counter()
     coll = db[test.collection]
     if test.aggregate is not None:
-        docs = list(coll.aggregate(test.aggregate))
+        def run():
+            return list(coll.aggregate(test.aggregate))
+    else:
+        def run():
+            return coll.count_documents(test.find or {})
+    out, ms = _timed(run)
+    ms = _best_ms(run, ms, test.max_ms)
+    if test.aggregate is not None:
+        docs = out
         rows = len(docs)
         value = next(iter(docs[0].values()), None) if docs else None
         if docs and "_id" in docs[0] and len(docs[0]) > 1:
             value = [v for k, v in docs[0].items() if k != "_id"][0]
     else:
-        rows = coll.count_documents(test.find or {})
-        value = rows
-    ms = (time.perf_counter() - started) * 1000
+        rows = value = out
     passed, slow, detail = _verdict(test, rows, value, ms)
     return SmokeResult(test.name, "mongo", passed, rows, value, round(ms, 2), detail, slow)
 
