@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 
-from nova_pipeline.orchestration.runs import INSTANCE_YAML
+from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -19,13 +19,24 @@ dagster.yaml selects it:
         module: nova_pipeline.orchestration.dagster_storage
         class: NovaSqliteStorage
         config: {base_dir: {env: DAGSTER_HOME}}
+
+`dagster_instance()` opens the instance the CLI records its runs in: the one of a DAGSTER_HOME the user set
+(any storage its dagster.yaml names, PostgreSQL included; that file is never written), else the default home
+data/.nova/dagster, created with the project's dagster.yaml.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import DagsterInstance
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
@@ -97,3 +108,43 @@ class NovaSqliteStorage(DagsterSqliteStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> NovaSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
+# The default home's dagster.yaml when the working directory has none: telemetry off, the storage above.
+INSTANCE_YAML = """telemetry:
+  enabled: false
+nux:
+  enabled: false
+storage:
+  custom:
+    module: nova_pipeline.orchestration.dagster_storage
+    class: NovaSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
+"""
+_INSTANCES: dict[Path, DagsterInstance] = {}
+
+
+def dagster_instance() -> DagsterInstance:
+    """The instance of the user's DAGSTER_HOME as its dagster.yaml configures it, or of the default home
+    (created with ./dagster.yaml, else INSTANCE_YAML, when DAGSTER_HOME is unset); one per home and process."""
+    user_home = os.environ.get("DAGSTER_HOME")
+    home = Path(user_home or DEFAULT_DAGSTER_HOME).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    if home not in _INSTANCES:
+        home.mkdir(parents=True, exist_ok=True)
+        # Two commands starting at once in a fresh directory must not both create the storage's tables.
+        with open(home / ".create.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not user_home and not (home / "dagster.yaml").exists():
+                repo_yaml = Path("dagster.yaml")
+                (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
+            instance = DagsterInstance.get()
+            if not (home / ".storage-created").exists():
+                with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
+                    instance.upgrade()
+                (home / ".storage-created").touch()
+        _INSTANCES[home] = instance
+    return _INSTANCES[home]

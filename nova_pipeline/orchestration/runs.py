@@ -11,37 +11,20 @@ quarantine rows are stamped with.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import io
 import os
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
 from nova_pipeline.core import target_state
 from nova_pipeline.core.connections import connect_postgres, redact
 from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.dagster_storage import dagster_instance
 from nova_pipeline.orchestration.defs.build import build_definitions
 from nova_pipeline.orchestration.progress import run_progress
 from nova_pipeline.core.spec import Spec
 
-DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
-# Telemetry off; the SQLite storage with the event log's connections kept open (nova_pipeline/dagster_storage.py).
-INSTANCE_YAML = """telemetry:
-  enabled: false
-nux:
-  enabled: false
-storage:
-  custom:
-    module: nova_pipeline.orchestration.dagster_storage
-    class: NovaSqliteStorage
-    config:
-      base_dir:
-        env: DAGSTER_HOME
-"""
 # The console shows the progress bar and the report; the full event log (tracebacks included) is in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 MIGRATION_JOBS = ("migrate", "migrate_postgres", "migrate_mongo")
@@ -59,30 +42,6 @@ class RunOutcome:
     checks: list[dict] = field(default_factory=list)
     materialized: set[dg.AssetKey] = field(default_factory=set)
     planned: set[dg.AssetKey] = field(default_factory=set)
-
-
-_INSTANCES: dict[Path, dg.DagsterInstance] = {}
-
-
-def dagster_instance() -> dg.DagsterInstance:
-    """The persistent instance in DAGSTER_HOME (created with telemetry off when missing), one per home and process."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
-    os.environ["DAGSTER_HOME"] = str(home)
-    if home not in _INSTANCES:
-        home.mkdir(parents=True, exist_ok=True)
-        # Two commands starting at once in a fresh directory must not both create the storage's tables.
-        with open(home / ".create.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (home / "dagster.yaml").exists():
-                repo_yaml = Path("dagster.yaml")
-                (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
-            instance = dg.DagsterInstance.get()
-            if not (home / ".storage-created").exists():
-                with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
-                    instance.upgrade()
-                (home / ".storage-created").touch()
-        _INSTANCES[home] = instance
-    return _INSTANCES[home]
 
 
 _DEFINITIONS: dict[tuple, tuple[Spec, dg.Definitions]] = {}

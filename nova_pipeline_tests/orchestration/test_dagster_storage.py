@@ -3,7 +3,7 @@
 import dagster as dg
 
 from nova_pipeline.orchestration import dagster_storage
-from nova_pipeline.orchestration.runs import INSTANCE_YAML
+from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 
 
 @dg.asset

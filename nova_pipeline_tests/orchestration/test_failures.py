@@ -21,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from nova_pipeline.cli.main import main
-from nova_pipeline.orchestration.runs import INSTANCE_YAML
+from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 from nova_pipeline_tests import messy_db as m
 
 BIG_ROWS = 120_000

@@ -20,7 +20,7 @@ import nova_pipeline
 from nova_pipeline.load import postgres_load
 from nova_pipeline.core import run_lock
 from nova_pipeline.cli.main import main
-from nova_pipeline.orchestration.runs import INSTANCE_YAML
+from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 from nova_pipeline_tests.orchestration.test_failures import dagster_home, init_spec, wait_for_no_sessions  # noqa: F401
 
 CODE_ROOT = str(Path(nova_pipeline.__file__).resolve().parents[1])  # subprocesses run the code under test
