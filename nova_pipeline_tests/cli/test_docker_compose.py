@@ -3,7 +3,9 @@
 `docker compose config` validates the file when the compose plugin is installed; the structural
 tests below always run: services, images, health checks, ports, volumes, start order, and an
 environment that resolves to the compose services through nova_pipeline.core.connections. Issue 22:
-ports on 127.0.0.1 only, no default passwords, MongoDB with authentication and the app using it.
+ports on 127.0.0.1 only, no default passwords, MongoDB with authentication and the app using it. Issue 18:
+Dagster's deploy_docker layout (webserver, daemon, a gRPC code location) with the instance in the compose
+PostgreSQL.
 """
 
 import os
@@ -13,7 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
+from dagster._config import process_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.utils import pg_url_from_config
 from pymongo.uri_parser import parse_uri
 
 from nova_pipeline.core import connections
@@ -240,3 +247,56 @@ def test_readme_tells_users_to_set_the_passwords_and_to_guard_the_webserver():
     security = readme.split("## Security", 1)[1].split("\n## ", 1)[0]
     assert "127.0.0.1" in security and "proxy" in security
     assert "`rollback`" in security and "`migrate`" in security
+
+
+DAGSTER_SERVICES = ("nova-code", *APP_SERVICES)
+
+
+def _option(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_the_code_location_is_a_grpc_server_the_webserver_and_daemon_reach(compose, services):
+    code = services["nova-code"]
+    command = code["command"]
+    assert command[:3] == ["dagster", "code-server", "start"] and _option(command, "-h") == "0.0.0.0"
+    assert _option(command, "-m") == "nova_pipeline.orchestration.definitions"
+    assert code["build"] == "." and "ports" not in code  # on the compose network only
+    assert code["healthcheck"]["test"][1:] == ["dagster", "api", "grpc-health-check", "-p", _option(command, "-p")]
+    assert code["depends_on"] == services["dagster-webserver"]["depends_on"]
+    assert {"novadata:/app/data", "dagsterhome:/opt/dagster/home"} <= set(code["volumes"])
+    assert DESIGN_ENV <= set(code["environment"])
+
+    files = {name: REPO / c["file"] for name, c in compose["configs"].items()}
+    assert all(path.exists() for path in files.values()), files
+    for name in DAGSTER_SERVICES:
+        mounted = {c["target"]: files[c["source"]] for c in services[name]["configs"]}
+        assert mounted == {"/opt/dagster/home/dagster.yaml": REPO / "deploy" / "dagster.yaml",
+                           "/app/workspace.yaml": REPO / "deploy" / "workspace.yaml"}, name
+        assert services[name]["environment"]["DAGSTER_HOME"] == "/opt/dagster/home", name
+    [location] = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())["load_from"]
+    name = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dg"]["project"]["code_location_name"]
+    assert location == {"grpc_server": {"host": "nova-code", "port": int(_option(command, "-p")),
+                                        "location_name": name}}
+    assert _option(command, "--location-name") == name
+
+
+def test_the_dagster_instance_is_stored_in_its_own_database_of_the_compose_postgres(compose, services, tmp_path,
+                                                                                   monkeypatch):
+    env = services["nova-code"]["environment"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    (tmp_path / "dagster.yaml").write_bytes((REPO / "deploy" / "dagster.yaml").read_bytes())
+    instance, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema check
+    assert set(instance["storage"]) == {"postgres"}
+    storage = process_config(DagsterPostgresStorage.config_type(), instance["storage"]["postgres"])
+    assert storage.success, storage.errors
+    pg = services["postgres"]["environment"]
+    assert pg_url_from_config(storage.value) == (
+        f"postgresql+psycopg2://{pg['POSTGRES_USER']}:{SECRETS['POSTGRES_PASSWORD']}@postgres:5432/dagster")
+    assert env["DAGSTER_POSTGRES_DB"] != pg["POSTGRES_DB"]  # not among the migrated tables
+    init = {c["target"]: compose["configs"][c["source"]]["file"] for c in services["postgres"]["configs"]}
+    sql = (REPO / init["/docker-entrypoint-initdb.d/10-dagster.sql"]).read_text()
+    assert f"CREATE DATABASE {env['DAGSTER_POSTGRES_DB']} OWNER {pg['POSTGRES_USER']};" in sql
+    assert instance["telemetry"] == {"enabled": False}
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
