@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from nova_pipeline.core import connections
+from nova_pipeline.core import connections, file_modes
 from nova_pipeline.cli.backup import backup_group, rollback_command
 from nova_pipeline.backup.errors import BackupError, VerificationError
 from nova_pipeline.core.run_lock import MigrationLocked
@@ -59,6 +59,7 @@ def _fail(e: Exception, code: int = 2):
 @click.version_option(package_name="nova-pipeline")
 def main():
     """Declarative, verified SQLite → PostgreSQL + MongoDB migrations on Dagster."""
+    file_modes.owner_only_umask()  # staging, snapshot, reports, Dagster's storage, backups: owner-only
 
 
 spec_option = click.option("--spec", "spec_path", default="data/nova.spec.yaml", show_default=True,

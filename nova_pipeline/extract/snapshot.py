@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nova_pipeline.core.file_modes import private_dir, restrict_tree
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core.staging import for_spec, local_area
 
@@ -136,7 +137,8 @@ def exclusive_area(spec: Spec) -> Iterator[Path]:
     or the process ends); AreaUnavailable at once when another migration holds it or it cannot be created."""
     area = local_area(spec)
     try:
-        area.mkdir(parents=True, exist_ok=True)
+        private_dir(area)
+        restrict_tree(area.parent)  # areas written before staged files were owner-only
         lock = open(area / ".lock", "a+")
     except OSError as e:
         raise AreaUnavailable(f"{area}: cannot create the staging area: {e.strerror}") from None
@@ -242,7 +244,7 @@ def _take_snapshot(source: Path, dest: Path) -> Snapshot:
     started = time.perf_counter()
     source, dest = Path(source), Path(dest)
     src = connect_readonly(source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
     copy = sqlite3.connect(partial)

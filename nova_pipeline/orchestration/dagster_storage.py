@@ -45,6 +45,8 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_lo
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from nova_pipeline.core.file_modes import private_dir
+
 MAX_ENGINES = 8  # a run's database, the index, and a few runs read by a long-lived webserver
 
 
@@ -134,7 +136,7 @@ def dagster_instance() -> DagsterInstance:
     home = Path(user_home or DEFAULT_DAGSTER_HOME).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     if home not in _INSTANCES:
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)  # run storage and compute logs hold row values and errors: owner-only
         # Two commands starting at once in a fresh directory must not both create the storage's tables.
         with open(home / ".create.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

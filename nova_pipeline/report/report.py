@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nova_pipeline.report.report_chart import render_chart
+from nova_pipeline.core.file_modes import private_dir
 from nova_pipeline.core.staging import Staging
 
 REPORT_JSON = "migration_report.json"
@@ -138,7 +139,7 @@ def now_iso() -> str:
 
 def write_report(report: MigrationReport, reports_dir: Path, extra_json: Path | None = None) -> Path:
     """Write JSON + Markdown into reports_dir (a timestamped copy and the latest); returns the JSON path."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(reports_dir)  # reports quote quarantined values
     as_dict = report.to_dict()
     data = json.dumps(as_dict, indent=2, default=str)
     render_chart(as_dict, reports_dir / REPORT_CHART)
