@@ -29,6 +29,7 @@ from nova_pipeline.core.spec import SpecError, load_spec
 from nova_pipeline.core.target_state import TargetChanged
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's platformdirs on headless machines
+from nova_pipeline.orchestration import executors
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -69,6 +70,10 @@ mongo_option = click.option("--mongo-uri", default=None, help="MongoDB URI (defa
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
+executor_option = click.option(
+    "--executor", type=click.Choice(executors.EXECUTORS), default=None,
+    help=f"Dagster executor: each step in this process, or each in its own (default: {executors.ENV} or "
+         f"{executors.DEFAULT_EXECUTOR}). {executors.MOCK_NOTE}.")
 @main.command()
 @click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), help="SQLite database.")
 @click.option("--out", default="spec.yaml", show_default=True, type=click.Path(dir_okay=False), help="Spec to write.")
@@ -120,14 +125,17 @@ def plan(spec_path, as_json):
 @click.option("--no-backup", is_flag=True, help="Skip the pre-migration backup.")
 @click.option("--force", is_flag=True, help="Replace target tables changed since the last migration (after the backup).")
 @json_option
-def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, force, as_json):
+def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, force, executor, as_json):
+@executor_option
     """Run every phase for the spec's tables through Dagster and reconcile the result."""
     from nova_pipeline.orchestration import migration
 
     spec = load_spec(spec_path)
     rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
                             report_path=Path(report_path) if report_path else None, backup=not no_backup,
-                            force=force)
+    if executor == "multiprocess" and executors.executor_name(spec, executor, mongo_uri) == "in_process":
+        click.echo(f"note: {executors.MOCK_NOTE} (or this machine has one core)", err=True)
+                            force=force, executor=executor)
     _print_report(rep, as_json)
     sys.exit(migration.exit_code(rep))
 

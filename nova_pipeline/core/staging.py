@@ -6,7 +6,7 @@ directory or any pyarrow/fsspec URI such as s3://bucket/prefix), named
 sources from one working directory never share a file; one migration at a
 time holds an area (snapshot.exclusive_area). Layout of an area:
 
-    snapshot/source.sqlite, source.json                  the consistent copy and its identity (local directory)
+    snapshot/source.sqlite, source.json                  the consistent copy and its identity (core/run_context.py)
     raw/<table>[/<partition>]/part-00000.parquet         SQLite values as exported
     clean/<table>[/<partition>]/part-00000.parquet       cast to target types, target column names
     quarantine/<table>[/<partition>]/part-00000.parquet  rows that could not be cast, with reasons
@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from nova_pipeline.core.spec import Spec
 
 KINDS = ("raw", "clean", "quarantine")
-REMOTE_LOCAL_ROOT = Path("data/.nova/staging")  # snapshot and lock of an object-store staging area
+# This machine's copy of an object-store area's snapshot, and its lock: outside the working directory.
+REMOTE_LOCAL_ROOT = Path(tempfile.gettempdir()) / "nova-pipeline" / "staging"
 
 
 def area_name(source: str | os.PathLike) -> str:
@@ -100,6 +102,11 @@ class Staging:
 
     def clear(self, kind: str, table: str, partition: str | None = None) -> None:
         """Remove a table's files of one kind (before rewriting them)."""
+    @property
+    def root(self) -> str:
+        """The area's directory on `fs` (filesystem path, no scheme)."""
+        return self._fs_root[1]
+
         base = self.dir(kind, table, partition)
         if self.fs.get_file_info(base).type != pafs.FileType.NotFound:
             self.fs.delete_dir(base)

@@ -27,7 +27,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nova_pipeline.core import scan_cache
+from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.extract.snapshot import quote
 from nova_pipeline.core.staging import Staging
 
@@ -153,25 +153,29 @@ def _to_raw(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBa
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def table_storage_classes(sqlite_path: str, table: str, columns: list[str]) -> dict[str, set[str]]:
+def table_storage_classes(sqlite_path: str, table: str, columns: list[str],
+                          facts: FactsStore | None = None) -> dict[str, set[str]]:
     """Storage classes present in each column of the whole table (a superset for any of its windows): one scan,
-    or none when the file's profile already found them (remember_storage_classes)."""
-    known = scan_cache.get(sqlite_path, ("storage_classes", table)) or {}
+    or none when `facts` holds what the file's profile found (remember_storage_classes)."""
+    known = (facts.get_file(sqlite_path, ("storage_classes", table)) if facts else None) or {}
     if not set(columns) <= known.keys():
         with _connect(sqlite_path) as conn:
             known = {**known, **storage_classes(conn, columns, quote(table), ())}
-        scan_cache.put(sqlite_path, ("storage_classes", table), known)
+        if facts:
+            facts.put_file(sqlite_path, ("storage_classes", table), known)
     return {c: known[c] for c in columns}
 
 
-def remember_storage_classes(sqlite_path: str | os.PathLike, table: str, classes: dict[str, set[str]]) -> None:
-    """Record what a scan of the unchanged file found, for table_storage_classes."""
-    scan_cache.put(sqlite_path, ("storage_classes", table), classes)
+def remember_storage_classes(sqlite_path: str | os.PathLike, table: str, classes: dict[str, set[str]],
+                             facts: FactsStore) -> None:
+    """Record in `facts` what a scan of the unchanged file found, for table_storage_classes."""
+    facts.put_file(sqlite_path, ("storage_classes", table), classes)
 
 
 @contextmanager
 def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[str, tuple] | None,
-                classes: dict[str, set[str]] | None, batch_rows: int, extra: str | None = None
+                classes: dict[str, set[str]] | None, batch_rows: int, extra: str | None = None,
+                facts: FactsStore | None = None
                 ) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
     """(raw schema, source batches): the raw columns, then the rowid, then the `extra` SQL expression if any."""
     if ROWID in columns:
@@ -180,7 +184,7 @@ def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[s
         if query_rows(conn, "PRAGMA encoding")[0][0] != "UTF-8":
             raise ExportError(f"{table}: source database is not UTF-8 encoded; TEXT bytes would not be UTF-8")
         from_sql, rowid, params = _source(conn, table, where)
-        classes = classes or (table_storage_classes(sqlite_path, table, columns) if where is None
+        classes = classes or (table_storage_classes(sqlite_path, table, columns, facts) if where is None
                               else storage_classes(conn, columns, from_sql, params))
         schema = raw_schema(columns, classes)
         select = [*_select_list(columns, classes), rowid, *([extra] if extra else [])]
@@ -193,9 +197,10 @@ def _raw_stream(sqlite_path: str, table: str, columns: list[str], where: tuple[s
             cur.close()
 
 
-def raw_batches(sqlite_path: str, table: str, columns: list[str], batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+def raw_batches(sqlite_path: str, table: str, columns: list[str], batch_rows: int = 100_000,
+                facts: FactsStore | None = None) -> Iterator[pa.RecordBatch]:
     """The whole table's raw batches (`columns`, then the rowid, as export_table writes them), not written."""
-    with _raw_stream(sqlite_path, table, columns, None, None, batch_rows) as (schema, batches):
+    with _raw_stream(sqlite_path, table, columns, None, None, batch_rows, facts=facts) as (schema, batches):
         for batch in batches:
             yield _to_raw(batch, schema, table)
 
@@ -203,17 +208,18 @@ def raw_batches(sqlite_path: str, table: str, columns: list[str], batch_rows: in
 def export_table(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
                  batch_rows: int = 100_000, partition: str | None = None,
                  where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000,
-                 classes: dict[str, set[str]] | None = None) -> ExportResult:
+                 classes: dict[str, set[str]] | None = None, facts: FactsStore | None = None) -> ExportResult:
     """Export `columns` of `table` (all rows, or those matching `where` = (SQL, params)) to raw Parquet.
 
     Files are `raw/<table>[/<partition>]/part-NNNNN.parquet`, a new one every `file_rows` rows;
     earlier files of the same table/partition are removed first, and on failure none are left.
-    `classes` (from table_storage_classes) spares the scan that finds each column's storage classes.
+    `classes` (from table_storage_classes), or their record in `facts`, spares the scan that finds each
+    column's storage classes.
     """
     start = time.perf_counter()
     staging.clear("raw", table, partition)
     try:
-        with _raw_stream(sqlite_path, table, columns, where, classes, batch_rows) as (schema, batches):
+        with _raw_stream(sqlite_path, table, columns, where, classes, batch_rows, facts=facts) as (schema, batches):
             raw = (_to_raw(batch, schema, table) for batch in batches)
             rows, files = staging.write_parts("raw", table, schema, raw, partition, file_rows)
     except BaseException:

@@ -4,11 +4,11 @@ The copy is taken with SQLite's backup API from a read-only connection, so it
 is consistent even while the application keeps writing (WAL or rollback
 journal): the backup step reads one committed state of the database. Every
 later phase reads the snapshot, never the live file. `nova-pipeline migrate`
-starts it (started_snapshot) while Dagster loads; the snapshot asset then
-takes that result.
+starts it (started_snapshot, kept in its RunContext) while Dagster loads; the
+snapshot asset, run in the same process, then takes that result.
 
 Each source file has its own snapshot (under its staging area, see
-staging.local_area), and next to it `source.json`, the snapshot's identity:
+staging.local_area; beside an object-store area too, core/run_context.py), and next to it `source.json`, the snapshot's identity:
 the source path, the time the copy's read transaction began, the copy's
 sha256 and the source's WAL frame count or change counter at that moment.
 Reports state these facts, and verified_facts proves that the snapshot a run
@@ -203,18 +203,16 @@ def verified_facts(spec: Spec, taken: dict[str, Any] | None = None) -> dict[str,
     return facts
 
 
-_STARTED: dict[tuple[Path, Path], Future] = {}
-
-
 def _started_key(source: Path, dest: Path) -> tuple[Path, Path]:
     return Path(source).resolve(), Path(dest).resolve()
 
 
 @contextmanager
-def started_snapshot(source: Path, dest: Path) -> Iterator[None]:
+def started_snapshot(source: Path, dest: Path, pending: dict) -> Iterator[None]:
     """Begin take_snapshot(source, dest) at once in a background thread (SQLite and hashlib work with the GIL
-    free); within the block, take_snapshot of the same files returns its result or raises its error. On exit
-    a result not taken is waited for (no copy outlives the block) and dropped."""
+    free), kept in `pending` (a RunContext's pending_snapshots); within the block, take_snapshot of the same
+    files with the same `pending` returns its result or raises its error. On exit a result not taken is waited
+    for (no copy outlives the block) and dropped."""
     key, started = _started_key(source, dest), Future()
 
     def run() -> None:
@@ -223,20 +221,20 @@ def started_snapshot(source: Path, dest: Path) -> Iterator[None]:
         except BaseException as e:
             started.set_exception(e)
 
-    _STARTED[key] = started
+    pending[key] = started
     threading.Thread(target=run, name="snapshot", daemon=True).start()
     try:
         yield
     finally:
-        if _STARTED.get(key) is started:
-            del _STARTED[key]
+        if pending.get(key) is started:
+            del pending[key]
             started.exception()
 
 
-def take_snapshot(source: Path, dest: Path) -> Snapshot:
+def take_snapshot(source: Path, dest: Path, pending: dict | None = None) -> Snapshot:
     """Copy `source` to `dest` consistently, hash it, and run integrity and foreign key checks on the copy
-    (or take the result of the started_snapshot of the same files)."""
-    started = _STARTED.pop(_started_key(source, dest), None)
+    (or take the result of the started_snapshot of the same files in `pending`)."""
+    started = pending.pop(_started_key(source, dest), None) if pending is not None else None
     return started.result() if started is not None else _take_snapshot(source, dest)
 
 

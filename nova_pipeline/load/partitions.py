@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nova_pipeline.core import scan_cache
+from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.transform.casts import cast_column, cast_options
 from nova_pipeline.extract.export import query_rows, quote, raw_batches
 from nova_pipeline.core.spec import Spec
@@ -224,13 +224,13 @@ def rowid_alias(sqlite_path: str | os.PathLike, table: str) -> str | None:
     return next((a for a in ("rowid", "_rowid_", "oid") if a not in names), None)
 
 
-def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
+def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str, facts: FactsStore | None = None
               ) -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
     """(rowid alias or None, per UTC day number (None: no window): (rows, first rowid, last rowid)) in one scan.
 
     The days are those casts.py gives the partition column (the reference the SQL of this module mirrors),
     read through the export's raw batches and grouped in Arrow, faster than SQLite evaluating the day
-    expression and sorting by it (docs/performance.md). Cached while the file is unchanged (scan_cache):
+    expression and sorting by it (docs/performance.md). Kept in `facts` while the file is unchanged:
     the profile scans the snapshot's days, a range run then asks for its range and rowid spans.
     """
     t = spec.tables[table]
@@ -242,7 +242,7 @@ def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
     def scan() -> tuple[str | None, dict[int | None, tuple[int, int, int]]]:
         alias = rowid_alias(sqlite_path, table)
         spans: dict[int | None, tuple[int, int, int]] = {}
-        for batch in raw_batches(str(sqlite_path), table, [t.partition.column], spec.batch_rows):
+        for batch in raw_batches(str(sqlite_path), table, [t.partition.column], spec.batch_rows, facts):
             days = pa.table({"d": _day_numbers(cast_column(batch.column(0), column, rules).values),
                              "r": batch.column(1)})
             groups = days.group_by("d").aggregate([("r", "count"), ("r", "min"), ("r", "max")])
@@ -252,7 +252,7 @@ def day_spans(sqlite_path: str | os.PathLike, spec: Spec, table: str
         return alias, {d: (n, a, b) if alias else (n, 0, 0) for d, (n, a, b) in spans.items()}
 
     # The day expression is keyed on what decides a row's day: the column, its type and parse formats.
-    return scan_cache.cached(sqlite_path, ("day_spans", table, day_expression(spec, table)), scan)
+    return facts.cached(sqlite_path, ("day_spans", table, day_expression(spec, table)), scan) if facts else scan()
 
 
 def _day_numbers(values: pa.Array) -> pa.Array:
@@ -265,24 +265,25 @@ def _day_numbers(values: pa.Array) -> pa.Array:
 
 
 def rowid_bounds(sqlite_path: str | os.PathLike, spec: Spec, table: str, start: datetime | date,
-                 end: datetime | date) -> tuple[str, dict[int, tuple[int, int]]] | None:
+                 end: datetime | date, facts: FactsStore | None = None) -> tuple[str, dict[int, tuple[int, int]]] | None:
     """(rowid alias, per UTC day of [start, end): (first rowid, last rowid)); None without a rowid.
 
     Exports of many windows then scan only their rowid ranges instead of the table each (telemetry is
     mostly appended in time order). Rows added after the scan (see day_spans) wait for the next run.
     """
-    alias, spans = day_spans(sqlite_path, spec, table)
+    alias, spans = day_spans(sqlite_path, spec, table, facts)
     if alias is None:
         return None
     lo, hi = _days(table, start, end)
     return alias, {d: (a, b) for d, (_, a, b) in spans.items() if d is not None and lo <= d < hi}
 
 
-def rowid_day_expression(sqlite_path: str | os.PathLike, spec: Spec, table: str, days: Iterable[int]) -> str | None:
+def rowid_day_expression(sqlite_path: str | os.PathLike, spec: Spec, table: str, days: Iterable[int],
+                         facts: FactsStore | None = None) -> str | None:
     """SQL of a row's day number that reads only its rowid, when each of `days` holds exactly the rows of its
     rowid span (rows = last - first + 1: no other row lies inside it), as in a table appended in time order;
     such rows need no timestamp parsing. None when a span is shared or the table has no rowid."""
-    alias, spans = day_spans(sqlite_path, spec, table)
+    alias, spans = day_spans(sqlite_path, spec, table, facts)
     if alias is None:
         return None
     cases = []
@@ -308,7 +309,8 @@ def partition_key(spec: Spec, table: str, day: date) -> str:
     return d.isoformat()
 
 
-def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike) -> tuple[date, date]:
+def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike,
+                    facts: FactsStore | None = None) -> tuple[date, date]:
     """(first_day, last_day) of a partitioned table: `partition.start` or the first reading, and the last reading.
 
     An empty table (or one without readable timestamps) gives today for the missing ends.
@@ -316,7 +318,7 @@ def partition_range(spec: Spec, table: str, sqlite_path: str | os.PathLike) -> t
     part = spec.tables[table].partition
     if part is None:
         raise PartitionError(f"table {table!r}: no `partition` in the spec")
-    days = [d for d in day_spans(sqlite_path, spec, table)[1] if d is not None]
+    days = [d for d in day_spans(sqlite_path, spec, table, facts)[1] if d is not None]
     lo, hi = (min(days), max(days)) if days else (None, None)
     today = datetime.now(timezone.utc).date()
     if part.start:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.core import connections, run_lock, target_state
+from nova_pipeline.core.run_context import RunContext
+from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.report import report
 from nova_pipeline.extract import snapshot
@@ -125,8 +127,9 @@ def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
 def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
             mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
-            resume: bool = False, force: bool = False) -> report.MigrationReport:
-    """Run (or resume) the migration under the target's migration lock and write the report.
+            resume: bool = False, force: bool = False, executor: str | None = None) -> report.MigrationReport:
+    """Run (or resume) the migration under the target's migration lock and write the report; `executor` is
+    orchestration.executors' choice (None: NOVA_EXECUTOR or the default).
 
     Raises TargetChanged, before anything runs, when target tables hold content nova-pipeline did not leave
     there, unless `force`.
@@ -147,27 +150,31 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
                         f"target tables changed since the last migration by nova-pipeline: {changed}. Pass --force "
                         "to replace them; a pre-migration backup is taken first (unless --no-backup)")
                 notes.append(f"--force: replaced target tables changed since the last migration: {changed}")
-        if not resume:  # the job's snapshot asset takes this copy
-            source, copy = spec.resolve(spec.source.sqlite), snapshot.snapshot_path(spec)
-            stack.enter_context(snapshot.started_snapshot(source, copy))
+        ctx, executor = RunContext.for_spec(spec), executor_name(spec, executor, mongo)
+        if not resume and executor == "in_process":  # the job's snapshot asset, in this process, takes this copy
+            stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), ctx.snapshot_path,
+                                                          ctx.pending_snapshots))
         from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS
         from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS
         from nova_pipeline.orchestration.defs.partitions import partitioned_tables
         from nova_pipeline.orchestration.partition_runs import with_partitions
-        from nova_pipeline.orchestration.runs import dagster_instance, migration_checks, record_status, resume_migration, run_migration
+        from nova_pipeline.orchestration.runs import (Runner, dagster_instance, migration_checks, record_status,
+                                                      resume_migration, run_migration)
+
+        runner = Runner(ctx, spec_path, pg, mongo, executor)
 
         if backup:
             notes.append(_pre_migration_backup(spec, pg, mongo))
         if resume:
             outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags,
-                                       force=force)
+                                       force=force, runner=runner)
             notes.append(f"resumed migration {outcome.migration_id} in run {outcome.run_id}")
         else:
             # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
             partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
             later = {APP_OBJECTS, SMOKE_TESTS, REPORT} if partitioned else set()
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
-                                    exclude=later, tags=tags)
+                                    exclude=later, tags=tags, runner=runner)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
                                   postgres_url=pg, mongo_uri=mongo, tags=tags)
         if pg and (lost := lock.lost()):

@@ -1,9 +1,11 @@
 """Running the migration through the Dagster instance, so CLI runs show in the UI.
 
-The CLI resolves targets and options, then calls `run_migration` or
-`resume_migration`; both execute the spec's job in process against the
-instance in DAGSTER_HOME (default `data/.nova/dagster`) and return a
-`RunOutcome` the report is built from. Every run of one migration (the main
+The CLI resolves targets and options, makes one `Runner` per command (its
+RunContext, targets, executor and built Definitions), then calls
+`run_migration` or `resume_migration`; both execute the spec's job with the
+runner's executor (in process, or multiprocess: each step in its own process,
+rebuilding the job and its RunContext from the spec file) against the
+instance in DAGSTER_HOME and return a `RunOutcome` the report is built from. Every run of one migration (the main
 run, its partition runs, the runs that resume it) carries the tag
 `nova/migration` = the id of its first run: the id the report shows and the
 quarantine rows are stamped with.
@@ -16,14 +18,17 @@ import uuid
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.execution.api import execute_run  # execute_job without a run id chosen beforehand
 
 from nova_pipeline.core import target_state
 from nova_pipeline.core.connections import connect_postgres, redact
 from nova_pipeline.orchestration.defs import assets as A
 from nova_pipeline.orchestration.dagster_storage import dagster_instance
 from nova_pipeline.orchestration.defs.build import build_definitions
+from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.orchestration.progress import run_progress
-from nova_pipeline.core.spec import Spec
+from nova_pipeline.core.run_context import RunContext
+from nova_pipeline.core.spec import Spec, load_spec
 
 # The console shows the progress bar and the report; the full event log (tracebacks included) is in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -44,21 +49,78 @@ class RunOutcome:
     planned: set[dg.AssetKey] = field(default_factory=set)
 
 
-_DEFINITIONS: dict[tuple, tuple[Spec, dg.Definitions]] = {}
+# A step process started by the multiprocess executor finds the targets the CLI resolved here (not in the run's
+# stored origin: URLs may hold passwords).
+POSTGRES_ENV, MONGO_ENV = "NOVA_RUN_POSTGRES_URL", "NOVA_RUN_MONGO_URI"
 
 
-def definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None,
-                mongo_uri: str | None = None) -> dg.Definitions:
-    """build_definitions, built once per spec object and URLs in this process (a migrate executes up to three
-    runs of them; decorating the assets is not free, docs/performance.md)."""
-    key = (id(spec), spec_path, postgres_url, mongo_uri)
-    built = _DEFINITIONS.get(key)
-    if built is None or built[0] is not spec:
-        if len(_DEFINITIONS) >= 8:
-            _DEFINITIONS.clear()
-        built = _DEFINITIONS[key] = (spec, build_definitions(spec, spec_path, postgres_url=postgres_url,
-                                                             mongo_uri=mongo_uri))
-    return built[1]
+@dataclass
+class Runner:
+    """How one command executes its Dagster runs: its run context, targets and executor, and the Definitions
+    it built for them (a migrate executes up to three runs of them)."""
+
+    ctx: RunContext
+    spec_path: str
+    postgres_url: str | None = None
+    mongo_uri: str | None = None
+    executor: str | None = None  # as requested; None: NOVA_EXECUTOR or the default
+    _built: dg.Definitions | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def for_spec(cls, spec: Spec, spec_path: str, postgres_url: str | None = None, mongo_uri: str | None = None,
+                 executor: str | None = None) -> Runner:
+        return cls(RunContext.for_spec(spec), spec_path, postgres_url, mongo_uri, executor)
+
+    @property
+    def executor_name(self) -> str:
+        """The executor runs get: the requested one, unless targets or the machine force in_process."""
+        return executor_name(self.ctx.spec, self.executor, self.mongo_uri)
+
+    def definitions(self) -> dg.Definitions:
+        """build_definitions of the spec for this command (in-process runs share its run context)."""
+        if self._built is None:
+            self._built = build_definitions(self.ctx.spec, self.spec_path, postgres_url=self.postgres_url,
+                                            mongo_uri=self.mongo_uri, executor=self.executor_name, ctx=self.ctx)
+        return self._built
+
+    def execute(self, job_def: dg.JobDefinition, *, instance: dg.DagsterInstance, run_id: str, tags: dict,
+                asset_selection: list[dg.AssetKey] | None, checks: set[dg.AssetCheckKey] | None = None,
+                run_config: dict | None = None, partition_key: str | None = None):
+        """Execute `job_def` (its `asset_selection` and `checks`; all when None) as run `run_id`: in this
+        process, or, multiprocess, as a reconstructable job whose steps rebuild it from the spec file."""
+        run_config = run_config or QUIET
+        if self.executor_name == "in_process":
+            if checks is not None:
+                job_def = job_def.get_subset(asset_selection=set(asset_selection), asset_check_selection=checks)
+                asset_selection = None
+            return job_def.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                              asset_selection=asset_selection, run_id=run_id, tags=tags,
+                                              partition_key=partition_key)
+        os.environ.update({k: v for k, v in ((POSTGRES_ENV, self.postgres_url), (MONGO_ENV, self.mongo_uri)) if v})
+        recon = dg.build_reconstructable_job(__name__, reconstruct_job.__name__,
+                                             reconstructable_kwargs={"spec_path": self.spec_path, "job": job_def.name})
+        if asset_selection is not None or checks is not None:
+            keys = set(asset_selection if asset_selection is not None else job_def.asset_layer.executable_asset_keys)
+            recon = recon.get_subset(asset_selection=keys, asset_check_selection=checks)
+        if partition_key:
+            tags = {**tags, "dagster/partition": partition_key}
+        run = instance.create_run_for_job(
+            job_def=recon.get_definition(), run_id=run_id, run_config=run_config, tags=tags,
+            asset_selection=frozenset(asset_selection) if asset_selection is not None else None,
+            job_code_origin=recon.get_python_origin())
+        return execute_run(recon, run, instance)
+
+
+def reconstruct_job(spec_path: str, job: str) -> dg.JobDefinition:
+    """The job as a multiprocess step rebuilds it: from the spec file, with the targets the CLI resolved."""
+    return build_definitions(load_spec(spec_path), spec_path, postgres_url=os.environ.get(POSTGRES_ENV),
+                             mongo_uri=os.environ.get(MONGO_ENV), executor="multiprocess").resolve_job_def(job)
+
+
+def definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None, mongo_uri: str | None = None,
+                runner: Runner | None = None) -> dg.Definitions:
+    """The runner's Definitions (built once per command), or a fresh build for these arguments."""
+    return (runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)).definitions()
 
 
 def _table_of_step(spec: Spec, step_key: str) -> str | None:
@@ -101,23 +163,23 @@ def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
 def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_url: str | None = None,
                   mongo_uri: str | None = None, asset_selection: list[dg.AssetKey] | None = None,
                   exclude: set[dg.AssetKey] = frozenset(), tags: dict[str, str] | None = None,
-                  extra_checks: set[dg.AssetCheckKey] = frozenset()) -> RunOutcome:
+                  extra_checks: set[dg.AssetCheckKey] = frozenset(), runner: Runner | None = None) -> RunOutcome:
     """Execute a migration job of the spec (its `asset_selection`, or all but `exclude`; plus `extra_checks`)
-    in process against the persistent instance. `tags` carry the run token and the migration id (a new
-    migration when absent)."""
-    job_def = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri).resolve_job_def(job)
+    against the persistent instance, with the runner's executor (a new runner for these arguments when None).
+    `tags` carry the run token and the migration id (a new migration when absent)."""
+    runner = runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
+    job_def = runner.definitions().resolve_job_def(job)
     instance, run_id = dagster_instance(), str(uuid.uuid4())
     graph = job_def.asset_layer.asset_graph
     if asset_selection is None and exclude:
         asset_selection = sorted(job_def.asset_layer.executable_asset_keys - exclude)
     keys = set(asset_selection if asset_selection is not None else job_def.asset_layer.executable_asset_keys)
     checks = {c for c in graph.asset_check_keys if c.asset_key in keys} | set(extra_checks)
-    if extra_checks:
-        job_def, asset_selection = job_def.get_subset(asset_selection=keys, asset_check_selection=checks), None
-    tags = {"nova/spec": spec_path, "nova/cli": "1", A.MIGRATION_TAG: run_id, **(tags or {})}
+    tags = {"nova/spec": spec_path, "nova/cli": "1", A.MIGRATION_TAG: run_id, "nova/executor": runner.executor_name,
+            **(tags or {})}
     with run_progress(instance, run_id, [*keys, *checks]):
-        result = job_def.execute_in_process(run_config=QUIET, instance=instance, raise_on_error=False,
-                                            asset_selection=asset_selection, run_id=run_id, tags=tags)
+        result = runner.execute(job_def, instance=instance, run_id=run_id, tags=tags, asset_selection=asset_selection,
+                                checks=checks if extra_checks else None)
     return _outcome(spec, result)
 
 
@@ -170,7 +232,7 @@ def last_unfinished_run(instance: dg.DagsterInstance, run_id: str | None) -> dg.
 
 def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres_url: str | None = None,
                      mongo_uri: str | None = None, tags: dict[str, str] | None = None,
-                     force: bool = False) -> RunOutcome:
+                     force: bool = False, runner: Runner | None = None) -> RunOutcome:
     """Re-execute what an unfinished run did not materialize (and the checks of what it did that never ran);
     what it finished is kept. The new run belongs to the same migration.
 
@@ -180,7 +242,7 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     instance = dagster_instance()
     run = last_unfinished_run(instance, run_id)
     migration_id = run.tags.get(A.MIGRATION_TAG, run.run_id)
-    graph = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri).resolve_job_def(
+    graph = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, runner=runner).resolve_job_def(
         run.job_name).asset_layer.asset_graph
     planned = set(run.asset_selection or graph.executable_asset_keys)
     done = {e.dagster_event.asset_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
@@ -203,4 +265,5 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
         raise ValueError(f"run {run.run_id} materialized everything it planned")
     return run_migration(spec, spec_path, job=run.job_name, postgres_url=postgres_url, mongo_uri=mongo_uri,
                          asset_selection=todo, extra_checks=unchecked,
-                         tags={**(tags or {}), A.MIGRATION_TAG: migration_id, "nova/resumed_from": run.run_id})
+                         tags={**(tags or {}), A.MIGRATION_TAG: migration_id, "nova/resumed_from": run.run_id},
+                         runner=runner)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nova_pipeline.core import scan_cache
+from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.load.mongo_documents import ORPHANS_FILE, ROWID, UNLOADABLE_FILE
 from nova_pipeline.core.spec import Embed, Spec
 from nova_pipeline.core.staging import Staging
@@ -272,14 +272,16 @@ def _staged_files(staging: Staging, table: str, partition: str | list[str] | Non
     return tuple((i.path, i.size, i.mtime_ns) for i in staging.fs.get_file_info(paths))
 
 
-def cached_source_facts(spec: Spec, table: str, staging: Staging, *,
-                        partition: str | list[str] | None = None) -> dict[str, Any]:
-    """`source_facts`, kept in process (scan_cache) while the table's staged files (paths, sizes, modification
-    times) and its spec are the same: a range's facts are read while it loads, and its checks reuse them."""
-    key = ("source_facts", staging.uri, table,
+def cached_source_facts(spec: Spec, table: str, staging: Staging, *, partition: str | list[str] | None = None,
+                        facts: FactsStore | None = None) -> dict[str, Any]:
+    """`source_facts`, kept in `facts` (a RunContext's; by default the staging area's) while the table's staged
+    files (paths, sizes, modification times) and its spec are the same: a table's facts are read once it is
+    transformed (a range's while it loads), and its checks, in any process, reuse them."""
+    key = ("source_facts", FACTS_VERSION, staging.uri, table,
            partition if partition is None or isinstance(partition, str) else tuple(partition))
     stamp = (repr(spec.tables[table]), _staged_files(staging, table, partition))
-    return scan_cache.remembered(key, stamp, lambda: source_facts(spec, table, staging, partition=partition))
+    store = facts if facts is not None else FactsStore(staging)
+    return store.remembered(key, stamp, lambda: source_facts(spec, table, staging, partition=partition))
 
 
 def facts_shape(spec: Spec, table: str, staging: Staging, *, partition: str | list[str] | None = None) -> dict[str, Any]:

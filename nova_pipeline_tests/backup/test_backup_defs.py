@@ -12,7 +12,7 @@ from nova_pipeline_tests.backup.test_backup_helpers import KEY_HEX, make_spec, p
 
 from nova_pipeline.backup import list_sets
 from nova_pipeline.orchestration.defs.backups import build_backup_defs
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, PostgresResource, nova_resource
 
 
 class MigrateConfig(dg.Config):
@@ -117,7 +117,7 @@ def test_nightly_backup_and_rollback_jobs(tmp_path, pg_url, mongo_uri, monkeypat
     spec = make_spec(tmp_path, pg_url, mongo_uri)
     before = pg_fingerprint(pg_url)
     defs = build_backup_defs(migrate, spec)
-    resources = {"nova": NovaConfig(spec_path=spec.spec_path), "postgres": PostgresResource(url_override=pg_url),
+    resources = {"nova": nova_resource(spec.spec_path), "postgres": PostgresResource(url_override=pg_url),
                  "mongo": MongoResource(uri_override=mongo_uri)}
     dg.Definitions.validate_loadable(dg.Definitions(jobs=[migrate, *defs["jobs"]], schedules=defs["schedules"],
                                                     sensors=defs["sensors"], resources=resources))

@@ -10,6 +10,7 @@ import pytest
 
 from nova_pipeline.extract import export
 from nova_pipeline.extract.export import MIXED_TYPE, ROWID, ExportError, export_table
+from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.core.staging import Staging
 
 
@@ -145,14 +146,15 @@ def test_storage_classes_of_an_unchanged_file_are_scanned_once(tmp_path, monkeyp
     real_scan = export.storage_classes
     monkeypatch.setattr(export, "storage_classes", lambda *a: scans.append(a[1]) or real_scan(*a))
 
-    export.remember_storage_classes(db, "t", {"a": {"integer"}, "b": {"integer", "text"}})  # as the profile does
-    assert export.table_storage_classes(db, "t", ["b"]) == {"b": {"integer", "text"}} and scans == []
     stg = Staging(str(tmp_path / "stg"))
-    export_table(db, "t", ["a", "b"], stg)  # the whole-table export reuses them too
+    facts = FactsStore(stg)
+    export.remember_storage_classes(db, "t", {"a": {"integer"}, "b": {"integer", "text"}}, facts)  # as the profile does
+    assert export.table_storage_classes(db, "t", ["b"], FactsStore(stg)) == {"b": {"integer", "text"}} and scans == []
+    export_table(db, "t", ["a", "b"], stg, facts=facts)  # the whole-table export reuses them too
     assert scans == [] and stg.row_count("raw", "t") == 2
 
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO t VALUES (2.5, NULL)")  # the file changed: scanned again
-    assert export.table_storage_classes(db, "t", ["a", "b"]) == {"a": {"integer", "real"}, "b": {"integer", "text"}}
+    assert export.table_storage_classes(db, "t", ["a", "b"], facts) == {"a": {"integer", "real"}, "b": {"integer", "text"}}
     assert scans == [["a", "b"]]
-    assert export.table_storage_classes(db, "t", ["a"]) == {"a": {"integer", "real"}} and len(scans) == 1
+    assert export.table_storage_classes(db, "t", ["a"], facts) == {"a": {"integer", "real"}} and len(scans) == 1

@@ -152,25 +152,26 @@ def test_a_started_snapshot_is_taken_once_and_dropped_when_not_taken(tmp_path, m
     writer = _make(tmp_path / "src.sqlite", rows=5)
     copies, real_take = [], snapshot._take_snapshot
     monkeypatch.setattr(snapshot, "_take_snapshot", lambda source, dest: copies.append(dest) or real_take(source, dest))
-    dest = tmp_path / "out" / "snap.sqlite"
-    with started_snapshot(tmp_path / "src.sqlite", dest):
+    dest, pending = tmp_path / "out" / "snap.sqlite", {}
+    with started_snapshot(tmp_path / "src.sqlite", dest, pending):
         writer.execute("INSERT INTO t(v) VALUES ('after the start')")  # not in the copy begun before
-        snap = take_snapshot(tmp_path / "src.sqlite", dest)
+        snap = take_snapshot(tmp_path / "src.sqlite", dest, pending)
         assert snap.ok and _count(dest) in (5, 6) and copies == [dest]
-        again = take_snapshot(tmp_path / "src.sqlite", dest)  # a second take copies anew
+        again = take_snapshot(tmp_path / "src.sqlite", dest, pending)  # a second take copies anew
     assert _count(again.path) == 6 and len(copies) == 2
 
-    with started_snapshot(tmp_path / "src.sqlite", dest):
+    with started_snapshot(tmp_path / "src.sqlite", dest, pending):
         pass  # not taken: waited for on exit, then forgotten
-    assert len(copies) == 3 and not (dest.parent / (dest.name + ".partial")).exists()
-    take_snapshot(tmp_path / "src.sqlite", dest)
+    assert len(copies) == 3 and not (dest.parent / (dest.name + ".partial")).exists() and pending == {}
+    take_snapshot(tmp_path / "src.sqlite", dest, pending)
     assert len(copies) == 4
 
 
 def test_a_started_snapshot_raises_its_error_where_it_is_taken(tmp_path):
-    with started_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite"):
+    pending = {}
+    with started_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite", pending):
         with pytest.raises(SourceError, match="missing.sqlite: SQLite source not found"):
-            take_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite")
+            take_snapshot(tmp_path / "missing.sqlite", tmp_path / "snap.sqlite", pending)
 
 
 def test_the_snapshot_records_which_committed_state_it_copied(tmp_path):

@@ -6,71 +6,29 @@ inside one process, so the spec here is PostgreSQL-only.
 """
 
 import os
-import socket
 import sqlite3
 
 import dagster as dg
 import psycopg
-import pyarrow.fs as pafs
-import pytest
 import yaml
 
 from nova_pipeline.appschema import proposal
 from nova_pipeline.orchestration.defs.assets import staging_of
 from nova_pipeline.orchestration.defs.build import build_definitions
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, PostgresResource, nova_resource
 from nova_pipeline.core.spec import load_spec
 
-moto_server = pytest.importorskip("moto.server")
+from nova_pipeline_tests.s3_server import s3_endpoint  # noqa: F401  (fixture)
 
 
 def migrate_job_multiprocess() -> dg.JobDefinition:
     """The spec's `migrate` job with the multiprocess executor; module level so child processes rebuild it."""
     path = os.environ["NOVA_TEST_SPEC"]
     defs = build_definitions(load_spec(path), path)
-    resources = {"nova": NovaConfig(spec_path=path), "postgres": PostgresResource(url_override=os.environ["NOVA_TEST_PG"]),
+    resources = {"nova": nova_resource(path), "postgres": PostgresResource(url_override=os.environ["NOVA_TEST_PG"]),
                  "mongo": MongoResource()}
     return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs, resources=resources,
                           executor=dg.multi_or_in_process_executor).resolve_job_def("migrate")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _fix_moto_complete_multipart(monkeypatch) -> None:
-    """moto 5.2.1 names the CompleteMultipartUpload reply's root element wrongly (getmoto/moto#10055), which
-    pyarrow treats as an error embedded in a 200 OK; rename it to what S3 sends."""
-    from moto.s3.responses import S3Response
-
-    serialized = S3Response.serialized
-
-    def fixed(self, result):
-        status, headers, body = serialized(self, result)
-        if self.data.get("Action") == "CompleteMultipartUpload" and isinstance(body, (str, bytes)):
-            old, new = "CompleteMultipartUploadResponse", "CompleteMultipartUploadResult"
-            body = body.replace(old, new) if isinstance(body, str) else body.replace(old.encode(), new.encode())
-        return status, headers, body
-
-    monkeypatch.setattr(S3Response, "serialized", fixed)
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch):
-    _fix_moto_complete_multipart(monkeypatch)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(k, v)
-    fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
-                           allow_bucket_creation=True)
-    fs.create_dir("stage")
-    yield f"127.0.0.1:{port}"
-    server.stop()
 
 
 def _source(path) -> dict[str, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import psycopg
 import pyarrow as pa
@@ -12,10 +10,9 @@ import yaml
 
 from nova_pipeline.orchestration.defs.assets import staging_of
 from nova_pipeline.orchestration.defs.checks import build_table_checks
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, PostgresResource, nova_resource
 from nova_pipeline.core.spec import load_spec
 from nova_pipeline.core import results as r
-from nova_pipeline.validate.source_facts import source_facts
 
 TARGET = dg.AssetKey(["postgres", "public", "items"])
 CLEAN = dg.AssetKey(["staging", "clean", "items"])
@@ -34,7 +31,7 @@ def setup(tmp_path, pg_url, mongo_uri):
     for kind in ("raw", "clean"):
         with staging.writer(kind, "items", DATA.schema) as w:
             w.write_table(DATA)
-    resources = {"nova": NovaConfig(spec_path=str(spec_path)), "postgres": PostgresResource(url_override=pg_url),
+    resources = {"nova": nova_resource(str(spec_path)), "postgres": PostgresResource(url_override=pg_url),
                  "mongo": MongoResource(uri_override=mongo_uri)}
     return load_spec(spec_path), staging, resources, pg_url
 
@@ -87,15 +84,20 @@ def test_corrupted_value_fails_the_blocking_content_hash(setup):
     assert "id=31 (column label)" in ev[r.CONTENT_HASH].metadata["detail"].value
 
 
-def test_source_facts_come_from_clean_materialization_metadata(setup):
+def test_source_facts_come_from_the_facts_store(setup, monkeypatch):
+    import importlib
+
+    from nova_pipeline.core.scan_cache import FactsStore
+
+    sf = importlib.import_module("nova_pipeline.validate.source_facts")  # the module (the package exports the function)
+
     spec, staging, resources, pg_url = setup
-    facts = source_facts(spec, "items", staging)
-    shutil.rmtree(staging.uri)  # the checks must not need staging when the facts are cached
+    sf.cached_source_facts(spec, "items", staging, facts=FactsStore(staging))  # as the transform step stores them
+    monkeypatch.setattr(sf, "source_facts", lambda *a, **k: pytest.fail("the checks re-read the staged rows"))
 
     @dg.asset(key=CLEAN)
-    def clean() -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"source_facts": dg.MetadataValue.json(facts),
-                                              "path": dg.MetadataValue.path(staging.dir("clean", "items"))})
+    def clean() -> None:
+        pass
 
     res = dg.materialize([clean, load_asset(pg_url), *build_table_checks(spec, "items", TARGET)], resources=resources)
     assert all(e.passed for e in evaluations(res).values())

@@ -224,24 +224,26 @@ def test_hashed_buckets_locate_rows_without_an_integer_key(pg_url, tmp_path, pri
 
 
 def test_cached_facts_are_reused_until_a_staged_file_changes(tmp_path):
+    from nova_pipeline.core.scan_cache import FactsStore
     from nova_pipeline.validate.source_facts import cached_source_facts
 
     spec = parse_spec({**SPEC, "staging": str(tmp_path / "staging")})
     staging = Staging(str(tmp_path / "staging"))
     stage(staging, "orders", orders())
-    first = cached_source_facts(spec, "orders", staging)
+    store = FactsStore(staging)
+    first = cached_source_facts(spec, "orders", staging, facts=store)
     assert first == source_facts(spec, "orders", staging)
-    assert cached_source_facts(spec, "orders", staging) is first  # unchanged files: the same facts, not re-read
+    assert cached_source_facts(spec, "orders", staging, facts=store) is first  # unchanged files: the same facts, not re-read
+    assert cached_source_facts(spec, "orders", staging) == first  # another process: read from the stored file
     stage(staging, "orders", orders().slice(1))  # restaged (new files): read again
-    again = cached_source_facts(spec, "orders", staging)
+    again = cached_source_facts(spec, "orders", staging, facts=store)
     assert again is not first and again["clean_rows"] == N - 1
 
 
-def test_the_scan_store_drops_its_least_recently_used_entries(monkeypatch):
-    from nova_pipeline.core import scan_cache
+def test_the_scan_store_drops_its_least_recently_used_entries():
+    from nova_pipeline.core.scan_cache import FactsStore
 
-    monkeypatch.setattr(scan_cache, "MAX_ENTRIES", 2)
-    monkeypatch.setattr(scan_cache, "_RESULTS", type(scan_cache._RESULTS)())
+    scan_cache = FactsStore(None, max_entries=2)  # memory only
     scans = []
 
     def scan(v):

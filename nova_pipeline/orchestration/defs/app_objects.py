@@ -10,7 +10,7 @@ import dagster as dg
 
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.orchestration.defs.assets import PG_CONSTRAINTS
-from nova_pipeline.orchestration.defs.resources import NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import Nova, PostgresResource
 from nova_pipeline.extract.snapshot import connect_readonly, snapshot_path
 from nova_pipeline.core.spec import Spec
 
@@ -26,7 +26,7 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
               description="The source's views (SQL translated, in dependency order), triggers (PL/pgSQL, created "
                           "after the load) and FTS tables' full-text search (tsvector + GIN); what is not carried "
                           "over is listed with its reason and SQL.")
-    def app_objects_asset(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+    def app_objects_asset(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
         s = nova.spec
         with closing(connect_readonly(snapshot_path(s))) as conn:
             objects = app_objects.plan_objects(s, conn)
@@ -52,7 +52,7 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
 
     @dg.multi_asset_check(specs=specs, name="validate_app_objects",
                           description="Views and the application's statements compared with SQLite.")
-    def validate_app_objects(nova: NovaConfig, postgres: PostgresResource):
+    def validate_app_objects(nova: Nova, postgres: PostgresResource):
         s = nova.spec
         with postgres.connect(s, autocommit=True) as pg:
             results = app_objects.run_checks(s, snapshot_path(s), pg)

@@ -113,11 +113,12 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
         s = nova.spec
         expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
-        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), snapshot.snapshot_path(s))
+        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), nova.snapshot_path, nova.pending_snapshots)
+        nova.publish_snapshot()  # beside an object-store staging area, for steps elsewhere
         if snap.integrity != ["ok"]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
         return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(snap.path)), "sha256": snap.sha256, "bytes": snap.bytes,
+            "path": dg.MetadataValue.path(nova.snapshot_location), "sha256": snap.sha256, "bytes": snap.bytes,
             "source": dg.MetadataValue.path(snap.source), "taken_at": snap.taken_at,
             "source_state": dg.MetadataValue.json(snap.source_state), "integrity_check": ", ".join(snap.integrity[:5]),
             "foreign_key_violations": len(snap.foreign_key_violations), "seconds": round(snap.seconds, 3)})
@@ -127,7 +128,8 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                           "what the casts will meet.")
     def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
         s = nova.spec
-        with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
+        source = nova.local_snapshot()
+        with closing(snapshot.connect_readonly(source)) as conn:
             tables = {t.name: t for t in introspect.read_schema(conn).tables}
             counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
                       for name, _ in s.table_items()}
@@ -136,12 +138,12 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
 
         def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
             t = tables[name]
-            with closing(snapshot.connect_readonly(snapshot.snapshot_path(s))) as conn:
+            with closing(snapshot.connect_readonly(source)) as conn:
                 return introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias,
                                                  rowids=rowids)
 
         def days_of(name: str) -> dict:
-            spans = partitions.day_spans(snapshot.snapshot_path(s), s, name)[1]  # cached: the range run reads it again
+            spans = partitions.day_spans(source, s, name, nova.facts)[1]  # stored: the range run reads it again
             days = sorted(d for d in spans if d is not None)
             return {"first_day": str(partitions.day_of(days[0])) if days else None,
                     "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
@@ -156,12 +158,14 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
         profiles = {n: introspect.sum_storage_counts([r.result() for kind, m, r in done if kind == "classes" and m == n])
                     for n in counts}
         for n, per_column in profiles.items():  # the export's typeof scan, done here
-            export.remember_storage_classes(snapshot.snapshot_path(s), n, {
-                c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()})
+            export.remember_storage_classes(source, n, {
+                c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()},
+                nova.facts)
         days = {n: r.result() for kind, n, r in done if kind == "days"}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
             "storage_classes": dg.MetadataValue.json(profiles),
+        nova.save_profile({"rows_per_table": counts, "storage_classes": profiles, "partition_days": days})
             **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
@@ -330,7 +334,7 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
     def postgres_constraints(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
         started = time.perf_counter()
         with postgres.connect(nova.spec) as conn:
-            rep = postgres_ddl.add_constraints(conn, nova.spec, source=snapshot.snapshot_path(nova.spec))
+            rep = postgres_ddl.add_constraints(conn, nova.spec, source=nova.local_snapshot())
             run_lock.assert_held(conn, lock_token(context))
             conn.commit()
         for line in rep.untranslated:

@@ -16,7 +16,7 @@ from nova_pipeline.backup.crypto import parse_key
 from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.backup.retention import retention_days_setting
 from nova_pipeline.core.connections import redact
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.core.spec import Spec
 
 DEFAULT_SCHEDULE = "0 2 * * *"
@@ -29,7 +29,7 @@ class RollbackConfig(dg.Config):
 
 @dg.op(name="create_backup_set", description="Write one encrypted, verified backup set of the targets and the SQLite "
        "source, then apply retention. Size and duration are output metadata.")
-def nightly_backup_op(context: dg.OpExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+def nightly_backup_op(context: dg.OpExecutionContext, nova: Nova, postgres: PostgresResource,
                       mongo: MongoResource) -> dg.Output[str]:
     spec = nova.spec
     started = time.monotonic()
@@ -52,7 +52,7 @@ def nightly_backup_op(context: dg.OpExecutionContext, nova: NovaConfig, postgres
 
 @dg.op(name="rollback_targets", description="Return the targets to the last pre-migration backup set (after a safety "
        "backup) and record the reason in the report history.")
-def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, nova: NovaConfig, postgres: PostgresResource,
+def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, nova: Nova, postgres: PostgresResource,
                 mongo: MongoResource) -> dg.Output[str]:
     spec = nova.spec
     entry = rollback(spec, postgres.url(spec), mongo.uri(spec), config.reason)

@@ -3,13 +3,15 @@
 
 import dagster as dg
 
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs import assets as A
 from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, build_app_objects_defs
 from nova_pipeline.orchestration.defs.backups import build_backup_defs
 from nova_pipeline.orchestration.defs.checks import build_table_checks
 from nova_pipeline.orchestration.defs.completion import build_completion_assets
 from nova_pipeline.orchestration.defs.partitions import build_partitioned_defs, partitioned_tables
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, PostgresResource, nova_resource
+from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.orchestration.defs.sensors import build_migration_chain_sensors, build_source_change_sensor
 from nova_pipeline.core.spec import Spec
 
@@ -51,9 +53,24 @@ def build_jobs(spec: Spec) -> list:
     return jobs
 
 
+# Imported once by the forkserver, so each step process starts with them loaded.
+PRELOAD_MODULES = ["dagster", "pyarrow.parquet", "psycopg", "nova_pipeline.orchestration.defs.build",
+                   "nova_pipeline.validate.expectations"]
+
+
+def executor_def(name: str) -> dg.ExecutorDefinition:
+    """Dagster's executor of that name; multiprocess starts steps from a forkserver with PRELOAD_MODULES."""
+    if name == "in_process":
+        return dg.in_process_executor
+    return dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": PRELOAD_MODULES}}}, name="multiprocess")
+
+
 def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None,
-                      mongo_uri: str | None = None) -> dg.Definitions:
-    """The code location for one spec; URLs given here override the spec/env resolution (CLI flags)."""
+                      mongo_uri: str | None = None, executor: str | None = None,
+                      ctx: RunContext | None = None) -> dg.Definitions:
+    """The code location for one spec; URLs given here override the spec/env resolution (CLI flags). `ctx` is
+    the run context of an in-process run's caller; without it every step rebuilds one from `spec_path`."""
     partitioned, by_time = partitioned_tables(spec), build_partitioned_defs(spec)
     app_assets, app_checks = build_app_objects_defs(spec)
     checks = _table_checks(spec) + by_time["checks"] + app_checks
@@ -74,6 +91,6 @@ def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = 
         sensors += extra["sensors"]
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
-        executor=dg.in_process_executor,
-        resources={"nova": NovaConfig(spec_path=spec_path), "postgres": PostgresResource(url_override=postgres_url or ""),
+        executor=executor_def(executor_name(spec, executor, mongo_uri)),
+        resources={"nova": nova_resource(spec_path, ctx), "postgres": PostgresResource(url_override=postgres_url or ""),
                    "mongo": MongoResource(uri_override=mongo_uri or "")})

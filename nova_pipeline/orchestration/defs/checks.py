@@ -2,9 +2,10 @@
 
 (No `from __future__ import annotations`: Dagster reads the context and resource annotations at runtime.)
 
-Source facts come from the `source_facts` metadata of the table's latest
-`staging/clean/<table>` materialization when it wrote this spec's staging area
-(computed once per run), else they are read from staging (cheap Parquet reads).
+Source facts come from the run context's facts store, where the transform
+step left them (stamped with the staged files they were read from), in
+whatever process either runs; when missing or stale they are read from
+staging again.
 """
 
 import json
@@ -12,14 +13,13 @@ from typing import Any
 
 import dagster as dg
 
-from nova_pipeline.orchestration.defs.assets import clean_key, staging_of
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core import results as r
 from nova_pipeline.validate.mongo_checks import mongo_checks
 from nova_pipeline.validate.postgres_checks import postgres_checks
 from nova_pipeline.validate.run import run_all_checks
-from nova_pipeline.validate.source_facts import FACTS_VERSION, source_facts
+from nova_pipeline.validate.source_facts import cached_source_facts
 
 __all__ = ["build_table_checks", "run_all_checks"]
 
@@ -38,19 +38,6 @@ DESCRIPTIONS = {
 }
 
 
-def _facts(context: dg.AssetCheckExecutionContext, spec: Spec, table: str) -> dict[str, Any]:
-    """The facts of the latest `staging/clean/<table>` materialization when it wrote this spec's staging area;
-    a migration of another source with a table of the same name shares the instance and the asset key."""
-    staging = staging_of(spec)
-    event = context.instance.get_latest_materialization_event(clean_key(table))
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    cached, path = meta.get("source_facts"), meta.get("path")
-    if (cached is not None and cached.value.get("version") == FACTS_VERSION
-            and path is not None and path.value == staging.dir("clean", table)):
-        return cached.value
-    return source_facts(spec, table, staging)
-
-
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -64,10 +51,10 @@ def build_table_checks(spec: Spec, table: str, asset_key: dg.AssetKey) -> list[d
     op = "".join(c if c.isalnum() else "_" for c in "_".join(asset_key.path))
 
     @dg.multi_asset_check(specs=specs, name=f"validate_{op}", description=f"Validation of `{table}` in {target}.")
-    def validate(context: dg.AssetCheckExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+    def validate(nova: Nova, postgres: PostgresResource,
                  mongo: MongoResource):
         s = nova.spec
-        facts = _facts(context, s, table)
+        facts = cached_source_facts(s, table, nova.staging, facts=nova.facts)  # stored by the transform step
         if target == "postgres":
             with postgres.connect(s, autocommit=True) as conn:
                 results = postgres_checks(conn, s, table, facts)

@@ -11,7 +11,7 @@ from nova_pipeline.report import report
 from nova_pipeline.validate import smoke
 from nova_pipeline.orchestration.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run,
                                        staging_of, target_key)
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.extract.snapshot import quote, snapshot_path, verified_facts
 from nova_pipeline.core.spec import Spec
 
@@ -91,7 +91,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
     @dg.asset(key=SMOKE_TESTS, deps=upstream, group_name="validation", kinds={"postgres", "mongodb"},
               description="The spec's application queries against the targets, with expected results and "
                           "latency budgets, plus target health (server versions, sizes).")
-    def smoke_tests(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+    def smoke_tests(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource,
                     mongo: MongoResource) -> dg.MaterializeResult:
         s = nova.spec
         mongo_db = mongo.database(s) if s.table_items("mongo") and mongo.uri(s) else None
@@ -115,7 +115,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
     @dg.asset(key=REPORT, deps=[SMOKE_TESTS], group_name="reports", kinds={"json"},
               description="Migration report (JSON + Markdown in the spec's reports directory): per table source, "
                           "loaded and quarantined rows, timings and every check's result.")
-    def migration_report(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+    def migration_report(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource,
                          mongo: MongoResource) -> dg.MaterializeResult:
         s = nova.spec
         checks = latest_check_results(context.instance, check_keys) + latest_smoke_checks(context.instance)

@@ -31,7 +31,7 @@ from nova_pipeline.core import identifiers
 from nova_pipeline.load import partitions, postgres_ddl, postgres_load
 from nova_pipeline.transform import transform
 from nova_pipeline.orchestration.defs import assets as A
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core.staging import Staging
 from nova_pipeline.core import results as r
@@ -202,7 +202,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
     @dg.multi_asset(name=f"partitions_{A.key_part(table)}", specs=specs, can_subset=True,
                     backfill_policy=dg.BackfillPolicy.single_run(),
                     description=f"Partitioned export, transform and load of `{table}`.")
-    def load_partitions(context: dg.AssetExecutionContext, config: PartitionRunConfig, nova: NovaConfig,
+    def load_partitions(context: dg.AssetExecutionContext, config: PartitionRunConfig, nova: Nova,
                         postgres: PostgresResource, mongo: MongoResource):
         s, selected, keys = nova.spec, context.selected_asset_keys, context.partition_keys
         stg = A.staging_of(s)
@@ -403,7 +403,7 @@ def build_partitioned_checks(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
 
     @dg.multi_asset_check(specs=specs, name=f"validate_partitions_{A.key_part(table)}",
                           description=f"Validation of each loaded window of `{table}` in {t.target}.")
-    def validate_partitions(context: dg.AssetCheckExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+    def validate_partitions(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
                             mongo: MongoResource):
         s, keys = nova.spec, context.partition_keys
         stg = A.staging_of(s)

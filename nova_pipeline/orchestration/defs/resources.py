@@ -1,27 +1,36 @@
-"""Dagster resources: the spec and the two targets, as small typed clients."""
+"""Dagster resources: the run context (core/run_context.py) and the two targets, as small typed clients."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
 
 import dagster as dg
 import psycopg
 
 from nova_pipeline.core import connections
+from nova_pipeline.core.file_modes import owner_only_umask
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.spec import Spec, load_spec
 
 
-class NovaConfig(dg.ConfigurableResource):
-    """The migration spec and run-wide options."""
+Nova = dg.ResourceParam[RunContext]  # how an asset asks for the run context: `nova: Nova`
 
-    spec_path: str = "data/nova.spec.yaml"
 
-    @cached_property
-    def spec(self) -> Spec:
-        """The parsed spec (read once per run)."""
-        return load_spec(self.spec_path)
+@dg.resource(config_schema={"spec_path": dg.Field(str, default_value="data/nova.spec.yaml")},
+             description="The run context (spec, staging area, snapshot, profile, facts) rebuilt from the spec file, "
+                         "so any step can run alone in any process.")
+def run_context_resource(init_context: dg.InitResourceContext) -> RunContext:
+    owner_only_umask()  # a step process (multiprocess executor, dagster dev) did not start from the CLI
+    return RunContext.for_spec(load_spec(init_context.resource_config["spec_path"]))
+
+
+def nova_resource(spec_path: str | None = None, ctx: RunContext | None = None) -> dg.ResourceDefinition:
+    """The `nova` resource: a given context (an in-process run shares the caller's: its started snapshot and
+    mongomock clients), else one rebuilt from `spec_path` in each step's process."""
+    if ctx is not None:
+        return dg.ResourceDefinition.hardcoded_resource(ctx, "The run context of the command that started the run.")
+    return run_context_resource.configured({"spec_path": spec_path})
 
 
 class PostgresResource(dg.ConfigurableResource):
