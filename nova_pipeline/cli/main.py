@@ -22,6 +22,7 @@ import psycopg
 
 from nova_pipeline.core import connections, file_modes
 from nova_pipeline.cli.backup import backup_group, rollback_command
+from nova_pipeline.cli.ui import ui_command
 from nova_pipeline.backup.errors import BackupError, VerificationError
 from nova_pipeline.core.run_lock import MigrationLocked
 from nova_pipeline.extract.snapshot import SourceError
@@ -321,6 +322,7 @@ def _print_report(rep, as_json: bool) -> None:
 
 main.add_command(backup_group, "backup")
 main.add_command(rollback_command, "rollback")
+main.add_command(ui_command, "ui")
 
 
 def entry() -> None:

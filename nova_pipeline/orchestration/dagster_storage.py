@@ -12,7 +12,7 @@ recommended setting for WAL: the file stays consistent, only the last events
 may be lost on a power cut), and a table once found is remembered (Dagster's
 schema migrations add tables, never drop them). Rows, files and locking are
 Dagster's own, so the webserver and daemon read the same files.
-dagster.yaml selects it:
+dagster.yaml (the one beside this module) selects it:
 
     storage:
       custom:
@@ -22,7 +22,7 @@ dagster.yaml selects it:
 
 `dagster_instance()` opens the instance the CLI records its runs in: the one of a DAGSTER_HOME the user set
 (any storage its dagster.yaml names, PostgreSQL included; that file is never written), else the default home
-data/.nova/dagster, created with the project's dagster.yaml.
+data/.nova/dagster, created with the dagster.yaml beside this module.
 """
 
 from __future__ import annotations
@@ -113,25 +113,13 @@ class NovaSqliteStorage(DagsterSqliteStorage):
 
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
-# The default home's dagster.yaml when the working directory has none: telemetry off, the storage above.
-INSTANCE_YAML = """telemetry:
-  enabled: false
-nux:
-  enabled: false
-storage:
-  custom:
-    module: nova_pipeline.orchestration.dagster_storage
-    class: NovaSqliteStorage
-    config:
-      base_dir:
-        env: DAGSTER_HOME
-"""
+INSTANCE_YAML = Path(__file__).with_name("dagster.yaml").read_text()  # the default home's
 _INSTANCES: dict[Path, DagsterInstance] = {}
 
 
 def dagster_instance() -> DagsterInstance:
     """The instance of the user's DAGSTER_HOME as its dagster.yaml configures it, or of the default home
-    (created with ./dagster.yaml, else INSTANCE_YAML, when DAGSTER_HOME is unset); one per home and process."""
+    (created with INSTANCE_YAML when DAGSTER_HOME is unset); one per home and process."""
     user_home = os.environ.get("DAGSTER_HOME")
     home = Path(user_home or DEFAULT_DAGSTER_HOME).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
@@ -141,8 +129,7 @@ def dagster_instance() -> DagsterInstance:
         with open(home / ".create.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not user_home and not (home / "dagster.yaml").exists():
-                repo_yaml = Path("dagster.yaml")
-                (home / "dagster.yaml").write_text(repo_yaml.read_text() if repo_yaml.exists() else INSTANCE_YAML)
+                (home / "dagster.yaml").write_text(INSTANCE_YAML)
             instance = DagsterInstance.get()
             if not (home / ".storage-created").exists():
                 with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates

@@ -164,11 +164,15 @@ def test_dockerfile_provides_what_compose_expects(services):
     dockerfile = (REPO / "Dockerfile").read_text()
     copied = [src for line in dockerfile.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]]
     assert all((REPO / src).exists() for src in copied), [s for s in copied if not (REPO / s).exists()]
-    assert {"workspace.yaml", "dagster.yaml", "data/nova.spec.yaml", "data/generate_nova.py"} <= set(copied)
+    assert {"workspace.yaml", "nova_pipeline", "data/nova.spec.yaml", "data/generate_nova.py"} <= set(copied)
     assert "WORKDIR /app" in dockerfile and "DAGSTER_HOME=/opt/dagster/home" in dockerfile
     env = services["dagster-webserver"]["environment"]
     assert env["NOVA_SPEC"] == "/app/" + "data/nova.spec.yaml" and env["DAGSTER_HOME"] == "/opt/dagster/home"
-    instance = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    # The image's own instance: the packaged default home's dagster.yaml (none in the repository root, where
+    # `dagster dev` would warn that it "will not be used").
+    assert 'cp nova_pipeline/orchestration/dagster.yaml "$DAGSTER_HOME"/' in dockerfile
+    assert not (REPO / "dagster.yaml").exists()
+    instance = yaml.safe_load((REPO / "nova_pipeline" / "orchestration" / "dagster.yaml").read_text())
     assert instance["telemetry"] == {"enabled": False} and instance["nux"] == {"enabled": False}
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "nova_pipeline.orchestration.definitions"

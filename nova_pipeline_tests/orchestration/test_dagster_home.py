@@ -65,11 +65,11 @@ def test_a_dagster_home_without_dagster_yaml_is_used_as_it_is(tmp_path, monkeypa
     assert not isinstance(instance.event_log_storage, dagster_storage.PooledSqliteEventLogStorage)  # Dagster's default
 
 
-def test_without_dagster_home_the_default_home_is_created_with_the_projects_yaml(tmp_path, monkeypatch):
+def test_without_dagster_home_the_default_home_is_created_with_the_packaged_yaml(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "dagster.yaml").write_text(dagster_storage.INSTANCE_YAML + "# project\n")
     instance = dagster_storage.dagster_instance()
     home = tmp_path / dagster_storage.DEFAULT_DAGSTER_HOME
-    assert (home / "dagster.yaml").read_text().endswith("# project\n")
+    assert (home / "dagster.yaml").read_text() == dagster_storage.INSTANCE_YAML
     assert isinstance(instance.event_log_storage, dagster_storage.PooledSqliteEventLogStorage)
+    assert instance.get_settings("telemetry") == {"enabled": False}

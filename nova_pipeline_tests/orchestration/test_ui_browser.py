@@ -1,4 +1,4 @@
-"""The Dagster UI as a newcomer meets it: `dagster dev` from the repo root serves the whole code location,
+"""The Dagster UI as a newcomer meets it: `nova-pipeline ui` (`dg dev`) from the repo root serves the whole code location,
 the asset graph renders in a real (headless) Chromium, and a `migrate` run launched through the UI's
 GraphQL API materializes the Nova sample with its checks passing.
 
@@ -26,6 +26,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 from nova_pipeline.orchestration.defs.build import build_definitions
 from nova_pipeline.core.spec import load_spec
 
@@ -43,6 +44,7 @@ class UI:
     url: str
     spec_path: Path
     work: Path
+    log: Path
     location: str = ""  # the code location's name, as the server reports it
 
     def graphql(self, query: str, **variables) -> dict:
@@ -106,7 +108,7 @@ def _database(admin_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory, pg_server):
-    """`dagster dev -w workspace.yaml` from the repo root, on a free port, against a fresh sample and DAGSTER_HOME."""
+    """`nova-pipeline ui` from the repo root, on a free port, against a fresh sample and DAGSTER_HOME."""
     work = tmp_path_factory.mktemp("ui")
     subprocess.run([sys.executable, "data/generate_nova.py", "--out", str(work / "nova.sqlite")], cwd=REPO,
                    check=True, capture_output=True)
@@ -114,17 +116,17 @@ def ui(tmp_path_factory, pg_server):
     shutil.copy(REPO / "data" / "nova.spec.yaml", spec_path)
     home = work / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # telemetry and the community popup off
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)  # the default home's: telemetry and the community popup off
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MONGO_", "NOVA_"))}
     env.update(DAGSTER_HOME=str(home), NOVA_SPEC=str(spec_path), NOVA_POSTGRES_URL=_database(pg_server),
                NOVA_MONGO_URI="mongomock://ui-test", DAGSTER_DISABLE_TELEMETRY="1")
     port = _free_port()
     log = work / "dagster-dev.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "nova_pipeline.cli.main", "ui", "-h", "127.0.0.1", "-p", str(port)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        ui = UI(f"http://127.0.0.1:{port}", spec_path, work)
+        ui = UI(f"http://127.0.0.1:{port}", spec_path, work, log)
         _wait_until_up(proc, ui.url, log)
         ui.location = ui.graphql(REPOSITORY)["repositoriesOrError"]["nodes"][0]["location"]["name"]
         yield ui
@@ -189,6 +191,13 @@ def test_code_location_is_served_whole_and_grouped_by_phase(ui):
     assert {s["name"]: s["cronSchedule"] for s in repo["schedules"]}["nightly_backup_schedule"] == "0 2 * * *"
     assert {s["name"] for s in repo["sensors"]} == {s.name for s in defs.sensors} >= {
         "sqlite_source_changed", "backup_after_migration", "alert_on_run_failure"}
+
+
+def test_the_ui_command_starts_dg_dev_on_the_given_home_without_warnings(ui):
+    log = ui.log.read_text()
+    assert f"DAGSTER_HOME={ui.work / 'dagster_home'}" in log
+    for warning in ("will not be used", "superseded", "No dagster instance configuration file"):
+        assert warning not in log, log[-3000:]
 
 
 def test_asset_graph_renders_the_phase_groups(ui, tmp_path):
