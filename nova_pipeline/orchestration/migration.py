@@ -16,6 +16,7 @@ from nova_pipeline.core import connections, run_lock, target_state
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
+from nova_pipeline.report import phases as report_phases
 from nova_pipeline.report import report
 from nova_pipeline.extract import snapshot
 from nova_pipeline.core.spec import Spec
@@ -78,6 +79,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     from nova_pipeline.orchestration.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
     from nova_pipeline.orchestration.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
     from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
+    from nova_pipeline.orchestration.phase_times import run_phases
     from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
 
     mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
@@ -98,6 +100,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
         rep.notes.append(rep.snapshot["problem"])
     if target != "both":
         rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
+    rep.phases = report_phases.phase_table(run_phases(instance, runs), rep.tables)
     rep.notes += not_migrated_objects(spec, latest_not_carried(instance) if APP_OBJECTS in outcome.materialized else None)
     rep.notes += [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(spec)]
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}

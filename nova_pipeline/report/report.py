@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nova_pipeline.report import phases as report_phases
 from nova_pipeline.report.report_chart import render_chart
 from nova_pipeline.core.file_modes import private_dir
 from nova_pipeline.core.staging import Staging
@@ -56,6 +57,7 @@ class MigrationReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)  # what was migrated: snapshot.verified_facts
+    phases: list[dict[str, Any]] = field(default_factory=list)  # where the time went: phases.phase_table
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,6 +103,7 @@ class MigrationReport:
             for c in self.checks:
                 mark = "pass" if c.get("passed") else ("warn" if c.get("severity") == "WARN" else "**FAIL**")
                 lines.append(f"| {c.get('table')} | {c.get('check')} | {mark} | {str(c.get('detail', '')).replace('|', '/')} |")
+        lines += report_phases.markdown(self.phases)
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
