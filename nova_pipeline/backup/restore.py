@@ -7,6 +7,7 @@ from typing import Any
 
 from nova_pipeline.core import connections
 from nova_pipeline.backup import mongo, pgtools
+from nova_pipeline.backup.baseline import restore_baseline
 from nova_pipeline.backup.crypto import iter_plain
 from nova_pipeline.backup.errors import VerificationError
 from nova_pipeline.backup.sets import filesystem, load_set
@@ -22,16 +23,19 @@ def restore(set_path: str, postgres_url: str | None, mongo_uri: str | None = Non
     dump decrypted as a stream (no plaintext file), so objects created after
     the backup disappear. MongoDB: the database gets exactly the set's
     collections (drop + insert + indexes). A target given as None is left
-    alone. A set from before manifests were sealed needs accept_unsealed.
+    alone. A set from before manifests were sealed needs accept_unsealed. An
+    empty baseline (baseline.py) drops what was created since instead.
     """
     backup = load_set(set_path)
     key = set_key(backup, key)
     check = verify_set(backup.location, key, accept_unsealed=accept_unsealed)
     if not check["ok"]:
         raise VerificationError(f"set {backup.set_id} failed verification, nothing restored: {check['problems'][0]}")
+    done: dict[str, Any] = {"set": backup.location, "manifest": check["manifest"]}
+    if backup.manifest.get("baseline"):
+        return {**done, **restore_baseline(backup, postgres_url, mongo_uri, mongo_database)}
     fs, path = filesystem(backup.location)
     sources = backup.manifest["sources"]
-    done: dict[str, Any] = {"set": backup.location, "manifest": check["manifest"]}
     if postgres_url and "postgres" in sources:
         pg = sources["postgres"]
         major, _ = pgtools.server_info(postgres_url)

@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nova_pipeline.backup.baseline import KEY_HINT
 from nova_pipeline.backup.create import backup_dest, create_backup
 from nova_pipeline.backup.crypto import key_from_env
-from nova_pipeline.backup.errors import BackupError, UnsealedSetError, VerificationError, WrongKeyError
+from nova_pipeline.backup.errors import BackupError, BackupKeyError, UnsealedSetError, VerificationError, WrongKeyError
 from nova_pipeline.backup.restore import restore
 from nova_pipeline.backup.sets import BackupSet, list_sets, sweep_leftovers
 from nova_pipeline.backup.verify import authenticate, set_key, verify_set
+from nova_pipeline.core import connections
 from nova_pipeline.core.spec import Spec
+from nova_pipeline.core.target_state import changed_tables
 
 SAFETY_LABEL = "pre-rollback"
 
@@ -56,6 +59,9 @@ def rollback(spec: Spec, postgres_url: str, mongo_uri: str | None, reason: str, 
     changes if it or any manifest under dest is damaged or edited), take a
     safety backup of the current targets, restore, and append
     {time, reason, restored_set, safety_set} to <reports>/history.json.
+    Back to an empty baseline without NOVA_BACKUP_KEY there is no safety set
+    (safety_set None): allowed while the PostgreSQL tables hold what the
+    migration loaded (the source can load it again), refused otherwise.
     """
     if not reason.strip():
         raise BackupError("rollback needs a reason")
@@ -68,14 +74,28 @@ def rollback(spec: Spec, postgres_url: str, mongo_uri: str | None, reason: str, 
         raise VerificationError(f"pre-migration set {target.set_id} failed verification, nothing changed: {check['problems'][0]}")
     # An unencrypted pre-migration set was an explicit choice; the safety set follows the key when there is one.
     safety_key = key or key_from_env(required=False)
-    safety = create_backup(spec, dest=dest, postgres_url=postgres_url, mongo_uri=mongo_uri, key=safety_key,
-                           no_encrypt=safety_key is None, label=SAFETY_LABEL)
+    if safety_key is None and target.manifest.get("baseline"):
+        _refuse_changed_without_key(spec, postgres_url)
+        safety = None
+    else:
+        safety = create_backup(spec, dest=dest, postgres_url=postgres_url, mongo_uri=mongo_uri, key=safety_key,
+                               no_encrypt=safety_key is None, label=SAFETY_LABEL).location
     restore(target.location, postgres_url, mongo_uri, key=key, mongo_database=spec.targets.mongo.database
             if spec.targets.mongo else None, accept_unsealed=accept_unsealed)
     entry = {"event": "rollback", "time": datetime.now(UTC).isoformat(), "reason": reason,
-             "restored_set": target.location, "safety_set": safety.location}
+             "restored_set": target.location, "safety_set": safety}
     append_history(spec.resolve(spec.reports) / "history.json", entry)
     return entry
+
+
+def _refuse_changed_without_key(spec: Spec, postgres_url: str | None) -> None:
+    if not postgres_url or spec.targets.postgres is None:
+        return
+    with connections.connect_postgres(postgres_url, autocommit=True) as conn:
+        changed = changed_tables(conn, spec)
+    if changed:
+        raise BackupKeyError(f"rollback: tables changed since the migration ({changed}) and NOVA_BACKUP_KEY is not "
+                             f"set, so no safety backup can be taken: {KEY_HINT}")
 
 
 def append_history(path: Path, entry: dict[str, Any]) -> None:
