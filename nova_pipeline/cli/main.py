@@ -223,6 +223,30 @@ def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
     sys.exit(1 if failed else 0)
 
 
+@main.command()
+@spec_option
+@click.option("--quarantine", is_flag=True, help="Also remove the quarantined rows' Parquet.")
+@json_option
+def clean(spec_path, quarantine, as_json):
+    """Remove the plaintext the spec's runs left: staged Parquet, the source snapshot, cached facts (and quarantine)."""
+    from nova_pipeline.core import retention
+    from nova_pipeline.extract.snapshot import exclusive_area
+
+    spec = load_spec(spec_path)
+    with exclusive_area(spec):  # never under a running migration
+        removed = retention.remove_plaintext(spec, quarantine=quarantine)
+    left = retention.quarantine_left(spec)
+    if as_json:
+        click.echo(json.dumps({"removed": removed, "quarantine_kept": left}, indent=2))
+        return
+    for path in removed:
+        click.echo(f"removed {path}")
+    if not removed:
+        click.echo("nothing to remove")
+    if left:
+        click.echo(f"kept the quarantined rows in {left} (remove them with --quarantine)")
+
+
 @main.command("report")
 @spec_option
 @json_option

@@ -301,6 +301,8 @@ class Spec(Model):
 
     source: Source = Field(description="The SQLite source.")
     staging: str = Field("data/staging", description="Staging directory or fsspec URI.")
+    keep_staging: bool = Field(False, description="Keep the plaintext staging (raw, clean) and the snapshot after a "
+                                                  "successful migration, for re-runs and debugging (default: removed).")
     reports: str = Field("data/reports", description="Where migration reports are written.")
     batch_rows: int = Field(100_000, gt=0, description="Rows per Arrow batch: bounds memory.")
     targets: Targets = Field(default_factory=Targets, description="Target stores.")

@@ -81,6 +81,10 @@ class Staging:
     def fs(self) -> pafs.FileSystem:
         return self._fs_root[0]
 
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri
+
     def dir(self, kind: str, table: str, partition: str | None = None) -> str:
         """Directory (filesystem path, no scheme) of one table's files of one kind."""
         if kind not in KINDS:
@@ -158,6 +162,15 @@ class Staging:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
             raise
+
+    def remove(self, folder: str) -> str | None:
+        """Delete the area's `folder` (raw, clean, quarantine, snapshot) with everything in it; its location
+        when it existed, else None."""
+        path = f"{self._fs_root[1]}/{folder}"
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        self.fs.delete_dir(path)
+        return path if self.is_local else f"{self.uri.split('://')[0]}://{path}"
 
     def write_keyed(self, kind: str, table: str, schema: pa.Schema,
                     keyed_batches: Iterable[tuple[str, pa.RecordBatch]], partitions: list[str]) -> dict[str, int]:

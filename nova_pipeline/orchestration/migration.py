@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nova_pipeline.appschema import app_objects
-from nova_pipeline.core import connections, run_lock, target_state
+from nova_pipeline.core import connections, retention, run_lock, target_state
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
@@ -184,6 +184,8 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
             notes.append(f"lost the migration lock: {lost}; no write was committed without it")
     outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
     rep = reconcile(spec, outcome, pg, mongo, started, notes, target)
+    if rep.status == "succeeded":  # a failed run keeps what resume needs
+        rep.notes.append(retention.after_success(spec))
     report.write_report(rep, spec.resolve(spec.reports), report_path)
     record_status(dagster_instance(), outcome.migration_id, rep.status)
     return rep

@@ -32,7 +32,8 @@ def run_all_checks(spec: Spec, pg_url: str | None, mongo_uri: str | None, stagin
     for name, _ in spec.table_items():
         if not staging.files("clean", name):
             out.append(CheckResult(name, r.ROW_RECONCILIATION, False,
-                                   f"{r.ROW_RECONCILIATION}: no clean Parquet for {name} in {staging.uri}; run the migration first"))
+                                   f"{r.ROW_RECONCILIATION}: no clean Parquet for {name} in {staging.uri}; run the migration first "
+                                   "(a successful one removes its staging unless the spec says keep_staging: true)"))
             continue
         out += table_checks(spec, name, source_facts(spec, name, staging), pg_url=pg_url, mongo_uri=mongo_uri)
     if pg_url and spec.table_items("postgres") and snapshot_path(spec).exists():

@@ -67,6 +67,7 @@ def test_unreachable_target_exits_2_without_password(spec_file):
 
 
 def test_migrate_then_report_and_validate(spec_file, pg_url):
+    spec_file.write_text(spec_file.read_text() + "keep_staging: true\n")  # validate reads the staged Parquet
     runner = CliRunner()
     res = runner.invoke(main, ["migrate", "--spec", str(spec_file), "--postgres-url", pg_url, "--no-backup", "--json"],
                         catch_exceptions=False)

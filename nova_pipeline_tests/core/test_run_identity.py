@@ -114,6 +114,7 @@ def test_a_second_migration_of_a_source_in_use_is_refused_with_exit_2(tmp_path, 
 def test_the_report_states_what_was_migrated(tmp_path, pg_url):
     writer = make_source(tmp_path / "live.sqlite", "u", 12, wal=True)  # open: the WAL is not checkpointed away
     spec_path = write_spec(tmp_path, "live.sqlite", "spec.yaml")
+    spec_path.write_text(spec_path.read_text() + "keep_staging: true\n")  # the snapshot stays to be hashed here
     frames = snapshot._wal_frames(tmp_path / "live.sqlite")
     assert frames and frames >= 12
     res = CliRunner().invoke(main, ["migrate", "--spec", str(spec_path), "--postgres-url", pg_url, "--no-backup",
