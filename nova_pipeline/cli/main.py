@@ -322,7 +322,8 @@ def db_stop(as_json):
 @click.option("--regenerate", is_flag=True, help="Regenerate the sample database even if it exists.")
 @json_option
 def demo(scale, spec_path, postgres_url, mongo_uri, regenerate, as_json):
-    """Generate the Nova sample, migrate it (embedded PostgreSQL; in-process MongoDB double unless configured), report."""
+    """Generate the Nova sample, migrate it (embedded PostgreSQL; in-process MongoDB double unless configured), and
+    print a summary with the paths of the full report."""
     from nova_pipeline.orchestration import migration
     from nova_pipeline.demo import sample
 
@@ -333,7 +334,14 @@ def demo(scale, spec_path, postgres_url, mongo_uri, regenerate, as_json):
         click.echo(f"generated {db}: {sum(counts.values()):,} rows in {len(counts)} tables", err=True)
     rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, backup=False,
                             mock_mongo_fallback=True)
-    _print_report(rep, as_json)
+    if as_json:
+        _print_report(rep, as_json)
+    else:
+        from nova_pipeline.demo.summary import summary_lines
+        from nova_pipeline.report.report import REPORT_CHART, REPORT_JSON, REPORT_MD
+
+        reports = spec.resolve(spec.reports)
+        click.echo("\n".join(summary_lines(rep.to_dict(), [reports / n for n in (REPORT_MD, REPORT_JSON, REPORT_CHART)])))
     sys.exit(migration.exit_code(rep))
 
 
