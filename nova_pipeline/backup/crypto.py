@@ -11,8 +11,6 @@ with HKDF-SHA256 under distinct info labels, never used raw.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import os
@@ -21,11 +19,10 @@ from typing import BinaryIO
 
 import zstandard
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nova_pipeline.backup.errors import BackupKeyError, SealError
+from nova_pipeline.core import keys
 
 MAGIC = b"NOVABK01"
 FRAME_BYTES = 1 << 20
@@ -45,17 +42,7 @@ ENCRYPTION_PARAMS = {
 
 def parse_key(text: str) -> bytes:
     """A 32-byte key from 64 hex characters or base64 of 32 bytes."""
-    text = text.strip()
-    if len(text) == 64:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    try:
-        raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+    if (raw := keys.parse_key(text)) is None:
         raise BackupKeyError("NOVA_BACKUP_KEY must be 64 hex characters or base64 of 32 bytes")
     return raw
 
@@ -72,7 +59,7 @@ def key_from_env(required: bool = True) -> bytes | None:
 
 def derive_key(key: bytes, info: bytes, length: int = 32) -> bytes:
     """A subkey of NOVA_BACKUP_KEY for one purpose, named by `info` (HKDF-SHA256, no salt)."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+    return keys.derive_key(key, info, length)
 
 
 def first_frame_opens(raw: BinaryIO, key: bytes) -> bool:

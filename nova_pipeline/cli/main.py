@@ -27,6 +27,7 @@ from nova_pipeline.backup.errors import BackupError, VerificationError
 from nova_pipeline.core.run_lock import MigrationLocked
 from nova_pipeline.extract.snapshot import SourceError
 from nova_pipeline.core.spec import SpecError, load_spec
+from nova_pipeline.core.staging_crypto import StagingKeyError
 from nova_pipeline.core.target_state import TargetChanged
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's platformdirs on headless machines
@@ -35,7 +36,7 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 BAD_INPUT = (SpecError, SourceError, connections.TargetUnreachable, FileNotFoundError, MigrationLocked, BackupError,
-             TargetChanged)
+             TargetChanged, StagingKeyError)
 
 
 class NovaGroup(click.Group):

@@ -303,6 +303,12 @@ class Spec(Model):
     staging: str = Field("data/staging", description="Staging directory or fsspec URI.")
     keep_staging: bool = Field(False, description="Keep the plaintext staging (raw, clean) and the snapshot after a "
                                                   "successful migration, for re-runs and debugging (default: removed).")
+    staging_encryption: bool = Field(False, description="Encrypt every staged Parquet file (modular encryption, "
+                                                        "key from NOVA_STAGING_KEY or NOVA_BACKUP_KEY).")
+    staging_sse: Literal["AES256", "aws:kms"] = Field("AES256", description="Server-side encryption requested for "
+                                                                            "s3:// staging objects: SSE-S3 or SSE-KMS.")
+    staging_kms_key_id: str | None = Field(None, description="KMS key id or ARN for staging_sse: aws:kms (else the "
+                                                             "bucket's default KMS key).")
     reports: str = Field("data/reports", description="Where migration reports are written.")
     batch_rows: int = Field(100_000, gt=0, description="Rows per Arrow batch: bounds memory.")
     targets: Targets = Field(default_factory=Targets, description="Target stores.")
@@ -319,6 +325,8 @@ class Spec(Model):
 
     @model_validator(mode="after")
     def _references_exist(self) -> Spec:
+        if self.staging_kms_key_id and self.staging_sse != "aws:kms":
+            raise ValueError("staging_kms_key_id: needs staging_sse: aws:kms")
         for name, t in self.tables.items():
             cols = set(t.columns)
             for c in t.primary_key:

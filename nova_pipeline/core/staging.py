@@ -12,7 +12,11 @@ time holds an area (snapshot.exclusive_area). Layout of an area:
     quarantine/<table>[/<partition>]/part-00000.parquet  rows that could not be cast, with reasons
 
 Files are written under a temporary name and renamed when complete, so a
-killed run never leaves a half-written file that looks finished.
+killed run never leaves a half-written file that looks finished. Local
+directories are 0700 (file_modes); on s3:// every object is written with
+server-side encryption (SSE-S3, or SSE-KMS with the spec's key id) through
+s3fs, since pyarrow's own S3 client cannot request it; with
+`staging_encryption` each file is also encrypted (staging_crypto).
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import uuid
+from urllib.parse import parse_qsl, unquote, urlsplit
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from nova_pipeline.core import staging_crypto
+from nova_pipeline.core.file_modes import private_dir
 
 if TYPE_CHECKING:
     from nova_pipeline.core.spec import Spec
@@ -56,34 +64,48 @@ def local_area(spec: Spec) -> Path:
 
 def for_spec(spec: Spec) -> Staging:
     """The staging area of the spec's source (relative paths resolve against the spec file)."""
+    options = {"sse": spec.staging_sse, "kms_key_id": spec.staging_kms_key_id, "encrypted": spec.staging_encryption}
     if "://" not in spec.staging:
-        return Staging(str(local_area(spec)))
+        return Staging(str(local_area(spec)), **options)
     base, _, query = spec.staging.partition("?")
     uri = f"{base.rstrip('/')}/{area_name(spec.resolve(spec.source.sqlite))}"
-    return Staging(f"{uri}?{query}" if query else uri)
+    return Staging(f"{uri}?{query}" if query else uri, **options)
 
 
 @dataclass(frozen=True)
 class Staging:
-    """A staging root; `fs` and `root` come from pyarrow's FileSystem.from_uri."""
+    """A staging root; `fs` and `root` come from pyarrow's FileSystem.from_uri (s3fs for s3://).
+
+    `sse` and `kms_key_id`: the server-side encryption s3:// objects are written with (AES256 or aws:kms);
+    `encrypted`: new files are written with Parquet modular encryption (reading needs no flag)."""
 
     uri: str
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+    encrypted: bool = False
 
     @property
     def _fs_root(self) -> tuple[pafs.FileSystem, str]:
-        if "://" in self.uri:
+        if self.uri.startswith("s3://"):
+            fs, root = _s3_filesystem(self.uri, self.sse, self.kms_key_id)
+        elif "://" in self.uri:
             fs, root = pafs.FileSystem.from_uri(self.uri)
         else:
             fs, root = pafs.LocalFileSystem(), os.path.abspath(self.uri)
         return fs, root.rstrip("/")
 
     @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri
+
+    @property
     def fs(self) -> pafs.FileSystem:
         return self._fs_root[0]
 
     @property
-    def is_local(self) -> bool:
-        return "://" not in self.uri
+    def root(self) -> str:
+        """The area's directory on `fs` (filesystem path, no scheme)."""
+        return self._fs_root[1]
 
     def dir(self, kind: str, table: str, partition: str | None = None) -> str:
         """Directory (filesystem path, no scheme) of one table's files of one kind."""
@@ -106,11 +128,6 @@ class Staging:
 
     def clear(self, kind: str, table: str, partition: str | None = None) -> None:
         """Remove a table's files of one kind (before rewriting them)."""
-    @property
-    def root(self) -> str:
-        """The area's directory on `fs` (filesystem path, no scheme)."""
-        return self._fs_root[1]
-
         base = self.dir(kind, table, partition)
         if self.fs.get_file_info(base).type != pafs.FileType.NotFound:
             self.fs.delete_dir(base)
@@ -120,7 +137,7 @@ class Staging:
         """Stream the record batches of a table's files (row group at a time: bounded memory)."""
         for path in self.files(kind, table, partition):
             with self.fs.open_input_file(path) as f:
-                pf = pq.ParquetFile(f)
+                pf = staging_crypto.open_parquet(f, path)
                 for i in range(pf.num_row_groups):
                     yield from pf.read_row_group(i, columns=columns).to_batches()
 
@@ -130,14 +147,14 @@ class Staging:
         if not files:
             return None
         with self.fs.open_input_file(files[0]) as f:
-            return pq.ParquetFile(f).schema_arrow
+            return staging_crypto.open_parquet(f, files[0]).schema_arrow
 
     def row_count(self, kind: str, table: str, partition: str | Sequence[str] | None = None) -> int:
         """Rows in a table's files, from Parquet footers only."""
         total = 0
         for path in self.files(kind, table, partition):
             with self.fs.open_input_file(path) as f:
-                total += pq.ParquetFile(f).metadata.num_rows
+                total += staging_crypto.open_parquet(f, path).metadata.num_rows
         return total
 
     @contextmanager
@@ -150,18 +167,49 @@ class Staging:
         for nothing (measurements: docs/performance.md)."""
         fs = self.fs
         base = self.dir(kind, table, partition)
-        fs.create_dir(base, recursive=True)
+        if self.is_local:
+            private_dir(base)
+        else:
+            fs.create_dir(base, recursive=True)
         tmp = f"{base}/.{name}.{uuid.uuid4().hex}.tmp"
+        encryption = staging_crypto.encryption_properties() if self.encrypted else None
         try:
             with (fs.open_output_stream(tmp) as out,
                   pq.ParquetWriter(out, schema, compression="zstd", compression_level=1,
-                                   use_dictionary=_text_columns(schema) or False) as w):
+                                   use_dictionary=_text_columns(schema) or False,
+                                   encryption_properties=encryption) as w):
                 yield w
             fs.move(tmp, f"{base}/{name}")
         except BaseException:
             if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
                 fs.delete_file(tmp)
             raise
+
+    def check_key(self) -> None:
+        """StagingKeyError unless the staging key is set and opens this area's staged files (one is tried)."""
+        staging_crypto.staging_key()
+        for kind in KINDS:
+            found = self.fs.get_file_info(pafs.FileSelector(f"{self.root}/{kind}", allow_not_found=True, recursive=True))
+            if path := next((i.path for i in found if i.path.endswith(".parquet")
+                             and not i.base_name.startswith(".")), None):
+                with self.parquet_file(path):
+                    return
+
+    def parquet_file(self, path: str) -> pq.ParquetFile:
+        """One staged file, opened (and decrypted when encrypted); close it with `.close()` or `with`."""
+        return staging_crypto.open_parquet(self.fs.open_input_file(path), path)
+
+    def dataset(self, files: list[str]):
+        """A pyarrow dataset of staged files (decrypted when the first one is encrypted)."""
+        import pyarrow.dataset as pads
+
+        fmt = "parquet"
+        if files:
+            with self.fs.open_input_file(files[0]) as f:
+                if staging_crypto.is_encrypted(f):
+                    fmt = pads.ParquetFileFormat(default_fragment_scan_options=pads.ParquetFragmentScanOptions(
+                        decryption_config=staging_crypto.dataset_decryption_config()))
+        return pads.dataset(files, filesystem=self.fs, format=fmt)
 
     def remove(self, folder: str) -> str | None:
         """Delete the area's `folder` (raw, clean, quarantine, snapshot) with everything in it; its location
@@ -203,6 +251,29 @@ class Staging:
             rows, files = rows + in_file, files + 1
             if batch is None:
                 return rows, files
+
+
+def _s3_filesystem(uri: str, sse: str, kms_key_id: str | None) -> tuple[pafs.FileSystem, str]:
+    """An s3:// URI (pyarrow's query options: endpoint_override, scheme, region) as an s3fs filesystem whose
+    every write requests server-side encryption `sse` (with `kms_key_id` for aws:kms), and its path."""
+    import s3fs
+
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    client = {}
+    if endpoint := query.pop("endpoint_override", None):
+        scheme = query.pop("scheme", "https")
+        client["endpoint_url"] = endpoint if "://" in endpoint else f"{scheme}://{endpoint}"  # http://host:port too
+    if region := query.pop("region", None):
+        client["region_name"] = region
+    if unknown := set(query) - {"scheme", "allow_bucket_creation", "allow_bucket_deletion"}:
+        raise ValueError(f"staging {uri.split('?')[0]}: unknown S3 option {sorted(unknown)[0]!r} "
+                         "(known: endpoint_override, scheme, region)")
+    extra = {"ServerSideEncryption": sse} | ({"SSEKMSKeyId": kms_key_id} if kms_key_id else {})
+    fs = s3fs.S3FileSystem(key=unquote(parts.username) if parts.username else None,
+                           secret=unquote(parts.password) if parts.password else None,
+                           client_kwargs=client, s3_additional_kwargs=extra)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), f"{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _text_columns(schema: pa.Schema) -> list[str]:

@@ -38,7 +38,6 @@ from typing import Any
 import bson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from bson import json_util
 from bson.decimal128 import Decimal128
@@ -200,7 +199,7 @@ def _read_children(staging: Staging, spec: Spec, e: Embed, keys: pa.Array | pa.C
     files = staging.files("clean", e.table)
     if not files:
         return None
-    ds = pads.dataset(files, filesystem=staging.fs, format="parquet")
+    ds = staging.dataset(files)
     on = _target(spec.tables[e.table], e.on)
     if on not in ds.schema.names:
         raise ValueError(f"{e.table}: embed column {e.on!r} is not in its clean Parquet")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nova_pipeline.appschema import app_objects
-from nova_pipeline.core import connections, retention, run_lock, target_state
+from nova_pipeline.core import connections, retention, run_lock, staging, target_state
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
@@ -123,6 +123,8 @@ def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
     when another migration holds it) until `run_migration_locked(spec, spec_path, **options)` has written the report."""
     if not options.get("resume"):  # a missing, empty, corrupt or locked source, or one without the spec's tables
         snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
+    if spec.staging_encryption:  # a missing or wrong key: exit 2 before anything runs
+        staging.for_spec(spec).check_key()
     with snapshot.exclusive_area(spec):
         return run_migration_locked(spec, spec_path, **options)
 

@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nova_pipeline.core.staging import Staging
 
@@ -41,8 +40,7 @@ def preview_markdown(staging: Staging, kind: str, table: str, columns_types: Map
     files = staging.files(kind, table)
     if not files:
         return f"_no {kind} Parquet for `{table}`_"
-    with staging.fs.open_input_file(files[0]) as f:
-        pf = pq.ParquetFile(f)
+    with staging.parquet_file(files[0]) as pf:
         batch = next(pf.iter_batches(batch_size=n), None)
         schema = pf.schema_arrow
     if batch is None or batch.num_rows == 0:

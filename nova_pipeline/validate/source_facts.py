@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.load.mongo_documents import ORPHANS_FILE, ROWID, UNLOADABLE_FILE
@@ -185,7 +184,7 @@ def _unloaded_rowids(staging: Staging, table: str, partition: str | list[str] | 
     one-to-one children, orphans, the children of those): they are in the quarantine, not in the target."""
     paths = [p for p in staging.files("quarantine", table, partition) if p.rsplit("/", 1)[-1] in files]
     ids = [json.loads(row).get(ROWID) for p in paths
-           for row in pq.read_table(p, filesystem=staging.fs, columns=["row"]).column(0).to_pylist()]
+           for row in staging.parquet_file(p).read(columns=["row"]).column(0).to_pylist()]
     ids = [i for i in ids if i is not None]
     return pa.array(ids, pa.int64()) if ids else None
 
