@@ -22,7 +22,8 @@ dagster.yaml (the one beside this module) selects it:
 
 `dagster_instance()` opens the instance the CLI records its runs in: the one of a DAGSTER_HOME the user set
 (any storage its dagster.yaml names, PostgreSQL included; that file is never written), else the default home
-data/.nova/dagster, created with the dagster.yaml beside this module.
+data/.nova/dagster, created with the dagster.yaml beside this module. Its runs are filed under the code
+location, so the UI shows them with those it launched (code_location.py).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from nova_pipeline.core.file_modes import private_dir
+from nova_pipeline.orchestration.code_location import file_runs_under_code_location
 
 MAX_ENGINES = 8  # a run's database, the index, and a few runs read by a long-lived webserver
 
@@ -130,7 +132,7 @@ def dagster_instance() -> DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not user_home and not (home / "dagster.yaml").exists():
                 (home / "dagster.yaml").write_text(INSTANCE_YAML)
-            instance = DagsterInstance.get()
+            instance = file_runs_under_code_location(DagsterInstance.get())
             if not (home / ".storage-created").exists():
                 with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
                     instance.upgrade()

@@ -10,10 +10,11 @@ import dagster as dg
 import psycopg
 import yaml
 from click.testing import CliRunner
+from dagster_graphql.schema.pipelines.pipeline import GrapheneRun
 
 from nova_pipeline.appschema import proposal
 from nova_pipeline.cli.main import main
-from nova_pipeline.orchestration import dagster_storage
+from nova_pipeline.orchestration import code_location, dagster_storage
 
 
 def _spec(folder) -> str:
@@ -52,6 +53,13 @@ def test_runs_are_recorded_in_the_postgres_storage_of_the_users_dagster_home(tmp
     assert ("migrate", "SUCCESS") in recorded
     reader = dg.DagsterInstance.from_config(str(home))
     assert {r.job_name for r in reader.get_runs()} >= {"migrate"}
+    # The UI's overview timeline leaves out runs whose GraphQL `repositoryOrigin` is empty: CLI runs carry the
+    # code location's, as those launched from the UI do.
+    for record in reader.get_run_records():
+        origin = GrapheneRun(record).resolve_repositoryOrigin(None)
+        assert origin is not None, record.dagster_run.job_name
+        served = (origin.resolve_repository_location_name(None), origin.resolve_repository_name(None))
+        assert served == (code_location.CODE_LOCATION, "__repository__")
     assert not list(home.rglob("*.db"))  # nothing went to Dagster's SQLite files
 
 
