@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
+from nova_pipeline.orchestration.code_location import CODE_LOCATION
 from nova_pipeline.orchestration.dagster_storage import dagster_instance
 
 MOCK_MONGO = "mongomock://demo"
-CODE_LOCATION = ["-m", "nova_pipeline.orchestration.definitions", "--location-name", "nova_pipeline"]
+INSTALLED_TARGET = ["-m", "nova_pipeline.orchestration.definitions", "--location-name", CODE_LOCATION]
 
 
 def _in_dg_project() -> bool:
@@ -37,6 +38,6 @@ def ui_command(dg_args: tuple[str, ...]) -> None:
         os.environ["NOVA_MONGO_URI"] = MOCK_MONGO
         click.echo(f"NOVA_MONGO_URI is not set: MongoDB targets use the in-process double ({MOCK_MONGO})", err=True)
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", err=True)
-    target = [] if _in_dg_project() else CODE_LOCATION  # elsewhere, name the installed code location
+    target = [] if _in_dg_project() else INSTALLED_TARGET  # elsewhere, name the installed code location
     sys.stdout.flush()
     os.execv(dg, [dg, "dev", *target, *dg_args])

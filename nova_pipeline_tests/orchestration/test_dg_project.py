@@ -8,12 +8,15 @@ import re
 import shutil
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from nova_pipeline.core.spec import load_spec
+from nova_pipeline.orchestration.code_location import CODE_LOCATION
 from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
 from nova_pipeline.orchestration.defs.build import build_definitions
 
@@ -30,6 +33,16 @@ def test_dg_check_defs_loads_the_code_location(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "All definitions loaded successfully" in done.stdout + done.stderr
     assert time.monotonic() - started < 120
+
+
+def test_one_code_location_name_everywhere():
+    """Runs the CLI records are filed under CODE_LOCATION: it must be the name the UI serves the location by."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dg"]["project"]
+    [local] = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    [docker] = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())["load_from"]
+    assert (project["code_location_name"], local["python_module"]["location_name"],
+            docker["grpc_server"]["location_name"]) == (CODE_LOCATION,) * 3
+    assert project["code_location_target_module"] == local["python_module"]["module_name"]
 
 
 def _documented() -> dict[str, str]:
