@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import date, datetime, timedelta, timezone
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
@@ -335,3 +335,25 @@ def with_partition_column_required(spec: Spec, table: str) -> Spec:
     col = t.partition.column
     columns = {**t.columns, col: t.columns[col].model_copy(update={"nullable": False})}
     return spec.model_copy(update={"tables": {**spec.tables, table: t.model_copy(update={"columns": columns})}})
+
+
+RowidSpans = tuple[str, dict[int, tuple[int, int]]]  # (rowid alias, per day number: (first rowid, last rowid))
+
+
+def window_days(window: tuple[datetime, datetime]) -> range:
+    """The day numbers of a window [start, end)."""
+    return range(*(day_number(w.date()) for w in window))
+
+
+def rowid_span(rowids: RowidSpans, days: Container[int]) -> tuple[int, int]:
+    """(first, last) rowid of the rows of `days` (an empty range when they hold none)."""
+    spans = [span for d, span in rowids[1].items() if d in days]
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (1, 0)
+
+
+def narrowed_window_filter(spec: Spec, table: str, window: tuple[datetime, datetime],
+                           rowids: RowidSpans | None) -> tuple[str, tuple]:
+    """The window's filter, narrowed to the rowid range its days span (empty when it holds no rows)."""
+    if rowids is None:
+        return window_filter(spec, table, *window)
+    return window_filter(spec, table, *window, rowids=(rowids[0], *rowid_span(rowids, window_days(window))))

@@ -7,6 +7,7 @@ its checks run in C beside those imports.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,26 +76,39 @@ def exit_code(rep: report.MigrationReport) -> int:
 
 def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
               started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
-    """Build the report of a run (of the `target` tables) from the snapshot, the quarantine and the targets."""
-    from nova_pipeline.orchestration.defs.assets import SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
-    from nova_pipeline.orchestration.defs.completion import latest_seconds, latest_smoke_checks, snapshot_row_counts
+    """The report of a run (of the `target` tables): the migration_report asset's counts when it ran after the
+    last load, else counted here from the snapshot, the quarantine and the targets; with this run's timings,
+    errors, checks and notes."""
+    from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
+    from nova_pipeline.orchestration.defs.completion import (latest_seconds, latest_smoke_checks, snapshot_row_counts,
+                                                             stored_report)
     from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
     from nova_pipeline.orchestration.phase_times import run_phases
     from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
 
-    mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
     instance = dagster_instance()
-    runs = [r.run_id for r in migration_runs(instance, outcome.migration_id or outcome.run_id)]
+    run_id = outcome.migration_id or outcome.run_id
+    runs = [r.run_id for r in migration_runs(instance, run_id)]
     smoke = latest_smoke_checks(instance, runs) if SMOKE_TESTS in outcome.materialized else []
-    with ExitStack() as stack:
-        conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
-        source_rows = snapshot_row_counts(spec)
-        rep = report.build_report(
-            spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
-            status="succeeded", run_id=outcome.migration_id or outcome.run_id, started_at=started_at,
-            seconds=latest_seconds(instance, spec, runs),
-            errors={k: v for k, v in outcome.errors.items() if k in spec.tables}, checks=outcome.checks + smoke,
-            notes=notes)
+    errors = {k: v for k, v in outcome.errors.items() if k in spec.tables}
+    seconds, checks = latest_seconds(instance, spec, runs), outcome.checks + smoke
+    rep = stored_report(instance, runs) if REPORT in outcome.materialized else None
+    if rep is not None:
+        rep = dataclasses.replace(rep, status="succeeded", run_id=run_id, started_at=started_at,
+                                  finished_at=report.now_iso(), checks=checks, notes=notes)
+        for name, t in rep.tables.items():
+            report.settle_table(t, seconds.get(name), errors.get(name))
+        counted = set(rep.tables) if snapshot.snapshot_path(spec).exists() else set()
+    else:
+        mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
+        with ExitStack() as stack:
+            conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
+            source_rows = snapshot_row_counts(spec)
+            rep = report.build_report(
+                spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
+                status="succeeded", run_id=run_id, started_at=started_at, seconds=seconds, errors=errors,
+                checks=checks, notes=notes)
+        counted = set(source_rows)
     rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
     if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
         rep.notes.append(rep.snapshot["problem"])
@@ -108,7 +122,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     for name, t in rep.tables.items():
         key = target_key(spec, name)
         never_ran = key in outcome.planned and key not in outcome.materialized
-        if t.status != "failed" and (never_ran or name not in source_rows):
+        if t.status != "failed" and (never_ran or name not in counted):
             t.status, t.error = "failed", f"not migrated: {cause}"
     rep.notes += [f"step {k} failed: {v}" for k, v in other_errors.items()]
     blocking_failed = any(not c["passed"] and c.get("severity") != "WARN" for c in rep.checks)

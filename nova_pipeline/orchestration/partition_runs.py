@@ -17,10 +17,11 @@ from nova_pipeline.core import connections
 from nova_pipeline.load import partitions
 from nova_pipeline.extract import snapshot
 from nova_pipeline.orchestration.defs import assets as A
-from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS
 from nova_pipeline.orchestration.defs import partitions as P
+from nova_pipeline.orchestration.follow_ups import CLI_TAG, refreshed
+from nova_pipeline.pipeline.partition_range import source_path
 from nova_pipeline.orchestration.progress import planned_items, run_progress
-from nova_pipeline.orchestration.runs import QUIET, RunOutcome, _outcome, dagster_instance, definitions, run_migration
+from nova_pipeline.orchestration.runs import QUIET, RunOutcome, dagster_instance, definitions, outcome_of, run_migration
 from nova_pipeline.core.spec import Spec
 
 
@@ -41,8 +42,8 @@ def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, po
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, partition_key=partition_key, asset_selection=selection,
             run_id=run_id, run_config={**_run_config(tables, read_snapshot), **QUIET},
-            tags={"nova/spec": spec_path, "nova/cli": "1", **(tags or {})})
-    out = _outcome(spec, result)
+            tags={"nova/spec": spec_path, CLI_TAG: "1", **(tags or {})})
+    out = outcome_of(spec, result)
     steps = {f"partitions_{A.key_part(t)}": t for t in tables}  # name failures by table, like the migrate job
     out.errors = {steps.get(k, k): v for k, v in out.errors.items()}
     return out
@@ -80,7 +81,7 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
 
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
-    source = snapshot.snapshot_path(spec) if read_snapshot else P.source_path(spec)
+    source = snapshot.snapshot_path(spec) if read_snapshot else source_path(spec)
     defs, outcomes = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri), []
     for job_name, tables in P.jobs_by_name(spec).items():
         tables = [t for t in tables if target == "both" or spec.tables[t].target == target]
@@ -102,16 +103,15 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
 def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, target: str = "both",
                     postgres_url: str | None = None, mongo_uri: str | None = None,
                     tags: dict[str, str] | None = None) -> RunOutcome:
-    """After the main migration run: load every partition from the snapshot, then re-run the smoke tests and
-    the report (they ran before the partitioned tables held rows); `outcome` merged with what these runs did.
+    """After the main migration run, follow_ups.PARTITION_LOADS then follow_ups.REFRESH (with the app objects,
+    which the run left for after the partitions): `outcome` merged with what these runs did.
     The runs carry `tags` and belong to `outcome`'s migration."""
     tags = {**(tags or {}), A.MIGRATION_TAG: outcome.migration_id}
     parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                 tags=tags)
     if parts:
         parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                   asset_selection=[*([APP_OBJECTS] if spec.table_items("postgres") else []),
-                                                    A.SMOKE_TESTS, A.REPORT], tags=tags))
+                                   asset_selection=refreshed(spec, with_app_objects=True), tags=tags))
     for part in parts:
         outcome.success &= part.success
         outcome.errors.update(part.errors)

@@ -147,7 +147,8 @@ def _check_row(ev) -> dict:
             "detail": str(meta.get("detail", "")), "failing_keys": meta.get("failing_keys", [])}
 
 
-def _outcome(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
+def outcome_of(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
+    """What an executed run did: its failures by table (or step), check results, materialized and planned assets."""
     out = RunOutcome(run_id=result.run_id, success=result.success,
                      migration_id=result.dagster_run.tags.get(A.MIGRATION_TAG, result.run_id))
     for ev in result.get_step_failure_events():
@@ -180,7 +181,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     with run_progress(instance, run_id, [*keys, *checks]):
         result = runner.execute(job_def, instance=instance, run_id=run_id, tags=tags, asset_selection=asset_selection,
                                 checks=checks if extra_checks else None)
-    return _outcome(spec, result)
+    return outcome_of(spec, result)
 
 
 def migration_runs(instance: dg.DagsterInstance, migration_id: str) -> list[dg.DagsterRun]:

@@ -9,7 +9,7 @@ results are passed in by the caller (the Dagster run or the CLI).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,14 @@ class MigrationReport:
     notes: list[str] = field(default_factory=list)
     snapshot: dict[str, Any] = field(default_factory=dict)  # what was migrated: snapshot.verified_facts
     phases: list[dict[str, Any]] = field(default_factory=list)  # where the time went: phases.phase_table
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MigrationReport:
+        """The report `to_dict` gave (its derived `reconciled` and `totals` are computed again)."""
+        names = {f.name for f in fields(TableReport)}
+        tables = {n: TableReport(**{k: v for k, v in t.items() if k in names}) for n, t in data["tables"].items()}
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name != "tables" and f.name in data},
+                   tables=tables)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -186,6 +194,18 @@ def count_loaded(spec, table: str, pg_conn, mongo_db) -> int:
     return mongo_db[identifiers.mongo_collection(spec, table)].count_documents({})
 
 
+def settle_table(tr: TableReport, seconds: float | None, error: str | None) -> None:
+    """A counted table's timing and status: failed with `error`, or when its rows do not reconcile, else loaded."""
+    tr.seconds, tr.rows_per_s = seconds, round(tr.source_rows / seconds, 1) if seconds else None
+    tr.status, tr.error = "loaded", None
+    if error is not None:
+        tr.status, tr.error = "failed", error
+    elif not tr.reconciled:
+        tr.status = "failed"
+        tr.error = (f"not reconciled: {tr.source_rows} source rows != {tr.loaded_rows} loaded "
+                    f"+ {tr.quarantined_rows} quarantined")
+
+
 def build_report(spec, *, staging: Staging, source_rows: dict[str, int], pg_conn, mongo_db, status: str,
                  run_id: str | None, started_at: str, seconds: dict[str, float], errors: dict[str, str],
                  checks: list[dict[str, Any]], notes: list[str], snapshot: dict[str, Any] | None = None) -> MigrationReport:
@@ -197,18 +217,10 @@ def build_report(spec, *, staging: Staging, source_rows: dict[str, int], pg_conn
         target_name = (".".join(identifiers.pg_table(spec, name)) if t.target == "postgres"
                        else identifiers.mongo_collection(spec, name))
         quarantined = staging.row_count("quarantine", name)
-        loaded = count_loaded(spec, name, pg_conn, mongo_db)
-        secs = seconds.get(name)
         tr = TableReport(target=t.target, target_name=target_name, source_rows=source_rows.get(name, 0),
-                         loaded_rows=loaded, quarantined_rows=quarantined, seconds=secs,
-                         rows_per_s=round(source_rows.get(name, 0) / secs, 1) if secs else None,
+                         loaded_rows=count_loaded(spec, name, pg_conn, mongo_db), quarantined_rows=quarantined,
                          top_reasons=quarantine_reasons(staging, name) if quarantined else {})
-        if name in errors:
-            tr.status, tr.error = "failed", errors[name]
-        elif not tr.reconciled:
-            tr.status = "failed"
-            tr.error = (f"not reconciled: {tr.source_rows} source rows != {tr.loaded_rows} loaded "
-                        f"+ {tr.quarantined_rows} quarantined")
+        settle_table(tr, seconds.get(name), errors.get(name))
         tables[name] = tr
     return MigrationReport(status=status, started_at=started_at, finished_at=now_iso(), run_id=run_id,
                            spec=spec.spec_path, tables=tables, checks=checks, notes=notes, snapshot=snapshot or {})

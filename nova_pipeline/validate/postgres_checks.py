@@ -34,7 +34,7 @@ MAX_DRILL_BUCKETS = 32
 FLOAT_SUM_TOLERANCE = 1e-9  # relative to the sum of |x|: summation order differs between the two sides
 
 
-class _Table:
+class TargetTable:
     """What every check needs: the target relation, its columns and the partition filter."""
 
     def __init__(self, conn: psycopg.Connection, spec: Spec, table: str, facts: dict[str, Any]):
@@ -71,7 +71,7 @@ def _timed(fn, *args) -> CheckResult:
     return res
 
 
-def _target_aggregates(t: _Table) -> dict[str, Any]:
+def target_aggregates(t: TargetTable) -> dict[str, Any]:
     """One scan: total rows, the row hash sum and count/min/max/sum per column, in the form the facts hold."""
     parts: list[sql.Composable] = [sql.SQL("count(*)"), sql.SQL("sum({})").format(_row_hash(t))]
     for c in t.columns:
@@ -115,7 +115,7 @@ def _same_sum(kind: str, src: dict[str, Any], tgt: Any) -> bool:
     return a == tgt
 
 
-def check_row_reconciliation(t: _Table, agg: dict[str, Any]) -> CheckResult:
+def check_row_reconciliation(t: TargetTable, agg: dict[str, Any]) -> CheckResult:
     f = t.facts
     src, q, loaded = source_rows(f), f["quarantined_rows"], agg["rows"]
     meta = {"source_rows": src, "loaded_rows": loaded, "quarantined_rows": q, "clean_rows": f["clean_rows"]}
@@ -133,7 +133,7 @@ def check_row_reconciliation(t: _Table, agg: dict[str, Any]) -> CheckResult:
                        f"{t.schema}.{t.relname} (content_hash names the keys)", metadata=meta)
 
 
-def _enforcing_constraint(t: _Table, kinds: str, columns: list[str], parent: tuple[str, str] | None = None) -> str | None:
+def _enforcing_constraint(t: TargetTable, kinds: str, columns: list[str], parent: tuple[str, str] | None = None) -> str | None:
     """Name of a validated constraint of type `kinds` on exactly `columns` (PostgreSQL then guarantees the check)."""
     rows = t.rows(sql.SQL(
         "SELECT c.conname, array(SELECT a.attname::text FROM unnest(c.conkey) k JOIN pg_attribute a "
@@ -150,7 +150,7 @@ def _enforcing_constraint(t: _Table, kinds: str, columns: list[str], parent: tup
     return None
 
 
-def check_primary_key(t: _Table) -> CheckResult:
+def check_primary_key(t: TargetTable) -> CheckResult:
     if not t.pk:
         return CheckResult(t.name, r.PRIMARY_KEY, True, "no primary key declared; nothing to check")
     enforced = _enforcing_constraint(t, "pu", t.pk)
@@ -177,7 +177,7 @@ def check_primary_key(t: _Table) -> CheckResult:
     return CheckResult(t.name, r.PRIMARY_KEY, False, f"{r.PRIMARY_KEY}: " + ", ".join(parts), keys, metadata=meta)
 
 
-def _sample_keys(t: _Table, condition: sql.Composable, extra: list[str]) -> tuple[int, list[dict[str, Any]]]:
+def _sample_keys(t: TargetTable, condition: sql.Composable, extra: list[str]) -> tuple[int, list[dict[str, Any]]]:
     """(count, up to SAMPLE keys + `extra` columns) of rows matching `condition`."""
     shown = t.pk + [c for c in extra if c not in t.pk]
     cols = sql.SQL(", ").join(sql.SQL("x.{}").format(sql.Identifier(c)) for c in shown)
@@ -186,7 +186,7 @@ def _sample_keys(t: _Table, condition: sql.Composable, extra: list[str]) -> tupl
     return (rows[0][-1] if rows else 0), [dict(zip(shown, row[:-1])) for row in rows]
 
 
-def check_not_null(t: _Table, agg: dict[str, Any]) -> CheckResult:
+def check_not_null(t: TargetTable, agg: dict[str, Any]) -> CheckResult:
     ts = t.spec.tables[t.name]
     declared = list(dict.fromkeys(t.pk + [target_column(ts, s) for s, c in ts.columns.items() if not c.nullable]))
     bad = {c: agg["columns"][c]["nulls"] for c in declared if agg["columns"][c]["nulls"]}
@@ -201,7 +201,7 @@ def check_not_null(t: _Table, agg: dict[str, Any]) -> CheckResult:
     return CheckResult(t.name, r.NOT_NULL, False, f"{r.NOT_NULL}: {text}{where}", keys[:SAMPLE], metadata={"nulls": bad})
 
 
-def check_foreign_keys(t: _Table) -> CheckResult:
+def check_foreign_keys(t: TargetTable) -> CheckResult:
     ts, found, keys, notes = t.spec.tables[t.name], {}, [], []
     for fk in ts.foreign_keys:
         parent = t.spec.tables[fk.references]
@@ -233,7 +233,7 @@ def check_foreign_keys(t: _Table) -> CheckResult:
                        f"{r.FOREIGN_KEYS}: {text}: {'; '.join(format_key(k) for k in keys[:5])}", keys[:SAMPLE], metadata=meta)
 
 
-def check_check_constraints(t: _Table) -> CheckResult:
+def check_check_constraints(t: TargetTable) -> CheckResult:
     """Rows breaking a translated CHECK of the spec (the constraint is then added NOT VALID): counted in one scan
     for all CHECKs no validated constraint guarantees, and sampled by key; a CHECK PostgreSQL cannot evaluate
     is named with its error."""
@@ -269,12 +269,12 @@ def check_check_constraints(t: _Table) -> CheckResult:
                        keys[:SAMPLE], "WARN", meta)
 
 
-def _validated_check(t: _Table, name: str) -> bool:
+def _validated_check(t: TargetTable, name: str) -> bool:
     return t.rows(sql.SQL("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s"
                           " AND contype = 'c' AND convalidated)"), (t.ref.as_string(t.conn), name))[0][0]
 
 
-def check_column_aggregates(t: _Table, agg: dict[str, Any]) -> CheckResult:
+def check_column_aggregates(t: TargetTable, agg: dict[str, Any]) -> CheckResult:
     diffs: dict[str, dict[str, Any]] = {}
     for c in t.columns:
         src, tgt = t.facts["columns"][c.name], agg["columns"][c.name]
@@ -290,15 +290,15 @@ def check_column_aggregates(t: _Table, agg: dict[str, Any]) -> CheckResult:
     return CheckResult(t.name, r.COLUMN_AGGREGATES, False, f"{r.COLUMN_AGGREGATES}: {text}", metadata={"differences": diffs})
 
 
-def _column_hashes(t: _Table) -> dict[str, sql.Composable]:
+def _column_hashes(t: TargetTable) -> dict[str, sql.Composable]:
     return {c.name: rh.sql_column_hash(i, c.kind, sql.Identifier(c.name)) for i, c in enumerate(t.columns)}
 
 
-def _row_hash(t: _Table) -> sql.Composable:
+def _row_hash(t: TargetTable) -> sql.Composable:
     return rh.sql_row_hash(list(_column_hashes(t).values()))
 
 
-def _hash_relations(t: _Table) -> tuple[sql.Composable, sql.Composable]:
+def _hash_relations(t: TargetTable) -> tuple[sql.Composable, sql.Composable]:
     """(relation of canonical columns c0.. with row hash h, bucket expression) — see BucketHasher."""
     hasher = BucketHasher(t.columns, t.pk, t.facts["buckets"])
     hashes = _column_hashes(t)
@@ -331,7 +331,7 @@ def _key_value(kind: str, text: str | None) -> Any:
     return (epoch + timedelta(microseconds=int(text))).isoformat()
 
 
-def _source_rows(t: _Table, buckets: set[int]) -> dict[str, list[tuple[int, list[str | None]]]]:
+def _source_rows(t: TargetTable, buckets: set[int]) -> dict[str, list[tuple[int, list[str | None]]]]:
     """Source rows of the given buckets: key text → [(rowid, canonical values)] (re-read from staging)."""
     hasher = BucketHasher(t.columns, t.pk, t.facts["buckets"])
     kinds = [c.kind for c in t.columns]
@@ -348,7 +348,7 @@ def _source_rows(t: _Table, buckets: set[int]) -> dict[str, list[tuple[int, list
     return out
 
 
-def check_content_hash(t: _Table, agg: dict[str, Any]) -> CheckResult:
+def check_content_hash(t: TargetTable, agg: dict[str, Any]) -> CheckResult:
     rows = sum(n for n, _ in t.facts["bucket_hashes"])
     total = sum(s for _, s in t.facts["bucket_hashes"]) % rh.MODULUS
     if (agg["rows"], agg["hash_sum"]) == (rows, total):
@@ -411,9 +411,9 @@ def postgres_checks(conn: psycopg.Connection, spec: Spec, table: str, facts: dic
     """Every check of one PostgreSQL table against its source facts (`url` for GX; derived from conn when None)."""
     from nova_pipeline.validate.expectations import check_expectations
 
-    t = _Table(conn, spec, table, facts)
+    t = TargetTable(conn, spec, table, facts)
     start = time.perf_counter()
-    agg = _target_aggregates(t)
+    agg = target_aggregates(t)
     agg_seconds = round(time.perf_counter() - start, 4)
     out = [
         _timed(check_row_reconciliation, t, agg),

@@ -19,7 +19,7 @@ from nova_pipeline.load.postgres_load import load_table
 from nova_pipeline.core.spec import SpecError, parse_spec
 from nova_pipeline.core.sql_translate import Untranslatable, index_terms, table_definition, translate_expression
 from nova_pipeline.core.staging import Staging
-from nova_pipeline.validate.postgres_checks import _Table, check_check_constraints
+from nova_pipeline.validate.postgres_checks import TargetTable, check_check_constraints
 from nova_pipeline_tests.load.test_postgres_load import write_clean
 
 
@@ -201,7 +201,7 @@ def test_check_broken_by_the_source_is_added_not_valid_named_by_key_and_survives
         assert conn.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'people_check1'").fetchone() == (False,)
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO people (age, pages) VALUES (-5, 1)")
-        result = check_check_constraints(_Table(conn, spec, "people", {"column_order": [], "columns": {}, "primary_key": ["id"]}))
+        result = check_check_constraints(TargetTable(conn, spec, "people", {"column_order": [], "columns": {}, "primary_key": ["id"]}))
         assert not result.passed and result.severity == "WARN"
         assert result.failing_keys == [{"id": 2}]
         assert "1 row(s) break people_check1: id=2" in result.detail and "1 not translated" in result.detail
@@ -305,7 +305,7 @@ def test_check_that_postgresql_cannot_evaluate_is_named_and_the_others_still_cou
     with psycopg.connect(pg_url, autocommit=True) as conn:
         postgres_ddl.create_tables(conn, spec)
         load_table(conn, spec, "people", staged)
-        result = check_check_constraints(_Table(conn, spec, "people", {"column_order": [], "columns": {},
+        result = check_check_constraints(TargetTable(conn, spec, "people", {"column_order": [], "columns": {},
                                                                        "primary_key": ["id"]}))
         assert result.metadata["violations"] == {"people_check1": 1}
         assert result.metadata["errors"]["people_check2"].startswith("operator does not exist: bigint = boolean")

@@ -21,6 +21,8 @@ from nova_pipeline.orchestration.defs import partitions as P
 from nova_pipeline.orchestration.defs.build import build_definitions
 from nova_pipeline.orchestration.defs.resources import PostgresResource
 from nova_pipeline.orchestration.partition_runs import load_all_partitions, load_partition
+from nova_pipeline.pipeline import partition_checks as PC
+from nova_pipeline.pipeline import partition_range as PR
 from nova_pipeline.core.spec import load_spec
 from nova_pipeline.core.staging import Staging
 from nova_pipeline.validate.source_facts import facts_shape, source_facts
@@ -130,7 +132,7 @@ def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_pa
         rows = sorted(rows, key=lambda r: r[3])
         (tmp_path / "src.sqlite").unlink()
         make_source(tmp_path / "src.sqlite", rows)
-    monkeypatch.setattr(P, "RANGE_CHUNK", 3)  # the range run exports its 4 days in two queries
+    monkeypatch.setattr(PR, "RANGE_CHUNK", 3)  # the range run exports its 4 days in two queries
     days = range(partitions.day_number(T0.date()), partitions.day_number(T0.date()) + 4)
     cheap = partitions.rowid_day_expression(tmp_path / "src.sqlite", spec, "telemetry", days)
     assert (cheap is not None) == appended_in_day_order
@@ -159,7 +161,7 @@ def test_sum_of_partitions_equals_a_full_load(setup, pg_url, make_pg_url, tmp_pa
 def test_range_load_sends_partitions_as_transforms_finish_and_rolls_back_when_one_fails(setup, pg_url, monkeypatch):
     spec, spec_path, rows = setup
     days = sorted(expected_per_day(rows))
-    first_day_sent, real_transform, real_read = threading.Event(), P._transform, Staging.read_batches
+    first_day_sent, real_transform, real_read = threading.Event(), PR.transform_window, Staging.read_batches
 
     def transform(spec, table, stg, key, run_id):
         if key == days[-1]:  # the last transform waits until the load has sent the first day
@@ -175,7 +177,7 @@ def test_range_load_sends_partitions_as_transforms_finish_and_rolls_back_when_on
             sent_after_failure.append(partition)
         return real_read(self, kind, table, partition, columns)
 
-    monkeypatch.setattr(P, "_transform", transform)
+    monkeypatch.setattr(PR, "transform_window", transform)
     monkeypatch.setattr(Staging, "read_batches", read_batches)
     fail, sent_after_failure = False, []
     [outcome] = load_all_partitions(spec, spec_path, postgres_url=pg_url, read_snapshot=False)
@@ -195,7 +197,7 @@ def test_range_load_sends_days_while_later_ones_export_and_rolls_back_when_the_e
     spec, spec_path, rows = setup
     days = sorted(expected_per_day(rows))
     first_day_sent, real_export, real_read = threading.Event(), export.export_days, Staging.read_batches
-    monkeypatch.setattr(P, "RANGE_CHUNK", 1)  # one export query per day
+    monkeypatch.setattr(PR, "RANGE_CHUNK", 1)  # one export query per day
 
     def export_days(sqlite_path, table, columns, staging, *, keys, **kw):
         if days[-1] in keys.values():  # the last day is exported only once the load has sent the first
@@ -236,14 +238,14 @@ def test_range_checks_pass_in_one_pass_and_a_corrupt_day_is_named_by_partition(s
     assert shape == {k: facts[k] for k in ("table", "partition", "primary_key", "column_order")} | {
         "columns": {c: {"kind": f["kind"]} for c, f in facts["columns"].items()}}  # what the target scan needs
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        per_key = P._postgres_range_checks(conn, spec, "telemetry", stg, keys)
+        per_key = PC.postgres_range_checks(conn, spec, "telemetry", stg, keys)
         assert set(per_key) == set(keys) and all(res.passed for results in per_key.values() for res in results)
         assert {res.check for res in per_key[keys[0]]} == set(P.POSTGRES_CHECKS)
         victim = conn.execute("SELECT id FROM telemetry.readings WHERE recorded_at >= '2024-01-31' "
                               "AND recorded_at < '2024-02-01' ORDER BY id LIMIT 1").fetchone()[0]
         conn.execute("UPDATE telemetry.readings SET value = value + 1 WHERE id = %s", (victim,))
-        assert P._postgres_range_checks(conn, spec, "telemetry", stg, keys) is None  # falls back to each partition
-    failed = {key: [res for res in P._partition_checks(spec, "telemetry", stg, key, PostgresResource(url_override=pg_url), None)
+        assert PC.postgres_range_checks(conn, spec, "telemetry", stg, keys) is None  # falls back to each partition
+    failed = {key: [res for res in PC.partition_checks(spec, "telemetry", stg, key, PostgresResource(url_override=pg_url), None)
                     if not res.passed] for key in keys}
     assert [key for key, bad in failed.items() if bad] == ["2024-01-31"]
     assert any(f"id={victim}" in res.detail for res in failed["2024-01-31"])

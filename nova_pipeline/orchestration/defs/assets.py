@@ -19,15 +19,18 @@ import dagster as dg
 
 from nova_pipeline.extract import export, introspect, snapshot
 from nova_pipeline.core import identifiers, run_lock
-from nova_pipeline.load import partitions, postgres_ddl, postgres_load
+from nova_pipeline.load import partitions, postgres_ddl
 from nova_pipeline.transform import transform
 from nova_pipeline.appschema import app_objects
-from nova_pipeline.orchestration.defs.resources import MongoResource, NovaConfig, PostgresResource
+from nova_pipeline.core.run_context import RunContext
+from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
+from nova_pipeline.pipeline import table as pipeline_table
+from nova_pipeline.pipeline.context import RunIds, rate
+from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET
 from nova_pipeline.report.preview import preview_markdown
 from nova_pipeline.core.spec import Spec, TableSpec
 from nova_pipeline.core.staging import Staging, for_spec
 from nova_pipeline.validate import expectations
-from nova_pipeline.validate.source_facts import source_facts
 
 SNAPSHOT = dg.AssetKey(["source", "snapshot"])
 PROFILE = dg.AssetKey(["source", "profile"])
@@ -100,8 +103,9 @@ def code_version(*tables: TableSpec) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def _rate(rows: int, seconds: float) -> float:
-    return round(rows / seconds, 1) if seconds > 0 else 0.0
+def run_ids(context) -> RunIds:
+    """Whom the run's writes belong to: the run, its migration and the migration lock's token."""
+    return RunIds(run_id=context.run_id, migration_id=migration_id(context), lock_token=lock_token(context))
 
 
 def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
@@ -110,7 +114,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=SNAPSHOT, group_name="source", kinds={"sqlite"},
               description="Consistent online copy of the SQLite source (backup API) with sha256, "
                           "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
-    def source_snapshot(context: dg.AssetExecutionContext, nova: NovaConfig) -> dg.MaterializeResult:
+    def source_snapshot(context: dg.AssetExecutionContext, nova: Nova) -> dg.MaterializeResult:
         s = nova.spec
         expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
         snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), nova.snapshot_path, nova.pending_snapshots)
@@ -126,7 +130,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=PROFILE, group_name="source", kinds={"sqlite"}, deps=[SNAPSHOT],
               description="Per table row counts and per column storage classes (typeof) of the snapshot: "
                           "what the casts will meet.")
-    def source_profile(nova: NovaConfig) -> dg.MaterializeResult:
+    def source_profile(nova: Nova) -> dg.MaterializeResult:
         s = nova.spec
         source = nova.local_snapshot()
         with closing(snapshot.connect_readonly(source)) as conn:
@@ -162,10 +166,10 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                 c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()},
                 nova.facts)
         days = {n: r.result() for kind, n, r in done if kind == "days"}
+        nova.save_profile({"rows_per_table": counts, "storage_classes": profiles, "partition_days": days})
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
             "storage_classes": dg.MetadataValue.json(profiles),
-        nova.save_profile({"rows_per_table": counts, "storage_classes": profiles, "partition_days": days})
             **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
@@ -182,7 +186,7 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                   code_version=code_version(*[t for _, t in spec.table_items("postgres")]),
                   description="Schemas and tables from the spec (columns, types, NOT NULL, defaults, partitioned "
                               "parents); keys, indexes and FKs come after the data. Unchanged tables are kept.")
-        def postgres_schema(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+        def postgres_schema(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
             failed = ""
             with postgres.connect(nova.spec) as conn:
                 try:
@@ -205,7 +209,7 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                   code_version=code_version(*[t for _, t in spec.table_items("mongo")]),
                   description="MongoDB collections with JSON Schema validators, indexes and TTL indexes "
                               "(time-series collections where the server supports them).")
-        def mongo_collections(context: dg.AssetExecutionContext, nova: NovaConfig, mongo: MongoResource):
+        def mongo_collections(context: dg.AssetExecutionContext, nova: Nova, mongo: MongoResource):
             from nova_pipeline.load import mongo_setup
 
             actions = mongo_setup.setup_collections(mongo.database(nova.spec), nova.spec)
@@ -217,7 +221,8 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
     return out
 
 
-def _target_deps(spec: Spec, table: str, t: TableSpec) -> list[dg.AssetKey]:
+def target_deps(spec: Spec, table: str, t: TableSpec) -> list[dg.AssetKey]:
+    """What a table's load waits for: its clean files, the setup, and its parents' loads (or embedded children)."""
     if t.target == "postgres":
         # Load parents first (FK order); a cycle's back edge is dropped: constraints come after all data anyway.
         earlier = postgres_ddl.fk_order(spec)
@@ -257,67 +262,47 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
                                  f"staging/quarantine/{table} with column, raw value and reason."),
     ]
     if tkey:
-        specs.append(dg.AssetSpec(tkey, deps=_target_deps(spec, table, t), group_name=t.target if t.target == "postgres" else "mongodb",
+        specs.append(dg.AssetSpec(tkey, deps=target_deps(spec, table, t), group_name=t.target if t.target == "postgres" else "mongodb",
                                   kinds={kind}, code_version=version, owners=t.owners, tags=tags,
                                   description=f"Table `{table}` loaded into {t.target} `{target_label}`; a re-run "
                                               f"replaces the content, never duplicates it.{about}"))
 
     @dg.multi_asset(name=f"migrate_{key_part(table)}", specs=specs, can_subset=True,
                     description=f"Export, transform and load `{table}`.")
-    def migrate_table(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource,
+    def migrate_table(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource,
                       mongo: MongoResource):
-        s = nova.spec
-        stg = staging_of(s)
-        selected = context.selected_asset_keys
-        if raw_key(table) in selected:
-            r = export.export_table(snapshot.snapshot_path(s), table, list(s.tables[table].columns), stg, batch_rows=s.batch_rows)
-            yield dg.MaterializeResult(asset_key=raw_key(table), metadata={
-                "dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
-                "rows_per_s": _rate(r.rows, r.seconds), "path": dg.MetadataValue.path(stg.dir("raw", table)),
-                "preview": dg.MetadataValue.md(preview_markdown(stg, "raw", table))})
-        if clean_key(table) in selected:
-            r = transform.transform_table(s, table, stg, run_id=context.run_id)
-            # Checks reuse these facts instead of re-reading staging; Mongo loads may still quarantine
-            # (orphans, oversize documents), so their facts are computed at check time.
-            facts = ({"source_facts": dg.MetadataValue.json(source_facts(s, table, stg))}
-                     if s.tables[table].target == "postgres" else {})
-            yield dg.MaterializeResult(asset_key=clean_key(table), metadata={**facts,
-                "dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
-                "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
-                "rows_per_s": _rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table)),
-                "preview": dg.MetadataValue.md(preview_markdown(
-                    stg, "clean", table, {(c.name or n): c.type for n, c in s.tables[table].columns.items()})),
-                **({"quarantine_preview": dg.MetadataValue.md(preview_markdown(stg, "quarantine", table))}
-                   if r.quarantined else {})})
-        if tkey and tkey in selected:
-            yield _load(context, s, table, stg, postgres, mongo, tkey)
+        keys = {RAW: raw_key(table), CLEAN: clean_key(table), TARGET: tkey}
+        phases = [phase for phase, key in keys.items() if key in context.selected_asset_keys]
+        for phase, res in pipeline_table.migrate_table(nova, table, postgres=postgres, mongo=mongo,
+                                                       run=run_ids(context), phases=phases):
+            yield dg.MaterializeResult(asset_key=keys[phase], metadata=METADATA[phase](nova, table, res))
 
     return migrate_table
 
 
-def _load(context, s: Spec, table: str, stg: Staging, postgres: PostgresResource, mongo: MongoResource,
-          tkey: dg.AssetKey) -> dg.MaterializeResult:
-    started = time.perf_counter()
-    if s.tables[table].target == "postgres":
-        url = postgres.url(s)
-        with postgres.connect(s) as conn:
-            postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
-            conn.commit()
-        r = postgres_load.load_table(url, s, table, stg, lock_token=lock_token(context),
-                                     migration=migration_id(context))
-        with postgres.connect(s) as conn:
-            postgres_load.store_quarantine(conn, stg, table, migration_id(context), lock_token(context))
-            conn.commit()
-        rows, extra = r.rows, {"table": ".".join(identifiers.pg_table(s, table))}
-    else:
-        from nova_pipeline.load import mongo_load
+def _raw_metadata(ctx: RunContext, table: str, r: export.ExportResult) -> dict:
+    return {"dagster/row_count": r.rows, "bytes": r.bytes, "seconds": round(r.seconds, 3),
+            "rows_per_s": rate(r.rows, r.seconds), "path": dg.MetadataValue.path(ctx.staging.dir("raw", table)),
+            "preview": dg.MetadataValue.md(preview_markdown(ctx.staging, "raw", table))}
 
-        r = mongo_load.load_collection(mongo.database(s), s, table, stg)
-        rows, extra = r.documents, {"collection": identifiers.mongo_collection(s, table), "quarantined_orphans": r.quarantined_orphans,
-                                    "in_process_double": mongo.is_mock(s)}
-    seconds = time.perf_counter() - started
-    return dg.MaterializeResult(asset_key=tkey, metadata={
-        "dagster/row_count": rows, "seconds": round(seconds, 3), "rows_per_s": _rate(rows, seconds), **extra})
+
+def _clean_metadata(ctx: RunContext, table: str, r: transform.TransformResult) -> dict:
+    stg, columns = ctx.staging, ctx.spec.tables[table].columns
+    return {"dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
+            "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
+            "rows_per_s": rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table)),
+            "preview": dg.MetadataValue.md(preview_markdown(stg, "clean", table,
+                                                            {(c.name or n): c.type for n, c in columns.items()})),
+            **({"quarantine_preview": dg.MetadataValue.md(preview_markdown(stg, "quarantine", table))}
+               if r.quarantined else {})}
+
+
+def _target_metadata(ctx: RunContext, table: str, done: pipeline_table.Loaded) -> dict:
+    return {"dagster/row_count": done.rows, "seconds": round(done.seconds, 3),
+            "rows_per_s": rate(done.rows, done.seconds), **done.where}
+
+
+METADATA = {RAW: _raw_metadata, CLEAN: _clean_metadata, TARGET: _target_metadata}  # a phase's result → its metadata
 
 
 def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
@@ -331,7 +316,7 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
               description="Primary keys, unique, partial and expression indexes, CHECKs and foreign keys, built after "
                           "the data (CHECKs and FKs the rows break are added NOT VALID and reported); identity "
                           "columns restarted where SQLite would go on.")
-    def postgres_constraints(context: dg.AssetExecutionContext, nova: NovaConfig, postgres: PostgresResource):
+    def postgres_constraints(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
         started = time.perf_counter()
         with postgres.connect(nova.spec) as conn:
             rep = postgres_ddl.add_constraints(conn, nova.spec, source=nova.local_snapshot())

@@ -1,26 +1,19 @@
-"""Dagster wiring of backups: the nightly job and its schedule, a backup after each successful
-migration, an alert on failed runs, and the rollback job. The engine is nova_pipeline.backup."""
+"""Dagster wiring of backups: the nightly job and its schedule, and the rollback job (with the sensors of
+defs/sensors.py: a backup after each successful migration, an alert on failed runs). The engine is
+nova_pipeline.backup."""
 
-import json
 import os
 import time
-import urllib.error
-import urllib.request
-from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
 
 from nova_pipeline.backup import apply_retention, backup_dest, create_backup, rollback
-from nova_pipeline.backup.crypto import parse_key
-from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.backup.retention import retention_days_setting
-from nova_pipeline.core.connections import redact
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
+from nova_pipeline.orchestration.defs.sensors import LABEL_TAG, build_backup_sensors
 from nova_pipeline.core.spec import Spec
 
 DEFAULT_SCHEDULE = "0 2 * * *"
-LABEL_TAG = "nova/backup_label"
 
 
 class RollbackConfig(dg.Config):
@@ -74,26 +67,6 @@ def rollback_job():
     rollback_op()
 
 
-def send_alert(payload: dict[str, Any], log) -> bool:
-    """Log the failure and POST it as JSON to NOVA_ALERT_WEBHOOK when set; True when the webhook accepted it."""
-    log.error(f"run failed: job {payload['job']} run {payload['run_id']}: {payload['message']}")
-    url = os.environ.get("NOVA_ALERT_WEBHOOK", "").strip()
-    if not url:
-        return False
-    if not url.startswith(("http://", "https://")):
-        log.error("NOVA_ALERT_WEBHOOK must be an http(s) URL; alert not sent")
-        return False
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError) as e:
-        # The webhook URL may carry a token: log only the reason.
-        log.warning(f"alert webhook failed: {redact(str(getattr(e, 'reason', e)))}")
-        return False
-
-
 def build_backup_defs(migrate_job, spec: Spec | None = None) -> dict[str, list]:
     """Jobs `nightly_backup` and `rollback`, the nightly schedule, and the migration-success and run-failure sensors."""
     cron = os.environ.get("BACKUP_SCHEDULE", "").strip() or (spec.backup.schedule if spec else DEFAULT_SCHEDULE)
@@ -103,29 +76,5 @@ def build_backup_defs(migrate_job, spec: Spec | None = None) -> dict[str, list]:
     except dg.DagsterInvalidDefinitionError:
         raise ValueError(f"BACKUP_SCHEDULE / backup.schedule: invalid cron expression {cron!r}") from None
 
-    @dg.run_status_sensor(name="backup_after_migration", run_status=dg.DagsterRunStatus.SUCCESS,
-                          monitored_jobs=[migrate_job], request_job=nightly_backup_job,
-                          default_status=dg.DefaultSensorStatus.RUNNING,
-                          description="Requests a backup after each successful migration run (skipped while "
-                                      "NOVA_BACKUP_KEY is not set or not a valid key).")
-    def backup_after_migration(context: dg.RunStatusSensorContext):
-        key = os.environ.get("NOVA_BACKUP_KEY", "")
-        if not key.strip():
-            return dg.SkipReason("post-migration backup skipped: NOVA_BACKUP_KEY is not set (set it to 64 hex "
-                                 "characters, e.g. `openssl rand -hex 32`, to back up after each migration)")
-        try:
-            parse_key(key)
-        except BackupKeyError as e:
-            return dg.SkipReason(f"post-migration backup skipped: {e}")
-        return dg.RunRequest(run_key=context.dagster_run.run_id,
-                             tags={LABEL_TAG: "post-migration", "nova/migration_run": context.dagster_run.run_id})
-
-    @dg.run_failure_sensor(name="alert_on_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
-                           description="Logs failed runs and POSTs them to NOVA_ALERT_WEBHOOK when set.")
-    def alert_on_run_failure(context: dg.RunFailureSensorContext):
-        send_alert({"event": "run_failure", "job": context.dagster_run.job_name, "run_id": context.dagster_run.run_id,
-                    "message": redact(context.failure_event.message or ""), "time": datetime.now(UTC).isoformat()},
-                   context.log)
-
     return {"jobs": [nightly_backup_job, rollback_job], "schedules": [schedule],
-            "sensors": [backup_after_migration, alert_on_run_failure]}
+            "sensors": build_backup_sensors(migrate_job, nightly_backup_job)}

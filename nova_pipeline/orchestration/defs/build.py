@@ -9,10 +9,11 @@ from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, build_app_
 from nova_pipeline.orchestration.defs.backups import build_backup_defs
 from nova_pipeline.orchestration.defs.checks import build_table_checks
 from nova_pipeline.orchestration.defs.completion import build_completion_assets
-from nova_pipeline.orchestration.defs.partitions import build_partitioned_defs, partitioned_tables
+from nova_pipeline.orchestration.defs.partitions import build_partitioned_defs
 from nova_pipeline.orchestration.defs.resources import MongoResource, PostgresResource, nova_resource
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.orchestration.defs.sensors import build_migration_chain_sensors, build_source_change_sensor
+from nova_pipeline.pipeline.partition_range import partitioned_tables
 from nova_pipeline.core.spec import Spec
 
 
@@ -84,7 +85,7 @@ def build_definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = 
     jobs = build_jobs(spec)
     migrate = jobs[0]
     schedules, sensors = [], [build_source_change_sensor(spec, migrate),
-                              *build_migration_chain_sensors(migrate, by_time["jobs"], [A.SMOKE_TESTS, A.REPORT])]
+                              *build_migration_chain_sensors(spec, migrate, by_time["jobs"])]
     for extra in (build_backup_defs(migrate, spec), by_time):
         jobs += extra["jobs"]
         schedules += extra["schedules"]

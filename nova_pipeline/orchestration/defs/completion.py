@@ -1,6 +1,7 @@
 """Phases 7 and 8: smoke tests against the targets, and the migration report."""
 
 
+import json
 import sqlite3
 from typing import Any
 
@@ -60,6 +61,13 @@ def latest_materializations(instance: dg.DagsterInstance, keys: list[dg.AssetKey
             if rec.asset_materialization and rec.asset_materialization.asset_key in wanted:
                 found[rec.asset_materialization.asset_key] = rec
     return found
+
+
+def stored_report(instance: dg.DagsterInstance, run_ids: list[str]) -> report.MigrationReport | None:
+    """The report the last migration_report materialization in `run_ids` built, None when none did."""
+    ev = latest_materializations(instance, [REPORT], run_ids).get(REPORT)
+    meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
+    return report.MigrationReport.from_dict(meta["report"].value) if "report" in meta else None
 
 
 def latest_seconds(instance: dg.DagsterInstance, spec: Spec, run_ids: list[str] | None = None) -> dict[str, float]:
@@ -141,6 +149,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
             "status": rep.status, "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": totals["loaded_rows"], "quarantined_rows": totals["quarantined_rows"],
             "failed_checks": totals["checks_failed"], "summary": dg.MetadataValue.md(rep.to_markdown()),
-            "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_CHART))})
+            "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_CHART)),
+            "report": dg.MetadataValue.json(json.loads(path.read_text()))})  # what the CLI's reconcile reads
 
     return [smoke_tests, migration_report]

@@ -1,0 +1,84 @@
+"""One table through export → transform → load: from the snapshot to staging to its target."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nova_pipeline.core import identifiers
+from nova_pipeline.extract import export
+from nova_pipeline.load import postgres_ddl, postgres_load
+from nova_pipeline.pipeline.context import Context, MongoTarget, PostgresTarget, RunIds
+from nova_pipeline.transform import transform
+from nova_pipeline.validate.source_facts import cached_source_facts
+
+RAW, CLEAN, TARGET = "raw", "clean", "target"
+PHASES = (RAW, CLEAN, TARGET)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Rows (documents) now in the target, the seconds it took and where they went."""
+
+    rows: int
+    seconds: float
+    where: dict[str, Any] = field(default_factory=dict)
+
+
+def has_own_target(spec, table: str) -> bool:
+    """True unless the table is embedded into a parent document (or skipped)."""
+    t = spec.tables[table]
+    return t.target == "postgres" or (t.target == "mongo" and table not in spec.embedded_tables())
+
+
+def export_table(ctx: Context, table: str) -> export.ExportResult:
+    """The table's rows from the snapshot into raw Parquet, as stored."""
+    s = ctx.spec
+    return export.export_table(ctx.local_snapshot(), table, list(s.tables[table].columns), ctx.staging,
+                               batch_rows=s.batch_rows, facts=ctx.facts)
+
+
+def transform_table(ctx: Context, table: str, run_id: str) -> transform.TransformResult:
+    """Raw → clean Parquet; rows the casts refuse go to the quarantine, stamped with `run_id`. A PostgreSQL
+    table's source facts go to the facts store for its checks (a MongoDB load may still quarantine orphans or
+    oversize documents: its facts are read at check time)."""
+    res = transform.transform_table(ctx.spec, table, ctx.staging, run_id=run_id)
+    if ctx.spec.tables[table].target == "postgres":
+        cached_source_facts(ctx.spec, table, ctx.staging, facts=ctx.facts)
+    return res
+
+
+def load_table(ctx: Context, table: str, *, postgres: PostgresTarget, mongo: MongoTarget, run: RunIds) -> Loaded:
+    """Clean Parquet → the table's target, replacing what an earlier load left; PostgreSQL also gets the quarantine rows."""
+    s, stg, started = ctx.spec, ctx.staging, time.perf_counter()
+    if s.tables[table].target == "postgres":
+        with postgres.connect(s) as conn:
+            postgres_ddl.create_tables(conn, s, [table])  # no-op when set up; raises this table's DDLError
+            conn.commit()
+        res = postgres_load.load_table(postgres.url(s), s, table, stg, lock_token=run.lock_token,
+                                       migration=run.migration_id)
+        with postgres.connect(s) as conn:
+            postgres_load.store_quarantine(conn, stg, table, run.migration_id, run.lock_token)
+            conn.commit()
+        rows, where = res.rows, {"table": ".".join(identifiers.pg_table(s, table))}
+    else:
+        from nova_pipeline.load import mongo_load
+
+        res = mongo_load.load_collection(mongo.database(s), s, table, stg)
+        rows, where = res.documents, {"collection": identifiers.mongo_collection(s, table),
+                                      "quarantined_orphans": res.quarantined_orphans, "in_process_double": mongo.is_mock(s)}
+    return Loaded(rows, time.perf_counter() - started, where)
+
+
+def migrate_table(ctx: Context, table: str, *, postgres: PostgresTarget, mongo: MongoTarget, run: RunIds,
+                  phases=PHASES) -> Iterator[tuple[str, Any]]:
+    """Export, transform and load `table` (the `phases` asked for, in that order; an embedded table has no load),
+    yielding (phase, its result) as each is done."""
+    if RAW in phases:
+        yield RAW, export_table(ctx, table)
+    if CLEAN in phases:
+        yield CLEAN, transform_table(ctx, table, run.run_id)
+    if TARGET in phases and has_own_target(ctx.spec, table):
+        yield TARGET, load_table(ctx, table, postgres=postgres, mongo=mongo, run=run)
