@@ -203,13 +203,13 @@ def load_partition(spec_path, table, key, postgres_url, mongo_uri, as_json):
 @json_option
 def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
     """Run every check against the existing targets (exit 1 when a blocking check fails)."""
+    from nova_pipeline.core.staging import for_spec
     from nova_pipeline.orchestration import migration
-    from nova_pipeline.orchestration.defs.assets import staging_of
     from nova_pipeline.validate import run_all_checks
 
     spec = load_spec(spec_path)
     pg, mongo = migration.resolve_targets(spec, postgres_url, mongo_uri)
-    results = run_all_checks(spec, pg, mongo, staging_of(spec))
+    results = run_all_checks(spec, pg, mongo, for_spec(spec))
     checks = [r.to_dict() for r in results]
     failed = [c for c in checks if not c["passed"] and c.get("severity", "ERROR") == "ERROR"]
     if report_path:

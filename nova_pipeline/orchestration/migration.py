@@ -173,10 +173,9 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
         if not resume and executor == "in_process":  # the job's snapshot asset, in this process, takes this copy
             stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), ctx.snapshot_path,
                                                           ctx.pending_snapshots))
-        from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS
-        from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS
-        from nova_pipeline.orchestration.defs.partitions import partitioned_tables
+        from nova_pipeline.orchestration.follow_ups import refreshed
         from nova_pipeline.orchestration.partition_runs import with_partitions
+        from nova_pipeline.pipeline.partition_range import partitioned_tables
         from nova_pipeline.orchestration.runs import (Runner, dagster_instance, migration_checks, record_status,
                                                       resume_migration, run_migration)
 
@@ -189,9 +188,10 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
                                        force=force, runner=runner)
             notes.append(f"resumed migration {outcome.migration_id} in run {outcome.run_id}")
         else:
-            # With partitioned tables, smoke tests and the report run once, after the partitions are loaded.
+            # With partitioned tables, the app objects, smoke tests and the report run once, after the partitions
+            # are loaded (follow_ups.REFRESH).
             partitioned = any(target in ("both", spec.tables[t].target) for t in partitioned_tables(spec))
-            later = {APP_OBJECTS, SMOKE_TESTS, REPORT} if partitioned else set()
+            later = set(refreshed(spec, with_app_objects=True)) if partitioned else set()
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
                                     exclude=later, tags=tags, runner=runner)
         outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
