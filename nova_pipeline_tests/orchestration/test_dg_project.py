@@ -57,3 +57,29 @@ def test_docs_ui_lists_every_schedule_and_sensor_with_its_default():
     running = (dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING)
     defined = {d.name: "on" if d.default_status in running else "off" for d in [*defs.schedules, *defs.sensors]}
     assert _documented() == defined
+
+
+def _readme_section(title: str) -> str:
+    return (REPO / "README.md").read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_starts_the_ui_with_one_command():
+    [block] = re.findall(r"```bash\n(.*?)```", _readme_section("Dagster UI"), flags=re.S)
+    assert block.strip() == "nova-pipeline ui"
+
+
+def test_readme_scaling_out_example_gives_the_code_location_another_executor(monkeypatch):
+    section = _readme_section("Scaling out")
+    [module] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    configs = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, flags=re.S)]
+    assert {"job_namespace", "max_concurrent"} <= set(configs[0]["execution"]["config"])
+    assert {"broker", "backend"} <= set(configs[1]["execution"]["config"])
+    monkeypatch.setenv("NOVA_SPEC", str(SAMPLE_SPEC))
+    stand_in = dg.multiprocess_executor.configured({}, name="k8s_stand_in")  # dagster-k8s is not installed here
+    code = module.replace("from dagster_k8s import k8s_job_executor", "k8s_job_executor = stand_in")
+    namespace = {"stand_in": stand_in}
+    exec(compile(code, "README.md", "exec"), namespace)
+    defs = namespace["defs"]
+    assert defs.resolve_job_def("migrate").executor_def is stand_in
+    built = build_definitions(load_spec(SAMPLE_SPEC), str(SAMPLE_SPEC))
+    assert {s.name for s in defs.sensors} == {s.name for s in built.sensors}
