@@ -1,5 +1,5 @@
-"""The Dagster UI as a newcomer meets it: `nova-pipeline ui` (`dg dev`) from the repo root serves the whole code location,
-the asset graph renders in a real (headless) Chromium, and a `migrate` run launched through the UI's
+"""The Dagster UI as a newcomer meets it: `nova-pipeline ui` (`dg dev`) from the repo root serves the whole code
+location, the asset graph renders in a real (headless) Chromium, and a `migrate` run launched through the UI's
 GraphQL API materializes the Nova sample with its checks passing.
 
 Needs Debian's chromium (CI installs it); skipped without it. Set NOVA_UI_DOCS=1 to also copy the
@@ -123,8 +123,9 @@ def ui(tmp_path_factory, pg_server):
     port = _free_port()
     log = work / "dagster-dev.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "nova_pipeline.cli.main", "ui", "-h", "127.0.0.1", "-p", str(port)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        ui_command = [sys.executable, "-m", "nova_pipeline.cli.main", "ui", "-h", "127.0.0.1", "-p", str(port)]
+        proc = subprocess.Popen(ui_command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         ui = UI(f"http://127.0.0.1:{port}", spec_path, work, log)
         _wait_until_up(proc, ui.url, log)
