@@ -41,9 +41,9 @@ def spec_path(tmp_path, monkeypatch):
     return out
 
 
-def _with_mongo_logs(spec_path, uri):
+def _with_mongo_logs(spec_path, uri, database="applogs"):
     data = yaml.safe_load(spec_path.read_text())
-    data["targets"]["mongo"] = {"uri": uri, "database": "applogs"}
+    data["targets"]["mongo"] = {"uri": uri, "database": database}
     data["tables"]["logs"] = {**data["tables"]["logs"], "target": "mongo"}
     data["tables"]["logs"].pop("table", None)
     data.pop("parity", None)
@@ -86,6 +86,21 @@ def test_first_migrate_without_key_then_rollback_drops_what_it_created(spec_path
 
     res = _run("migrate", "--spec", spec_path, "--postgres-url", pg_url)  # and again, from the same empty target
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.mongo_server
+def test_rollback_to_a_baseline_on_a_real_mongodb_drops_the_new_collections_and_keeps_the_others(spec_path, pg_url,
+                                                                                                 mongo_server):
+    uri, database = mongo_server
+    client = mongo_client(uri)
+    client[database]["unrelated"].insert_one({"_id": 1})
+    _with_mongo_logs(spec_path, uri, database)
+    res = _run("migrate", "--spec", spec_path, "--postgres-url", pg_url)
+    assert res.exit_code == 0, res.output
+    assert client[database]["logs"].count_documents({}) == 1
+    res = _run("rollback", "--spec", spec_path, "--reason", "again", "--postgres-url", pg_url)
+    assert res.exit_code == 0, res.output
+    assert client[database].list_collection_names() == ["unrelated"]
 
 
 def test_rollback_without_key_refuses_when_the_app_changed_the_tables(spec_path, pg_url):
