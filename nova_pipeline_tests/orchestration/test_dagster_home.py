@@ -30,13 +30,12 @@ def _spec(folder) -> str:
 
 def test_runs_are_recorded_in_the_postgres_storage_of_the_users_dagster_home(tmp_path, pg_url, make_pg_url,
                                                                             monkeypatch):
-    # The URL form Dagster documents, with the psycopg2 driver (SQLAlchemy 2.1 maps postgresql:// to psycopg 3,
-    # on which dagster-postgres's NOTIFY fails).
+    # The URL form Dagster documents (a plain postgresql://: SQLAlchemy 2.1 would pick psycopg 3 for it, on which
+    # dagster-postgres's NOTIFY fails; pyproject keeps SQLAlchemy below 2.1).
     instance_url = make_pg_url()
     home = tmp_path / "home"
     home.mkdir()
-    user_yaml = ("# the user's own instance\nstorage:\n  postgres:\n    postgres_url: "
-                 f"\"{instance_url.replace('postgresql://', 'postgresql+psycopg2://', 1)}\"\n"
+    user_yaml = (f"# the user's own instance\nstorage:\n  postgres:\n    postgres_url: \"{instance_url}\"\n"
                  "telemetry:\n  enabled: false\n").encode()
     (home / "dagster.yaml").write_bytes(user_yaml)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
