@@ -305,7 +305,16 @@ def _add_run_phases(dg, instance, run_id: str, phases: dict[str, float]) -> None
         phases["dagster overhead"] += max(run_end - run_start - busy, 0.0)
 
 
-NOVA_VARIANTS = {"default": [], "no-backup": ["--no-backup"]}  # `migrate` as README shows it, and without its backup
+NOVA_VARIANTS = {"default": [], "no-backup": ["--no-backup"],  # `migrate` as README shows it, and without its backup
+                 "encrypted-staging": ["--no-backup"]}  # the latter with the spec's staging_encryption: true
+
+
+def encrypted_spec(spec_path: Path) -> Path:
+    """A copy of the benchmark spec with `staging_encryption: true` (key: NOVA_BACKUP_KEY)."""
+    path = spec_path.with_name("bench-encrypted.spec.yaml")
+    path.write_text(yaml.safe_dump({**yaml.safe_load(spec_path.read_text()), "staging_encryption": True},
+                                   sort_keys=False, allow_unicode=True))
+    return path
 
 
 def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int, variant: str = "no-backup") -> dict:
@@ -314,6 +323,8 @@ def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int, variant: str = "
     report = work / f"{name}.json"
     env = {**os.environ, "NOVA_MONGO_URI": MONGO_URI, "DAGSTER_HOME": str(work / "dagster"),
            "DAGSTER_DISABLE_TELEMETRY": "1", "NOVA_BACKUP_KEY": os.environ.get("NOVA_BACKUP_KEY") or BACKUP_KEY}
+    if variant == "encrypted-staging":
+        spec_path = encrypted_spec(spec_path)
     cmd = [sys.executable, "-m", "nova_pipeline.cli.main", "migrate", "--spec", str(spec_path), "--postgres-url", url,
            *NOVA_VARIANTS[variant], "--report", str(report)]
     since = time.time()
@@ -425,8 +436,10 @@ def _goal(scale: float) -> float:
 LAYOUTS = {"both": f"MongoDB tables went to the in-process double ({MONGO_URI}).",
            "postgres": "PostgreSQL tables only (--target postgres), every path.",
            "all-postgres": "every table, the log tables included, into PostgreSQL (--target all-postgres), every path."}
-NOVA_LABELS = {"default": "nova end to end", "no-backup": "nova end to end, --no-backup"}
-COMMANDS = {"default": "migrate", "no-backup": "migrate --no-backup"}
+NOVA_LABELS = {"default": "nova end to end", "no-backup": "nova end to end, --no-backup",
+               "encrypted-staging": "nova end to end, --no-backup, encrypted staging"}
+COMMANDS = {"default": "migrate", "no-backup": "migrate --no-backup",
+            "encrypted-staging": "migrate --no-backup, staging_encryption"}
 
 
 def render(scale: float, source_rows: int, pg_tables_rows: int, nova: dict[str, list[dict]], pgl: list[dict],
@@ -534,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
                              "PostgreSQL tables; both: the spec as it is, Mongo tables to the in-process double")
     parser.add_argument("--nova", default="default,no-backup",
                         help="which nova commands to run, comma-separated: default (`migrate`, backup included), "
-                             "no-backup (`migrate --no-backup`)")
+                             "no-backup (`migrate --no-backup`), encrypted-staging (the latter with "
+                             "staging_encryption: true)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temporary directory)")
     parser.add_argument("--raw-ingest-worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
