@@ -29,9 +29,9 @@ from nova_pipeline.extract.snapshot import SourceError
 from nova_pipeline.core.spec import SpecError, load_spec
 from nova_pipeline.core.staging_crypto import StagingKeyError
 from nova_pipeline.core.target_state import TargetChanged
+from nova_pipeline.orchestration import executors
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's platformdirs on headless machines
-from nova_pipeline.orchestration import executors
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -70,12 +70,12 @@ spec_option = click.option("--spec", "spec_path", default="data/nova.spec.yaml",
 pg_option = click.option("--postgres-url", default=None, help="PostgreSQL URL (default: spec, env, embedded server).")
 mongo_option = click.option("--mongo-uri", default=None, help="MongoDB URI (default: spec, NOVA_MONGO_URI, MONGO_URI).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
-
-
 executor_option = click.option(
     "--executor", type=click.Choice(executors.EXECUTORS), default=None,
     help=f"Dagster executor: each step in this process, or each in its own (default: {executors.ENV} or "
          f"{executors.DEFAULT_EXECUTOR}). {executors.MOCK_NOTE}.")
+
+
 @main.command()
 @click.option("--source", required=True, type=click.Path(exists=True, dir_okay=False), help="SQLite database.")
 @click.option("--out", default="spec.yaml", show_default=True, type=click.Path(dir_okay=False), help="Spec to write.")
@@ -126,17 +126,23 @@ def plan(spec_path, as_json):
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write the report JSON here.")
 @click.option("--no-backup", is_flag=True, help="Skip the pre-migration backup.")
 @click.option("--force", is_flag=True, help="Replace target tables changed since the last migration (after the backup).")
-@json_option
-def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, force, executor, as_json):
 @executor_option
+@click.option("--integrity", type=click.Choice(["full", "quick"]), default=None,
+              help="Snapshot check: full integrity_check (default; also every index against its table) or "
+                   "quick_check (pages and constraints only; faster). Default: NOVA_INTEGRITY or full.")
+@json_option
+def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, force, executor, integrity, as_json):
     """Run every phase for the spec's tables through Dagster and reconcile the result."""
+    from nova_pipeline.extract.snapshot import INTEGRITY_ENV
     from nova_pipeline.orchestration import migration
 
+    if integrity:  # read where the snapshot is checked, in this process or a step's
+        os.environ[INTEGRITY_ENV] = integrity
     spec = load_spec(spec_path)
-    rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                            report_path=Path(report_path) if report_path else None, backup=not no_backup,
     if executor == "multiprocess" and executors.executor_name(spec, executor, mongo_uri) == "in_process":
         click.echo(f"note: {executors.MOCK_NOTE} (or this machine has one core)", err=True)
+    rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                            report_path=Path(report_path) if report_path else None, backup=not no_backup,
                             force=force, executor=executor)
     _print_report(rep, as_json)
     sys.exit(migration.exit_code(rep))

@@ -256,7 +256,8 @@ def _take_snapshot(source: Path, dest: Path) -> Snapshot:
         with ThreadPoolExecutor(3) as pool:
             digest = pool.submit(sha256_file, partial)
             fk_rows = pool.submit(_pragma, partial, "foreign_key_check")
-            integrity = [pool.submit(_pragma, partial, pragma) for pragma in _integrity_pragmas(partial)]
+            integrity = [pool.submit(_pragma, partial, pragma)
+                         for pragma in _integrity_pragmas(partial, integrity_level())]
             violations = [{"table": t, "rowid": rowid, "parent": parent, "fkid": fkid}
                           for t, rowid, parent, fkid in fk_rows.result()]
             problems = dict.fromkeys(row[0] for check in integrity for row in check.result() if row[0] != "ok")
@@ -328,12 +329,26 @@ def _wal_frames(source: Path) -> int | None:
 
 
 _CHECK_CACHE_KIB = 16384  # page cache of each check's connection (they look rows up in each index)
+INTEGRITY_ENV = "NOVA_INTEGRITY"
+INTEGRITY_LEVELS = ("full", "quick")
 
 
-def _integrity_pragmas(path: Path) -> list[str]:
+def integrity_level() -> str:
+    """How much of `integrity_check` a snapshot runs: NOVA_INTEGRITY (`migrate --integrity`), default `full`;
+    SourceError for another value."""
+    level = os.environ.get(INTEGRITY_ENV) or "full"
+    if level not in INTEGRITY_LEVELS:
+        raise SourceError(f"{INTEGRITY_ENV}={level!r}: use one of {', '.join(INTEGRITY_LEVELS)}")
+    return level
+
+
+def _integrity_pragmas(path: Path, level: str = "full") -> list[str]:
     """`integrity_check` as parts that run side by side: `quick_check` (every page, the freelist, NOT NULL and
     CHECK constraints) and `integrity_check(T)` per table (T's rows against its indexes, UNIQUE), largest first.
-    Together they check what the whole `integrity_check` does, in less time on two cores (docs/performance.md)."""
+    Together they check what the whole `integrity_check` does, in less time on two cores (docs/performance.md).
+    Level `quick` runs `quick_check` alone: no row is looked up in an index."""
+    if level == "quick":
+        return ["quick_check"]
     with closing(sqlite3.connect(path)) as conn:
         tables = [name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "

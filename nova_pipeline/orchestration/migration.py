@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from nova_pipeline.orchestration.runs import RunOutcome
 
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
+QUICK_NOTE = ("the snapshot was checked with quick_check only (--integrity quick): pages, freelist and constraints, "
+              "not every index against its table")
 
 
 def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None, *, target: str = "both",
@@ -158,6 +160,8 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
     notes, tags = [], {}
     if mongo:
         notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
+    if not resume and snapshot.integrity_level() == "quick":
+        notes.append(QUICK_NOTE)
     with ExitStack() as stack:
         if pg:
             lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
