@@ -212,11 +212,8 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
 
 
 def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
-    from nova_pipeline.backup import create_backup
-    from nova_pipeline.backup.errors import BackupKeyError
+    from nova_pipeline.backup.baseline import pre_migration_backup
 
-    try:
-        backup_set = create_backup(spec, postgres_url=pg_url, mongo_uri=mongo_uri, label="pre-migration")
-    except BackupKeyError as e:
-        raise BackupKeyError(f"pre-migration backup: {e}; or pass --no-backup to migrate without one") from None
-    return f"pre-migration backup: {backup_set.location}"
+    backup_set = pre_migration_backup(spec, pg_url, mongo_uri)
+    kind = "empty baseline (the targets held none of the spec's rows)" if backup_set.manifest.get("baseline") else "backup"
+    return f"pre-migration {kind}: {backup_set.location}"

@@ -52,7 +52,7 @@ def rollback_op(context: dg.OpExecutionContext, config: RollbackConfig, nova: No
     context.log.info(f"rolled back to {entry['restored_set']}; safety backup {entry['safety_set']}")
     return dg.Output(entry["restored_set"], metadata={
         "restored_set": dg.MetadataValue.path(entry["restored_set"]),
-        "safety_set": dg.MetadataValue.path(entry["safety_set"]),
+        "safety_set": dg.MetadataValue.text(entry["safety_set"] or "none (empty baseline, no NOVA_BACKUP_KEY)"),
         "reason": dg.MetadataValue.text(config.reason),
     })
 
