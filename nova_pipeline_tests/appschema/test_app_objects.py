@@ -69,7 +69,8 @@ def app(tmp_path_factory, pg_server):
     tmp = tmp_path_factory.mktemp("app")
     db, url = tmp / "app.sqlite", _create_db(pg_server, f"app_objects_{tmp.name[-6:]}")
     build_app_db(db)
-    run = init_and_migrate(tmp, db, url, spec_name="app.yaml")
+    # validate runs the view and parity checks again: the snapshot stays
+    run = init_and_migrate(tmp, db, url, spec_name="app.yaml", edit=lambda spec: spec.update(keep_staging=True))
     return {"db": db, "url": url, "spec": run.spec_path, "res": run.res, "report": run.report}
 
 
