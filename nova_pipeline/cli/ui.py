@@ -10,17 +10,18 @@ from pathlib import Path
 
 import click
 
-from nova_pipeline.orchestration.code_location import CODE_LOCATION
+from nova_pipeline.orchestration import code_location
 from nova_pipeline.orchestration.dagster_storage import dagster_instance
 
 MOCK_MONGO = "mongomock://demo"
-INSTALLED_TARGET = ["-m", "nova_pipeline.orchestration.definitions", "--location-name", CODE_LOCATION]
+INSTALLED_WORKSPACE = Path(code_location.__file__).with_name("workspace.yaml")
 
 
-def _in_dg_project() -> bool:
-    """Whether the working directory is a `dg` project (this repository's root: pyproject.toml with [tool.dg])."""
+def _in_this_project() -> bool:
+    """Whether the working directory is this repository's root, the `dg` project of pyproject.toml's [tool.dg]."""
     pyproject = Path("pyproject.toml")
-    return pyproject.is_file() and "dg" in tomllib.loads(pyproject.read_text()).get("tool", {})
+    tool = tomllib.loads(pyproject.read_text()).get("tool", {}) if pyproject.is_file() else {}
+    return tool.get("dg", {}).get("project", {}).get("root_module") == "nova_pipeline"
 
 
 @click.command("ui", context_settings={"ignore_unknown_options": True})
@@ -38,6 +39,6 @@ def ui_command(dg_args: tuple[str, ...]) -> None:
         os.environ["NOVA_MONGO_URI"] = MOCK_MONGO
         click.echo(f"NOVA_MONGO_URI is not set: MongoDB targets use the in-process double ({MOCK_MONGO})", err=True)
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", err=True)
-    target = [] if _in_dg_project() else INSTALLED_TARGET  # elsewhere, name the installed code location
+    target = [] if _in_this_project() else ["-w", str(INSTALLED_WORKSPACE)]  # elsewhere: the installed location
     sys.stdout.flush()
     os.execv(dg, [dg, "dev", *target, *dg_args])

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from nova_pipeline.cli.ui import INSTALLED_WORKSPACE
 from nova_pipeline.core.spec import load_spec
 from nova_pipeline.orchestration.code_location import CODE_LOCATION
 from nova_pipeline.orchestration.dagster_storage import INSTANCE_YAML
@@ -40,9 +41,11 @@ def test_one_code_location_name_everywhere():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dg"]["project"]
     [local] = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
     [docker] = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())["load_from"]
+    [installed] = yaml.safe_load(INSTALLED_WORKSPACE.read_text())["load_from"]
     assert (project["code_location_name"], local["python_module"]["location_name"],
-            docker["grpc_server"]["location_name"]) == (CODE_LOCATION,) * 3
+            docker["grpc_server"]["location_name"], installed["python_module"]["location_name"]) == (CODE_LOCATION,) * 4
     assert project["code_location_target_module"] == local["python_module"]["module_name"]
+    assert installed["python_module"]["module_name"] == local["python_module"]["module_name"]
 
 
 def _documented() -> dict[str, str]:
