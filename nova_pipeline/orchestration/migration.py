@@ -81,9 +81,9 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     """The report of a run (of the `target` tables): the migration_report asset's counts when it ran after the
     last load, else counted here from the snapshot, the quarantine and the targets; with this run's timings,
     errors, checks and notes."""
-    from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS, snapshot_taken_in_run, staging_of, target_key
-    from nova_pipeline.orchestration.defs.completion import (latest_seconds, latest_smoke_checks, snapshot_row_counts,
-                                                             stored_report)
+    from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS, snapshot_taken_in_run, target_key
+    from nova_pipeline.orchestration.defs.completion import latest_seconds, latest_smoke_checks, stored_report
+    from nova_pipeline.pipeline.report import count_report
     from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
     from nova_pipeline.orchestration.phase_times import run_phases
     from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
@@ -100,17 +100,11 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
                                   finished_at=report.now_iso(), checks=checks, notes=notes)
         for name, t in rep.tables.items():
             report.settle_table(t, seconds.get(name), errors.get(name))
-        counted = set(rep.tables) if snapshot.snapshot_path(spec).exists() else set()
     else:
         mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
-        with ExitStack() as stack:
-            conn = stack.enter_context(connections.connect_postgres(pg_url)) if pg_url else None
-            source_rows = snapshot_row_counts(spec)
-            rep = report.build_report(
-                spec, staging=staging_of(spec), source_rows=source_rows, pg_conn=conn, mongo_db=mongo_db,
-                status="succeeded", run_id=run_id, started_at=started_at, seconds=seconds, errors=errors,
-                checks=checks, notes=notes)
-        counted = set(source_rows)
+        rep = count_report(RunContext.for_spec(spec), postgres_url=pg_url, mongo_db=mongo_db, run_id=run_id,
+                           started_at=started_at, seconds=seconds, errors=errors, checks=checks, notes=notes)
+    counted = set(rep.tables) if snapshot.snapshot_path(spec).exists() else set()  # the source rows were counted
     rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
     if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
         rep.notes.append(rep.snapshot["problem"])

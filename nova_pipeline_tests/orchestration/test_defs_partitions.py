@@ -23,6 +23,7 @@ from nova_pipeline.orchestration.defs.resources import PostgresResource
 from nova_pipeline.orchestration.partition_runs import load_all_partitions, load_partition
 from nova_pipeline.pipeline import partition_checks as PC
 from nova_pipeline.pipeline import partition_range as PR
+from nova_pipeline.pipeline import source
 from nova_pipeline.core.spec import load_spec
 from nova_pipeline.core.staging import Staging
 from nova_pipeline.validate.source_facts import facts_shape, source_facts
@@ -326,7 +327,7 @@ def test_mongo_time_series_partitions(tmp_path, mongo_uri):
 
 def test_profile_records_the_days_of_each_partitioned_table_and_counts_it_in_parts(setup, pg_url, monkeypatch):
     spec, spec_path, rows = setup
-    monkeypatch.setattr(A, "PROFILE_PART_ROWS", 50)  # 241 rows: counted in 5 rowid ranges
+    monkeypatch.setattr(source, "PROFILE_PART_ROWS", 50)  # 241 rows: counted in 5 rowid ranges
     job = build_definitions(spec, spec_path, postgres_url=pg_url).resolve_job_def("migrate")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[A.SNAPSHOT, A.PROFILE])
     [profile] = [m for m in result.get_asset_materialization_events() if m.asset_key == A.PROFILE]
@@ -336,5 +337,5 @@ def test_profile_records_the_days_of_each_partitioned_table_and_counts_it_in_par
     with closing(sqlite3.connect(snapshot.snapshot_path(spec))) as conn:
         table = introspect.read_schema(conn).tables[0]
         whole = introspect.storage_counts(conn, "telemetry", [c.name for c in table.columns], rowid_alias="id")
-        assert len(introspect.rowid_ranges(conn, table, len(rows) + 1, A.PROFILE_PART_ROWS)) == 5
+        assert len(introspect.rowid_ranges(conn, table, len(rows) + 1, source.PROFILE_PART_ROWS)) == 5
     assert profile.materialization.metadata["storage_classes"].value["telemetry"] == whole  # the parts add up

@@ -10,27 +10,24 @@ profile, setup, constraints, smoke tests, report) are single assets.
 import dataclasses
 import hashlib
 import json
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 
 import dagster as dg
 
-from nova_pipeline.extract import export, introspect, snapshot
+from nova_pipeline.extract import export
 from nova_pipeline.core import identifiers, run_lock
-from nova_pipeline.load import partitions, postgres_ddl
+from nova_pipeline.load import postgres_ddl
 from nova_pipeline.transform import transform
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
+from nova_pipeline.pipeline import source
 from nova_pipeline.pipeline import table as pipeline_table
 from nova_pipeline.pipeline.context import RunIds, rate
 from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET
 from nova_pipeline.report.preview import preview_markdown
 from nova_pipeline.core.spec import Spec, TableSpec
 from nova_pipeline.core.staging import Staging, for_spec
-from nova_pipeline.validate import expectations
 
 SNAPSHOT = dg.AssetKey(["source", "snapshot"])
 PROFILE = dg.AssetKey(["source", "profile"])
@@ -115,10 +112,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
               description="Consistent online copy of the SQLite source (backup API) with sha256, "
                           "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
     def source_snapshot(context: dg.AssetExecutionContext, nova: Nova) -> dg.MaterializeResult:
-        s = nova.spec
-        expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
-        snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), nova.snapshot_path, nova.pending_snapshots)
-        nova.publish_snapshot()  # beside an object-store staging area, for steps elsewhere
+        snap = source.take_snapshot(nova)
         if snap.integrity != ["ok"]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
         return dg.MaterializeResult(metadata={
@@ -131,51 +125,14 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
               description="Per table row counts and per column storage classes (typeof) of the snapshot: "
                           "what the casts will meet.")
     def source_profile(nova: Nova) -> dg.MaterializeResult:
-        s = nova.spec
-        source = nova.local_snapshot()
-        with closing(snapshot.connect_readonly(source)) as conn:
-            tables = {t.name: t for t in introspect.read_schema(conn).tables}
-            counts = {name: conn.execute(f"SELECT count(*) FROM {export.quote(name)}").fetchone()[0]
-                      for name, _ in s.table_items()}
-            # A large table's storage classes are counted in rowid ranges, side by side.
-            parts = {n: introspect.rowid_ranges(conn, tables[n], counts[n], PROFILE_PART_ROWS) for n in counts}
-
-        def count_classes(name: str, rowids: tuple[int, int] | None) -> dict:
-            t = tables[name]
-            with closing(snapshot.connect_readonly(source)) as conn:
-                return introspect.storage_counts(conn, name, [c.name for c in t.columns], rowid_alias=t.rowid_alias,
-                                                 rowids=rowids)
-
-        def days_of(name: str) -> dict:
-            spans = partitions.day_spans(source, s, name, nova.facts)[1]  # stored: the range run reads it again
-            days = sorted(d for d in spans if d is not None)
-            return {"first_day": str(partitions.day_of(days[0])) if days else None,
-                    "last_day": str(partitions.day_of(days[-1])) if days else None, "days": len(days),
-                    "rows_without_day": spans.get(None, (0,))[0]}
-
-        # SQLite releases the GIL while it scans: one connection per scan, scans side by side, largest first.
-        scans = [(counts[n] / len(parts[n]), "classes", n, part) for n in counts for part in parts[n]]
-        scans += [(counts[n], "days", n, None) for n in counts if s.tables[n].partition]
-        with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
-            done = [(kind, n, pool.submit(count_classes, n, part) if kind == "classes" else pool.submit(days_of, n))
-                    for _, kind, n, part in sorted(scans, key=lambda scan: scan[0], reverse=True)]
-        profiles = {n: introspect.sum_storage_counts([r.result() for kind, m, r in done if kind == "classes" and m == n])
-                    for n in counts}
-        for n, per_column in profiles.items():  # the export's typeof scan, done here
-            export.remember_storage_classes(source, n, {
-                c: {k for k, rows in per_class.items() if rows and k != "null"} for c, per_class in per_column.items()},
-                nova.facts)
-        days = {n: r.result() for kind, n, r in done if kind == "days"}
-        nova.save_profile({"rows_per_table": counts, "storage_classes": profiles, "partition_days": days})
+        profile = source.profile_source(nova)
+        counts, days = profile["rows_per_table"], profile["partition_days"]
         return dg.MaterializeResult(metadata={
             "dagster/row_count": sum(counts.values()), "rows_per_table": dg.MetadataValue.json(counts),
-            "storage_classes": dg.MetadataValue.json(profiles),
+            "storage_classes": dg.MetadataValue.json(profile["storage_classes"]),
             **({"partition_days": dg.MetadataValue.json(days)} if days else {})})
 
     return [source_snapshot, source_profile]
-
-
-PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are counted in rowid ranges
 
 
 def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:

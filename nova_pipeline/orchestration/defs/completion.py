@@ -2,7 +2,6 @@
 
 
 import json
-import sqlite3
 from typing import Any
 
 import dagster as dg
@@ -10,21 +9,12 @@ from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.report import report
 from nova_pipeline.validate import smoke
-from nova_pipeline.orchestration.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id, snapshot_taken_in_run,
-                                       staging_of, target_key)
+from nova_pipeline.orchestration.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id,
+                                                     snapshot_taken_in_run, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
-from nova_pipeline.extract.snapshot import quote, snapshot_path, verified_facts
+from nova_pipeline.extract.snapshot import verified_facts
+from nova_pipeline.pipeline.report import count_report
 from nova_pipeline.core.spec import Spec
-
-
-def snapshot_row_counts(spec: Spec) -> dict[str, int]:
-    """Source rows per table, counted in the snapshot (the copy every export read)."""
-    path = snapshot_path(spec)
-    if not path.exists():
-        return {}
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return {name: conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
-                for name, _ in spec.table_items()}
 
 
 def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.AssetCheckKey]) -> list[dict[str, Any]]:
@@ -128,15 +118,13 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
         s = nova.spec
         checks = latest_check_results(context.instance, check_keys) + latest_smoke_checks(context.instance)
         mongo_db = mongo.database(s) if s.table_items("mongo") and mongo.uri(s) else None
-        with postgres.connect(s) as conn:
-            rep = report.build_report(
-                s, staging=staging_of(s), source_rows=snapshot_row_counts(s), pg_conn=conn, mongo_db=mongo_db,
-                status="succeeded", run_id=migration_id(context), started_at=report.now_iso(),
-                seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
-                notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
-                       if mongo_db is not None and mongo.is_mock(s) else [])
-                + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)]
-                + (latest_not_carried(context.instance) or []))
+        rep = count_report(
+            nova, postgres_url=postgres.url(s), mongo_db=mongo_db, run_id=migration_id(context),
+            started_at=report.now_iso(), seconds=latest_seconds(context.instance, s), errors={}, checks=checks,
+            notes=(["MongoDB documents went to the in-process double (mongomock), not a server."]
+                   if mongo_db is not None and mongo.is_mock(s) else [])
+            + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)]
+            + (latest_not_carried(context.instance) or []))
         rep.snapshot = verified_facts(s, snapshot_taken_in_run(context.instance, context.run_id))
         if "problem" in rep.snapshot:
             rep.status, rep.notes = "failed", [*rep.notes, rep.snapshot["problem"]]
