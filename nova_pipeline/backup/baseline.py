@@ -19,7 +19,7 @@ from psycopg import sql
 
 from nova_pipeline.backup import mongo
 from nova_pipeline.backup.create import PRE_MIGRATION, backup_dest, create_backup, target_schemas
-from nova_pipeline.backup.crypto import key_from_env
+from nova_pipeline.backup.crypto import KEY_HINT, key_from_env
 from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, load_set, location_of, new_set_id,
                                        sweep_leftovers, write_json)
@@ -28,7 +28,6 @@ from nova_pipeline.core import connections
 from nova_pipeline.core.identifiers import mongo_collection, pg_table
 from nova_pipeline.core.spec import Spec
 
-KEY_HINT = "set NOVA_BACKUP_KEY (64 hex characters: python -c 'import secrets; print(secrets.token_hex(32))')"
 # Relations, functions and collations of a schema that are not part of an extension, an identity/serial column
 # or a partitioned parent (those go with what owns them).
 _OBJECTS = """

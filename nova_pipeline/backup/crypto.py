@@ -47,12 +47,15 @@ def parse_key(text: str) -> bytes:
     return raw
 
 
+KEY_HINT = "set it to 64 hex characters (python -c 'import secrets; print(secrets.token_hex(32))')"
+
+
 def key_from_env(required: bool = True) -> bytes | None:
     """The key from NOVA_BACKUP_KEY; BackupKeyError when it is missing and required."""
     text = os.environ.get("NOVA_BACKUP_KEY", "")
     if not text.strip():
         if required:
-            raise BackupKeyError("NOVA_BACKUP_KEY is not set (pass no_encrypt=True / --no-encrypt for an unencrypted backup)")
+            raise BackupKeyError(f"NOVA_BACKUP_KEY is not set: backups are encrypted with it; {KEY_HINT}")
         return None
     return parse_key(text)
 

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nova_pipeline.backup.baseline import KEY_HINT
 from nova_pipeline.backup.create import backup_dest, create_backup
-from nova_pipeline.backup.crypto import key_from_env
+from nova_pipeline.backup.crypto import KEY_HINT, key_from_env
 from nova_pipeline.backup.errors import BackupError, BackupKeyError, UnsealedSetError, VerificationError, WrongKeyError
 from nova_pipeline.backup.restore import restore
 from nova_pipeline.backup.sets import BackupSet, list_sets, sweep_leftovers

@@ -17,8 +17,8 @@ import click
 
 from nova_pipeline.core import connections
 from nova_pipeline.backup.create import backup_dest, create_backup
-from nova_pipeline.backup.crypto import key_from_env
-from nova_pipeline.backup.errors import BackupError, VerificationError
+from nova_pipeline.backup.crypto import KEY_HINT, key_from_env
+from nova_pipeline.backup.errors import BackupError, BackupKeyError, VerificationError
 from nova_pipeline.backup.restore import restore
 from nova_pipeline.backup.retention import apply_retention, retention_days_setting
 from nova_pipeline.backup.rollback import rollback
@@ -68,6 +68,8 @@ def backup_group():
 def create_cmd(spec_path, dest, postgres_url, mongo_uri, no_encrypt, label, as_json):
     """Write one backup set; its path is the last line of output."""
     spec = load_spec(spec_path)
+    if not no_encrypt and key_from_env(required=False) is None:
+        raise BackupKeyError(f"NOVA_BACKUP_KEY is not set: {KEY_HINT}, or pass --no-encrypt for an unencrypted set")
     _sweep(dest or backup_dest(spec))
     backup = create_backup(spec, dest=dest, postgres_url=postgres_url, mongo_uri=mongo_uri,
                            no_encrypt=no_encrypt, label=label)

@@ -61,7 +61,8 @@ def test_bad_input_is_one_line_exit_2(env, monkeypatch, tmp_path):
     res = CliRunner().invoke(backup_group, ["create", "--spec", env])
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
-        "nova-pipeline: NOVA_BACKUP_KEY is not set (pass no_encrypt=True / --no-encrypt for an unencrypted backup)"]
+        "nova-pipeline: NOVA_BACKUP_KEY is not set: set it to 64 hex characters (python -c 'import secrets; "
+        "print(secrets.token_hex(32))'), or pass --no-encrypt for an unencrypted set"]
     assert not (tmp_path / "backups").exists()
 
     res = CliRunner().invoke(backup_group, ["create", "--spec", env, "--no-encrypt",
