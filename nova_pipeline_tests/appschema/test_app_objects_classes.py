@@ -72,6 +72,7 @@ def run(tmp_path_factory, pg_server):
     assert runner.invoke(main, ["init", "--source", str(db), "--out", str(spec)]).exit_code == 0
     data = yaml.safe_load(spec.read_text())
     data["app_objects"] = {"view_check": "warn"}
+    data["keep_staging"] = True  # a test reads the snapshot the parity statements ran on
     data["parity"] = data["parity"] + [
         {"name": "authors over 25", "sql": "SELECT name FROM authors WHERE age > 25 ORDER BY id"},
         {"name": "rename author", "sql": "UPDATE authors SET name = 'X' WHERE id <= 3", "writes": True},
