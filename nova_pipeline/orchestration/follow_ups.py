@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from nova_pipeline.core.spec import Spec
-from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS
-from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS
+from nova_pipeline.orchestration.defs.keys import APP_OBJECTS, REPORT, SMOKE_TESTS
 
 CLI_TAG = "nova/cli"  # on the runs a CLI command launched
 AFTER_TAG = "nova/after_migration"  # on a follow-up run: the id of the migration run it follows

@@ -81,10 +81,11 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     """The report of a run (of the `target` tables): the migration_report asset's counts when it ran after the
     last load, else counted here from the snapshot, the quarantine and the targets; with this run's timings,
     errors, checks and notes."""
-    from nova_pipeline.orchestration.defs.assets import REPORT, SMOKE_TESTS, snapshot_taken_in_run, target_key
-    from nova_pipeline.orchestration.defs.completion import latest_seconds, latest_smoke_checks, stored_report
+    from nova_pipeline.orchestration.defs.completion import (latest_seconds, latest_smoke_checks, snapshot_taken_in_run,
+                                                             stored_report)
+    from nova_pipeline.orchestration.defs.keys import APP_OBJECTS, REPORT, SMOKE_TESTS, target_key
     from nova_pipeline.pipeline.report import count_report
-    from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
+    from nova_pipeline.orchestration.defs.app_objects import latest_not_carried
     from nova_pipeline.orchestration.phase_times import run_phases
     from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
 

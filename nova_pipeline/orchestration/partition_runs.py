@@ -16,7 +16,7 @@ import dagster as dg
 from nova_pipeline.core import connections
 from nova_pipeline.load import partitions
 from nova_pipeline.extract import snapshot
-from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.defs import partitions as P
 from nova_pipeline.orchestration.follow_ups import CLI_TAG, refreshed
 from nova_pipeline.pipeline.partition_range import source_path
@@ -26,11 +26,11 @@ from nova_pipeline.core.spec import Spec
 
 
 def _selection(spec: Spec, tables: list[str]) -> list[dg.AssetKey]:
-    return [k for t in tables for k in (A.raw_key(t), A.clean_key(t), A.target_key(spec, t))]
+    return [k for t in tables for k in (K.raw_key(t), K.clean_key(t), K.target_key(spec, t))]
 
 
 def _run_config(tables: list[str], read_snapshot: bool) -> dict:
-    return {"ops": {f"partitions_{A.key_part(t)}": {"config": {"read_snapshot": read_snapshot}} for t in tables}}
+    return {"ops": {f"partitions_{K.key_part(t)}": {"config": {"read_snapshot": read_snapshot}} for t in tables}}
 
 
 def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, postgres_url: str | None,
@@ -44,7 +44,7 @@ def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, po
             run_id=run_id, run_config={**_run_config(tables, read_snapshot), **QUIET},
             tags={"nova/spec": spec_path, CLI_TAG: "1", **(tags or {})})
     out = outcome_of(spec, result)
-    steps = {f"partitions_{A.key_part(t)}": t for t in tables}  # name failures by table, like the migrate job
+    steps = {f"partitions_{K.key_part(t)}": t for t in tables}  # name failures by table, like the migrate job
     out.errors = {steps.get(k, k): v for k, v in out.errors.items()}
     return out
 
@@ -106,7 +106,7 @@ def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str
     """After the main migration run, follow_ups.PARTITION_LOADS then follow_ups.REFRESH (with the app objects,
     which the run left for after the partitions): `outcome` merged with what these runs did.
     The runs carry `tags` and belong to `outcome`'s migration."""
-    tags = {**(tags or {}), A.MIGRATION_TAG: outcome.migration_id}
+    tags = {**(tags or {}), K.MIGRATION_TAG: outcome.migration_id}
     parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                 tags=tags)
     if parts:

@@ -20,7 +20,7 @@ from typing import TextIO
 import dagster as dg
 from tqdm import tqdm
 
-from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.defs import keys as K
 
 EVENTS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
 # Phases in run order, each with what its line says once its last step is done.
@@ -36,8 +36,8 @@ def phase_of(item: Item) -> str:
     """The phase a planned asset or check belongs to (another asset is a phase of its own, named by its key)."""
     if isinstance(item, dg.AssetCheckKey):
         return "validate"
-    fixed = {A.SNAPSHOT: "snapshot", A.PROFILE: "profile", A.PG_CONSTRAINTS: "keys", A.SMOKE_TESTS: "smoke",
-             A.REPORT: "report"}
+    fixed = {K.SNAPSHOT: "snapshot", K.PROFILE: "profile", K.PG_CONSTRAINTS: "keys", K.SMOKE_TESTS: "smoke",
+             K.REPORT: "report"}
     if item in fixed:
         return fixed[item]
     path = item.path

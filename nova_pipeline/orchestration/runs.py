@@ -125,7 +125,7 @@ def definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None, 
 
 def _table_of_step(spec: Spec, step_key: str) -> str | None:
     for name, _ in spec.table_items():
-        if step_key == f"migrate_{A.key_part(name)}":
+        if step_key == f"migrate_{K.key_part(name)}":
             return name
     return None
 
@@ -150,7 +150,7 @@ def _check_row(ev) -> dict:
 def outcome_of(spec: Spec, result: dg.ExecuteInProcessResult) -> RunOutcome:
     """What an executed run did: its failures by table (or step), check results, materialized and planned assets."""
     out = RunOutcome(run_id=result.run_id, success=result.success,
-                     migration_id=result.dagster_run.tags.get(A.MIGRATION_TAG, result.run_id))
+                     migration_id=result.dagster_run.tags.get(K.MIGRATION_TAG, result.run_id))
     for ev in result.get_step_failure_events():
         message = redact(_root_cause(ev.step_failure_data.error))
         table = _table_of_step(spec, ev.step_key)
@@ -176,7 +176,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
         asset_selection = sorted(job_def.asset_layer.executable_asset_keys - exclude)
     keys = set(asset_selection if asset_selection is not None else job_def.asset_layer.executable_asset_keys)
     checks = {c for c in graph.asset_check_keys if c.asset_key in keys} | set(extra_checks)
-    tags = {"nova/spec": spec_path, "nova/cli": "1", A.MIGRATION_TAG: run_id, "nova/executor": runner.executor_name,
+    tags = {"nova/spec": spec_path, "nova/cli": "1", K.MIGRATION_TAG: run_id, "nova/executor": runner.executor_name,
             **(tags or {})}
     with run_progress(instance, run_id, [*keys, *checks]):
         result = runner.execute(job_def, instance=instance, run_id=run_id, tags=tags, asset_selection=asset_selection,
@@ -186,7 +186,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
 
 def migration_runs(instance: dg.DagsterInstance, migration_id: str) -> list[dg.DagsterRun]:
     """Every run of a migration, oldest first."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={A.MIGRATION_TAG: migration_id}))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={K.MIGRATION_TAG: migration_id}))
     first = instance.get_run_by_id(migration_id)
     return sorted({r.run_id: r for r in [*runs, *([first] if first else [])]}.values(),
                   key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
@@ -223,7 +223,7 @@ def last_unfinished_run(instance: dg.DagsterInstance, run_id: str | None) -> dg.
             if run.status in unfinished:
                 return run
             if run.status == dg.DagsterRunStatus.SUCCESS:
-                first = instance.get_run_by_id(run.tags.get(A.MIGRATION_TAG, run.run_id)) or run
+                first = instance.get_run_by_id(run.tags.get(K.MIGRATION_TAG, run.run_id)) or run
                 if first.tags.get(STATUS_TAG) == "failed":
                     raise ValueError(f"nothing to resume: migration {first.run_id} ran every step but its report says "
                                      "failed; fix what the report names and run `nova-pipeline migrate` again")
@@ -242,7 +242,7 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     """
     instance = dagster_instance()
     run = last_unfinished_run(instance, run_id)
-    migration_id = run.tags.get(A.MIGRATION_TAG, run.run_id)
+    migration_id = run.tags.get(K.MIGRATION_TAG, run.run_id)
     graph = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, runner=runner).resolve_job_def(
         run.job_name).asset_layer.asset_graph
     planned = set(run.asset_selection or graph.executable_asset_keys)
@@ -251,7 +251,7 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     evaluated = {(c["table"], c["check"]) for c in migration_checks(instance, migration_id)}
     unchecked = {c for c in graph.asset_check_keys if c.asset_key in planned & done
                  and ("/".join(c.asset_key.path), c.name) not in evaluated}
-    loaded = [name for name, _ in spec.table_items("postgres") if A.target_key(spec, name) in done]
+    loaded = [name for name, _ in spec.table_items("postgres") if K.target_key(spec, name) in done]
     if postgres_url and loaded and not force:
         with connect_postgres(postgres_url) as conn:
             others = target_state.loaded_by_others(conn, spec, loaded, migration_id)
@@ -266,5 +266,5 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
         raise ValueError(f"run {run.run_id} materialized everything it planned")
     return run_migration(spec, spec_path, job=run.job_name, postgres_url=postgres_url, mongo_uri=mongo_uri,
                          asset_selection=todo, extra_checks=unchecked,
-                         tags={**(tags or {}), A.MIGRATION_TAG: migration_id, "nova/resumed_from": run.run_id},
+                         tags={**(tags or {}), K.MIGRATION_TAG: migration_id, "nova/resumed_from": run.run_id},
                          runner=runner)

@@ -80,7 +80,7 @@ def test_migration_succeeds_with_views_triggers_fts(app):
 
 
 def test_the_report_asset_lists_what_is_not_carried_over(app):  # as a run from the Dagster UI shows it
-    from nova_pipeline.orchestration.defs.assets import REPORT
+    from nova_pipeline.orchestration.defs.keys import REPORT
     from nova_pipeline.orchestration.runs import dagster_instance
 
     event = dagster_instance().get_latest_materialization_event(REPORT)

@@ -212,7 +212,7 @@ def test_checks_ignore_the_staged_facts_of_another_source_with_a_table_of_the_sa
     import dagster as dg
 
     from nova_pipeline.load import postgres_load
-    from nova_pipeline.orchestration.defs.assets import clean_key
+    from nova_pipeline.orchestration.defs.keys import clean_key
     from nova_pipeline.orchestration.runs import dagster_instance
     from nova_pipeline.validate.source_facts import FACTS_VERSION
 
@@ -270,7 +270,7 @@ def test_the_report_holds_its_own_smoke_tests_and_timings_not_those_of_another_s
                                                                                       monkeypatch):
     import dagster as dg
 
-    from nova_pipeline.orchestration.defs.assets import SMOKE_TESTS, raw_key
+    from nova_pipeline.orchestration.defs.keys import SMOKE_TESTS, raw_key
     from nova_pipeline.orchestration.runs import dagster_instance
 
     make_source(tmp_path / "a.sqlite", "a", 30).close()

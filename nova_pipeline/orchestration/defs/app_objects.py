@@ -9,12 +9,10 @@ from contextlib import closing
 import dagster as dg
 
 from nova_pipeline.appschema import app_objects
-from nova_pipeline.orchestration.defs.assets import PG_CONSTRAINTS
+from nova_pipeline.orchestration.defs.keys import APP_OBJECTS, PG_CONSTRAINTS
 from nova_pipeline.orchestration.defs.resources import Nova, PostgresResource
 from nova_pipeline.extract.snapshot import connect_readonly, snapshot_path
 from nova_pipeline.core.spec import Spec
-
-APP_OBJECTS = dg.AssetKey(["postgres", "app_objects"])
 
 
 def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:

@@ -20,89 +20,26 @@ from nova_pipeline.load import postgres_ddl
 from nova_pipeline.transform import transform
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.core.run_context import RunContext
+from nova_pipeline.orchestration.defs.keys import (MONGO_COLLECTIONS, PG_CONSTRAINTS, PG_SCHEMA, PROFILE, SNAPSHOT,
+                                                    clean_key, key_part, lock_token, raw_key, run_ids, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.pipeline import source
 from nova_pipeline.pipeline import table as pipeline_table
-from nova_pipeline.pipeline.context import RunIds, rate
+from nova_pipeline.pipeline.context import rate
 from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET
 from nova_pipeline.report.preview import preview_markdown
 from nova_pipeline.core.spec import Spec, TableSpec
 from nova_pipeline.core.staging import Staging, for_spec
-
-SNAPSHOT = dg.AssetKey(["source", "snapshot"])
-PROFILE = dg.AssetKey(["source", "profile"])
-PG_SCHEMA = dg.AssetKey(["setup", "postgres_schema"])
-MONGO_COLLECTIONS = dg.AssetKey(["setup", "mongo_collections"])
-PG_CONSTRAINTS = dg.AssetKey(["postgres", "constraints"])
-SMOKE_TESTS = dg.AssetKey(["validation", "smoke_tests"])
-REPORT = dg.AssetKey(["reports", "migration_report"])
-MIGRATION_TAG = "nova/migration"  # run tag: the id of the migration's first run (nova_pipeline/runs.py)
-
-
-def migration_id(context) -> str:
-    """The id of the migration this run belongs to: the report's run id, the quarantine rows' run_id."""
-    return context.run.tags.get(MIGRATION_TAG, context.run_id)
-
-
-def lock_token(context) -> str | None:
-    """The migration lock's run token this run's commits must hold (nova_pipeline/run_lock.py); None outside migrate."""
-    return context.run.tags.get(run_lock.RUN_TOKEN_TAG)
-
 
 def staging_of(spec: Spec) -> Staging:
     """The staging area of the spec's source (relative paths resolve against the spec file)."""
     return for_spec(spec)
 
 
-def snapshot_taken_in_run(instance: dg.DagsterInstance, run_id: str) -> dict | None:
-    """sha256 and taken_at of the snapshot the run took, or the run it resumed (nova/resumed_from) took; None
-    when none of them took one."""
-    seen = set()
-    while run_id and run_id not in seen:
-        seen.add(run_id)
-        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-            mat = record.asset_materialization
-            if mat is not None and mat.asset_key == SNAPSHOT:
-                return {k: mat.metadata[k].value for k in ("sha256", "taken_at") if k in mat.metadata}
-        run = instance.get_run_by_id(run_id)
-        run_id = (run.tags.get("nova/resumed_from") or run.tags.get("nova/migration")) if run else None
-    return None
-
-
-def key_part(name: str) -> str:
-    """A Dagster-safe name ([A-Za-z0-9_]); odd names get a short hash so they stay distinct."""
-    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
-    return safe if safe == name else f"{safe}_{hashlib.sha1(name.encode()).hexdigest()[:6]}"
-
-
-def raw_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", "raw", key_part(table)])
-
-
-def clean_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", "clean", key_part(table)])
-
-
-def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
-    """Asset key of a table's target, None for tables embedded into a parent document."""
-    t = spec.tables[table]
-    if t.target == "postgres":
-        return dg.AssetKey(["postgres", *map(key_part, identifiers.pg_table(spec, table))])
-    if t.target == "mongo" and table not in spec.embedded_tables():
-        return dg.AssetKey(["mongo", key_part(spec.targets.mongo.database),
-                            key_part(identifiers.mongo_collection(spec, table))])
-    return None
-
-
 def code_version(*tables: TableSpec) -> str:
     """A short stable hash of the table specs that determine an asset's content."""
     text = json.dumps([t.model_dump(mode="json") for t in tables], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def run_ids(context) -> RunIds:
-    """Whom the run's writes belong to: the run, its migration and the migration lock's token."""
-    return RunIds(run_id=context.run_id, migration_id=migration_id(context), lock_token=lock_token(context))
 
 
 def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:

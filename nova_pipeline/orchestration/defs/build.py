@@ -5,7 +5,8 @@ import dagster as dg
 
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs import assets as A
-from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, build_app_objects_defs
+from nova_pipeline.orchestration.defs import keys as K
+from nova_pipeline.orchestration.defs.app_objects import build_app_objects_defs
 from nova_pipeline.orchestration.defs.backups import build_backup_defs
 from nova_pipeline.orchestration.defs.checks import build_table_checks
 from nova_pipeline.orchestration.defs.completion import build_completion_assets
@@ -19,26 +20,26 @@ from nova_pipeline.core.spec import Spec
 
 def _table_checks(spec: Spec) -> list[dg.AssetChecksDefinition]:
     partitioned = partitioned_tables(spec)
-    return [c for name, _ in spec.table_items() if (key := A.target_key(spec, name)) and name not in partitioned
+    return [c for name, _ in spec.table_items() if (key := K.target_key(spec, name)) and name not in partitioned
             for c in build_table_checks(spec, name, key)]
 
 
 def _job_keys(spec: Spec, target: str | None) -> list[dg.AssetKey]:
-    keys = [A.SNAPSHOT, A.PROFILE]
+    keys = [K.SNAPSHOT, K.PROFILE]
     tables = spec.table_items(target)
     if target in (None, "postgres") and spec.table_items("postgres"):
-        keys += [A.PG_SCHEMA, A.PG_CONSTRAINTS, APP_OBJECTS]
+        keys += [K.PG_SCHEMA, K.PG_CONSTRAINTS, K.APP_OBJECTS]
     if target in (None, "mongo") and spec.table_items("mongo"):
-        keys.append(A.MONGO_COLLECTIONS)
+        keys.append(K.MONGO_COLLECTIONS)
     partitioned = partitioned_tables(spec)  # their own job: a run cannot mix partitioned and unpartitioned assets
     for name, _ in tables:
         if name in partitioned:
             continue
-        keys += [A.raw_key(name), A.clean_key(name)] + ([k] if (k := A.target_key(spec, name)) else [])
+        keys += [K.raw_key(name), K.clean_key(name)] + ([k] if (k := K.target_key(spec, name)) else [])
     if target == "mongo":  # embedded children of mongo parents may themselves be declared elsewhere
         for child in spec.embedded_tables():
-            keys += [A.raw_key(child), A.clean_key(child)]
-    return list(dict.fromkeys(keys + [A.SMOKE_TESTS, A.REPORT]))
+            keys += [K.raw_key(child), K.clean_key(child)]
+    return list(dict.fromkeys(keys + [K.SMOKE_TESTS, K.REPORT]))
 
 
 def build_jobs(spec: Spec) -> list:

@@ -5,16 +5,31 @@ import json
 from typing import Any
 
 import dagster as dg
-from nova_pipeline.orchestration.defs.app_objects import APP_OBJECTS, latest_not_carried
+from nova_pipeline.orchestration.defs.app_objects import latest_not_carried
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.report import report
 from nova_pipeline.validate import smoke
-from nova_pipeline.orchestration.defs.assets import (PG_CONSTRAINTS, REPORT, SMOKE_TESTS, migration_id,
-                                                     snapshot_taken_in_run, target_key)
+from nova_pipeline.orchestration.defs.keys import (APP_OBJECTS, PG_CONSTRAINTS, REPORT, SMOKE_TESTS, SNAPSHOT, clean_key,
+                                                    migration_id, raw_key, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.extract.snapshot import verified_facts
 from nova_pipeline.pipeline.report import count_report
 from nova_pipeline.core.spec import Spec
+
+
+def snapshot_taken_in_run(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    """sha256 and taken_at of the snapshot the run took, or the run it resumed (nova/resumed_from) took; None
+    when none of them took one."""
+    seen = set()
+    while run_id and run_id not in seen:
+        seen.add(run_id)
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+            mat = record.asset_materialization
+            if mat is not None and mat.asset_key == SNAPSHOT:
+                return {k: mat.metadata[k].value for k in ("sha256", "taken_at") if k in mat.metadata}
+        run = instance.get_run_by_id(run_id)
+        run_id = (run.tags.get("nova/resumed_from") or run.tags.get("nova/migration")) if run else None
+    return None
 
 
 def latest_check_results(instance: dg.DagsterInstance, asset_checks: list[dg.AssetCheckKey]) -> list[dict[str, Any]]:
@@ -62,8 +77,6 @@ def stored_report(instance: dg.DagsterInstance, run_ids: list[str]) -> report.Mi
 
 def latest_seconds(instance: dg.DagsterInstance, spec: Spec, run_ids: list[str] | None = None) -> dict[str, float]:
     """Per table: seconds of its last export + transform + load materializations (in `run_ids` when given)."""
-    from nova_pipeline.orchestration.defs.assets import clean_key, raw_key
-
     out: dict[str, float] = {}
     keys = {name: [k for k in (raw_key(name), clean_key(name), target_key(spec, name)) if k]
             for name, _ in spec.table_items()}

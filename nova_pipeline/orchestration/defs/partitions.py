@@ -23,6 +23,7 @@ from nova_pipeline.core.results import CheckResult
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.load import partitions
 from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.orchestration.defs.sensors import build_partition_sensor
 from nova_pipeline.pipeline.context import rate
@@ -60,12 +61,12 @@ def partitions_def(spec: Spec, tables: list[str]) -> dg.TimeWindowPartitionsDefi
 def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """Export, transform and load one partitioned table, one time window per partition key."""
     t = spec.tables[table]
-    raw, clean, tkey = A.raw_key(table), A.clean_key(table), A.target_key(spec, table)
+    raw, clean, tkey = K.raw_key(table), K.clean_key(table), K.target_key(spec, table)
     version, about = A.code_version(t), f" {t.description}" if t.description else ""
     common = dict(code_version=version, owners=t.owners, tags=dict(t.tags), partitions_def=pdef)
     part = t.partition
     specs = [
-        dg.AssetSpec(raw, deps=[A.SNAPSHOT], group_name="staging", kinds={"sqlite", "parquet"}, **common,
+        dg.AssetSpec(raw, deps=[K.SNAPSHOT], group_name="staging", kinds={"sqlite", "parquet"}, **common,
                      description=f"Rows of `{table}` whose `{part.column}` falls in the partition's UTC window, "
                                  f"exported to zstd Parquet as stored.{about}"),
         dg.AssetSpec(clean, deps=[raw], group_name="staging", kinds={"parquet"}, **common,
@@ -78,7 +79,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                                  f"duplicate.{about}"),
     ]
 
-    @dg.multi_asset(name=f"partitions_{A.key_part(table)}", specs=specs, can_subset=True,
+    @dg.multi_asset(name=f"partitions_{K.key_part(table)}", specs=specs, can_subset=True,
                     backfill_policy=dg.BackfillPolicy.single_run(),
                     description=f"Partitioned export, transform and load of `{table}`.")
     def load_partitions(context: dg.AssetExecutionContext, config: PartitionRunConfig, nova: Nova,
@@ -86,7 +87,7 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         phases = {RAW: raw, CLEAN: clean, TARGET: tkey}
         source = nova.local_snapshot() if config.read_snapshot else source_path(nova.spec)
         done = load_partition_range(nova, table, context.partition_keys, source=source, postgres=postgres, mongo=mongo,
-                                    run=A.run_ids(context),
+                                    run=K.run_ids(context),
                                     phases=[p for p, k in phases.items() if k in context.selected_asset_keys])
         for phase, key in phases.items():
             if key in context.selected_asset_keys:
@@ -113,14 +114,14 @@ def check_result(asset_key: dg.AssetKey, res: CheckResult, partition: str | None
 def build_partitioned_checks(spec: Spec, table: str, pdef: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
     """Per-partition checks of one table's window: counts, aggregates and hashes source vs target, window bounds."""
     t = spec.tables[table]
-    tkey = A.target_key(spec, table)
+    tkey = K.target_key(spec, table)
     names = POSTGRES_CHECKS if t.target == "postgres" else MONGO_CHECKS
     with warnings.catch_warnings():  # partitioned checks are a preview feature of Dagster 1.13; we rely on them
         warnings.simplefilter("ignore", dg.PreviewWarning)
         specs = [dg.AssetCheckSpec(n, asset=tkey, partitions_def=pdef, blocking=n in r.BLOCKING,
                                    description=DESCRIPTIONS[n].format(t=table)) for n in names]
 
-    @dg.multi_asset_check(specs=specs, name=f"validate_partitions_{A.key_part(table)}",
+    @dg.multi_asset_check(specs=specs, name=f"validate_partitions_{K.key_part(table)}",
                           description=f"Validation of each loaded window of `{table}` in {t.target}.")
     def validate_partitions(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
                             mongo: MongoResource):

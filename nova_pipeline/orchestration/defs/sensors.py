@@ -17,7 +17,7 @@ from nova_pipeline.core.connections import redact
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.load import partitions
 from nova_pipeline.orchestration import follow_ups as F
-from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.defs import keys as K
 
 LABEL_TAG = "nova/backup_label"
 
@@ -60,9 +60,9 @@ def build_partition_sensor(spec: Spec, table: str, job: dg.JobDefinition,
                            pdef: dg.TimeWindowPartitionsDefinition) -> dg.SensorDefinition:
     """Sensor noticing new days and late rows in past days of `table` in the live source (per-day counts + max rowid)."""
     source = spec.resolve(spec.source.sqlite)
-    keys = [A.raw_key(table), A.clean_key(table), A.target_key(spec, table)]
+    keys = [K.raw_key(table), K.clean_key(table), K.target_key(spec, table)]
 
-    @dg.sensor(name=f"{A.key_part(table)}_new_readings", job=job, minimum_interval_seconds=300,
+    @dg.sensor(name=f"{K.key_part(table)}_new_readings", job=job, minimum_interval_seconds=300,
                default_status=dg.DefaultSensorStatus.STOPPED,
                description=f"Requests a `{job.name}` run for each partition of `{table}` whose rows changed in "
                            f"{source} (new day, late-arriving or deleted rows), one run per partition and change.")
@@ -80,7 +80,7 @@ def build_partition_sensor(spec: Spec, table: str, job: dg.JobDefinition,
             by_key.setdefault(partitions.partition_key(spec, table, partitions.day_of(d)), []).append(
                 [d, seen.get(str(d))])
         valid = set(pdef.get_partition_keys())
-        requests = [dg.RunRequest(run_key=f"{A.key_part(table)}:{k}:{json.dumps(v)}", partition_key=k, asset_selection=keys,
+        requests = [dg.RunRequest(run_key=f"{K.key_part(table)}:{k}:{json.dumps(v)}", partition_key=k, asset_selection=keys,
                                   tags={"nova/trigger": "new_readings"})
                     for k, v in by_key.items() if k in valid]
         return requests or dg.SkipReason("no partition changed" if not by_key else
