@@ -1,5 +1,5 @@
 """What follows a successful migration run: one description for the UI's sensors (defs/sensors.py) and the
-CLI's migrate (partition_runs.with_partitions).
+CLI's migrate (migration.py).
 
 A `migrate` run cannot hold the time-partitioned tables (a run cannot mix partitioned and unpartitioned
 assets), so their partitions are loaded after it, and then the smoke tests and the report run again to cover

@@ -173,7 +173,6 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
             stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), ctx.snapshot_path,
                                                           ctx.pending_snapshots))
         from nova_pipeline.orchestration.follow_ups import refreshed
-        from nova_pipeline.orchestration.partition_runs import with_partitions
         from nova_pipeline.pipeline.partition_range import partitioned_tables
         from nova_pipeline.orchestration.runs import (Runner, dagster_instance, migration_checks, record_status,
                                                       resume_migration, run_migration)
@@ -193,8 +192,8 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
             later = set(refreshed(spec, with_app_objects=True)) if partitioned else set()
             outcome = run_migration(spec, spec_path, job=job_name(spec, target), postgres_url=pg, mongo_uri=mongo,
                                     exclude=later, tags=tags, runner=runner)
-        outcome = with_partitions(spec, spec_path, outcome, job=job_name(spec, target), target=target,
-                                  postgres_url=pg, mongo_uri=mongo, tags=tags)
+        outcome = _follow_ups(spec, spec_path, outcome, job=job_name(spec, target), target=target, postgres_url=pg,
+                              mongo_uri=mongo, tags=tags, runner=runner)
         if pg and (lost := lock.lost()):
             notes.append(f"lost the migration lock: {lost}; no write was committed without it")
     outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
@@ -204,6 +203,31 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
     report.write_report(rep, spec.resolve(spec.reports), report_path)
     record_status(dagster_instance(), outcome.migration_id, rep.status)
     return rep
+
+
+def _follow_ups(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, target: str, postgres_url: str | None,
+                mongo_uri: str | None, tags: dict[str, str], runner) -> RunOutcome:
+    """What a CLI migrate runs itself after its main run (follow_ups.py): PARTITION_LOADS, from the snapshot,
+    then REFRESH with the app objects the main run left for after them; `outcome` merged with what these runs
+    did. The runs carry `tags` and belong to `outcome`'s migration."""
+    from nova_pipeline.orchestration.defs.keys import MIGRATION_TAG
+    from nova_pipeline.orchestration.follow_ups import refreshed
+    from nova_pipeline.orchestration.partition_runs import load_all_partitions
+    from nova_pipeline.orchestration.runs import run_migration
+
+    tags = {**tags, MIGRATION_TAG: outcome.migration_id}
+    parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                                tags=tags)
+    if parts:
+        parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
+                                   asset_selection=refreshed(spec, with_app_objects=True), tags=tags, runner=runner))
+    for part in parts:
+        outcome.success &= part.success
+        outcome.errors.update(part.errors)
+        outcome.checks += part.checks
+        outcome.materialized |= part.materialized
+        outcome.planned |= part.planned
+    return outcome
 
 
 def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:

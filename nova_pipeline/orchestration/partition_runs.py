@@ -2,7 +2,8 @@
 
 `load_partition` runs one partition of one table; `load_all_partitions` runs
 one range run (a single-run backfill) over every partition from the first to
-the last reading, which `nova-pipeline migrate` does after its main job.
+the last reading, which `nova-pipeline migrate` does after its main job
+(follow_ups.PARTITION_LOADS).
 Both execute `telemetry_partitions` in process against the persistent
 instance, so the runs and per-partition checks show in the UI.
 """
@@ -18,10 +19,10 @@ from nova_pipeline.load import partitions
 from nova_pipeline.extract import snapshot
 from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.defs import partitions as P
-from nova_pipeline.orchestration.follow_ups import CLI_TAG, refreshed
+from nova_pipeline.orchestration.follow_ups import CLI_TAG
 from nova_pipeline.pipeline.partition_range import source_path
 from nova_pipeline.orchestration.progress import planned_items, run_progress
-from nova_pipeline.orchestration.runs import QUIET, RunOutcome, dagster_instance, definitions, outcome_of, run_migration
+from nova_pipeline.orchestration.runs import QUIET, RunOutcome, dagster_instance, definitions, outcome_of
 from nova_pipeline.core.spec import Spec
 
 
@@ -98,24 +99,3 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
                                                                     "dagster/asset_partition_range_start": start,
                                                                     "dagster/asset_partition_range_end": end}))
     return outcomes
-
-
-def with_partitions(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, target: str = "both",
-                    postgres_url: str | None = None, mongo_uri: str | None = None,
-                    tags: dict[str, str] | None = None) -> RunOutcome:
-    """After the main migration run, follow_ups.PARTITION_LOADS then follow_ups.REFRESH (with the app objects,
-    which the run left for after the partitions): `outcome` merged with what these runs did.
-    The runs carry `tags` and belong to `outcome`'s migration."""
-    tags = {**(tags or {}), K.MIGRATION_TAG: outcome.migration_id}
-    parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                tags=tags)
-    if parts:
-        parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                   asset_selection=refreshed(spec, with_app_objects=True), tags=tags))
-    for part in parts:
-        outcome.success &= part.success
-        outcome.errors.update(part.errors)
-        outcome.checks += part.checks
-        outcome.materialized |= part.materialized
-        outcome.planned |= part.planned
-    return outcome
