@@ -8,9 +8,9 @@ from nova_pipeline_tests.cli_runs import init_and_migrate
 
 
 def _source(path):
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
-        conn.executemany("INSERT INTO items (name) VALUES (?)", [(f"item {i}",) for i in range(20)])
+    with sqlite3.connect(path) as conn:  # tables in other than alphabetical order: the report keeps the spec's
+        conn.execute("CREATE TABLE zones (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO zones (name) VALUES (?)", [(f"zone {i}",) for i in range(20)])
         conn.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, recorded_at DATETIME NOT NULL, value REAL)")
         conn.executemany("INSERT INTO readings (recorded_at, value) VALUES (?, ?)",
                          [(f"2024-03-0{1 + i % 3}T10:00:00Z", float(i)) for i in range(30)])
@@ -35,6 +35,7 @@ def test_a_migrate_builds_the_report_once_and_reports_what_the_asset_counted(tmp
     assert len(builds) == 1
     tables = run.report["tables"]
     assert {n: (t["source_rows"], t["loaded_rows"], t["status"]) for n, t in tables.items()} == {
-        "items": (20, 20, "loaded"), "readings": (30, 30, "loaded")}
+        "zones": (20, 20, "loaded"), "readings": (30, 30, "loaded")}
+    assert list(tables) == list(run.spec.tables) == ["zones", "readings"]
     assert all(t["seconds"] for t in tables.values())  # this migration's timings, set by reconcile
     assert run.report["run_id"] == builds[0]
