@@ -8,6 +8,8 @@ its checks run in C beside those imports.
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import Future
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,6 +175,9 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
         if not resume and executor == "in_process":  # the job's snapshot asset, in this process, takes this copy
             stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), ctx.snapshot_path,
                                                           ctx.pending_snapshots))
+        if backup:  # beside the snapshot and Dagster's imports; complete before anything is written to a target
+            pending_backup = _in_thread(_pre_migration_backup, spec, pg, mongo)
+            stack.callback(pending_backup.exception)  # an early exit waits for it too
         from nova_pipeline.orchestration.follow_ups import refreshed
         from nova_pipeline.pipeline.partition_range import partitioned_tables
         from nova_pipeline.orchestration.runs import (Runner, dagster_instance, migration_checks, record_status,
@@ -181,7 +186,7 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
         runner = Runner(ctx, spec_path, pg, mongo, executor)
 
         if backup:
-            notes.append(_pre_migration_backup(spec, pg, mongo))
+            notes.append(pending_backup.result())
         if resume:
             outcome = resume_migration(spec, spec_path, resume_run, postgres_url=pg, mongo_uri=mongo, tags=tags,
                                        force=force, runner=runner)
@@ -229,6 +234,20 @@ def _follow_ups(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, ta
         outcome.materialized |= part.materialized
         outcome.planned |= part.planned
     return outcome
+
+
+def _in_thread(fn, *args) -> Future:
+    """fn(*args) begun at once in a thread of its own; its result or error through the future."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="pre-migration-backup", daemon=True).start()
+    return future
 
 
 def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
