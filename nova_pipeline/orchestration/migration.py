@@ -100,8 +100,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     rep = stored_report(instance, runs) if REPORT in outcome.materialized else None
     if rep is not None:
         rep = dataclasses.replace(rep, status="succeeded", run_id=run_id, started_at=started_at,
-                                  finished_at=report.now_iso(), checks=checks, notes=notes,
-                                  tables={n: rep.tables[n] for n, _ in spec.table_items() if n in rep.tables})
+                                  finished_at=report.now_iso(), checks=checks, notes=notes)
         for name, t in rep.tables.items():
             report.settle_table(t, seconds.get(name), errors.get(name))
     else:

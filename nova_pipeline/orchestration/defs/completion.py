@@ -72,7 +72,7 @@ def stored_report(instance: dg.DagsterInstance, run_ids: list[str]) -> report.Mi
     """The report the last migration_report materialization in `run_ids` built, None when none did."""
     ev = latest_materializations(instance, [REPORT], run_ids).get(REPORT)
     meta = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
-    return report.MigrationReport.from_dict(meta["report"].value) if "report" in meta else None
+    return report.MigrationReport.from_dict(json.loads(meta["report_json"].value)) if "report_json" in meta else None
 
 
 def latest_seconds(instance: dg.DagsterInstance, spec: Spec, run_ids: list[str] | None = None) -> dict[str, float]:
@@ -151,6 +151,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
             "dagster/row_count": totals["loaded_rows"], "quarantined_rows": totals["quarantined_rows"],
             "failed_checks": totals["checks_failed"], "summary": dg.MetadataValue.md(rep.to_markdown()),
             "chart": dg.MetadataValue.path(str(path.parent / report.REPORT_CHART)),
-            "report": dg.MetadataValue.json(json.loads(path.read_text()))})  # what the CLI's reconcile reads
+            # What the CLI's reconcile reads: the JSON as written (JSON metadata would sort its keys).
+            "report_json": dg.MetadataValue.text(path.read_text())})
 
     return [smoke_tests, migration_report]
