@@ -35,7 +35,6 @@ REFRESH = FollowUp("report_after_partitions", "once the partition loads succeed,
                    "migration report so they cover every table", by_cli=True)
 BACKUP = FollowUp("backup_after_migration", "back up the targets (skipped while NOVA_BACKUP_KEY is not set or not "
                   "a valid key)", by_cli=False)
-AFTER_MIGRATION = (PARTITION_LOADS, REFRESH, BACKUP)
 REFRESHED = (SMOKE_TESTS, REPORT)  # the assets REFRESH re-runs
 
 

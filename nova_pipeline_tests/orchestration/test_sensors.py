@@ -71,3 +71,17 @@ def test_ui_migration_chains_partition_loads_then_the_report():
     part_run, part_event = _finished_run(instance, "telemetry_partitions", {"nova/after_migration": run.run_id})
     report = _evaluate(defs, "report_after_partitions", instance, part_run, part_event)
     assert {k.to_user_string() for k in report.asset_selection} == {"validation/smoke_tests", "reports/migration_report"}
+
+
+def test_each_follow_up_of_a_migration_has_its_sensor():
+    from pathlib import Path
+
+    from nova_pipeline.core.spec import load_spec
+    from nova_pipeline.orchestration import follow_ups as F
+    from nova_pipeline.orchestration.defs.build import build_definitions
+
+    spec_path = Path(__file__).parents[2] / "data" / "nova.spec.yaml"
+    defs = build_definitions(load_spec(spec_path), str(spec_path))
+    sensors = {s.name: s for s in defs.sensors}
+    for follow_up in (F.PARTITION_LOADS, F.REFRESH, F.BACKUP):
+        assert follow_up.description in sensors[follow_up.sensor].description
