@@ -2,9 +2,6 @@
 
 import importlib
 import sqlite3
-from contextlib import contextmanager
-
-import psycopg
 import pytest
 
 from nova_pipeline.core.run_context import RunContext
@@ -14,21 +11,7 @@ from nova_pipeline.load import postgres_ddl
 from nova_pipeline.pipeline.context import RunIds
 from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET, migrate_table
 from nova_pipeline.validate.source_facts import cached_source_facts
-
-
-class Postgres:
-    """The smallest PostgreSQL target: a URL."""
-
-    def __init__(self, url: str):
-        self._url = url
-
-    def url(self, spec=None) -> str:
-        return self._url
-
-    @contextmanager
-    def connect(self, spec=None, **kwargs):
-        with psycopg.connect(self._url, **kwargs) as conn:
-            yield conn
+from nova_pipeline_tests.pipeline.targets import Postgres
 
 
 @pytest.fixture
