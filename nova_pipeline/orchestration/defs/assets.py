@@ -15,14 +15,14 @@ import time
 import dagster as dg
 
 from nova_pipeline.extract import export
-from nova_pipeline.core import identifiers, run_lock
+from nova_pipeline.core import identifiers
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.transform import transform
-from nova_pipeline.appschema import app_objects
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs.keys import (MONGO_COLLECTIONS, PG_CONSTRAINTS, PG_SCHEMA, PROFILE, SNAPSHOT,
-                                                    clean_key, key_part, lock_token, raw_key, run_ids, target_key)
+                                                    clean_key, key_part, raw_key, run_ids, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
+from nova_pipeline.pipeline import postgres as pipeline_postgres
 from nova_pipeline.pipeline import source
 from nova_pipeline.pipeline import table as pipeline_table
 from nova_pipeline.pipeline.context import rate
@@ -81,17 +81,9 @@ def build_setup_assets(spec: Spec) -> list[dg.AssetsDefinition]:
                   description="Schemas and tables from the spec (columns, types, NOT NULL, defaults, partitioned "
                               "parents); keys, indexes and FKs come after the data. Unchanged tables are kept.")
         def postgres_schema(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
-            failed = ""
-            with postgres.connect(nova.spec) as conn:
-                try:
-                    actions = postgres_ddl.create_tables(conn, nova.spec)
-                except postgres_ddl.DDLError as e:
-                    # One table PostgreSQL cannot hold must not stop the others: its own load step fails with this reason.
-                    actions, failed = e.actions, str(e)
-                    context.log.error(failed)
-                actions += app_objects.drop_triggers(conn)  # loading again must not fire the last run's triggers
-                run_lock.assert_held(conn, lock_token(context))
-                conn.commit()
+            actions, failed = pipeline_postgres.create_schema(nova, postgres=postgres, run=run_ids(context))
+            if failed:
+                context.log.error(failed)
             for a in actions:
                 context.log.info(a)
             return dg.MaterializeResult(metadata={
@@ -212,10 +204,7 @@ def build_constraints_asset(spec: Spec) -> dg.AssetsDefinition | None:
                           "columns restarted where SQLite would go on.")
     def postgres_constraints(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
         started = time.perf_counter()
-        with postgres.connect(nova.spec) as conn:
-            rep = postgres_ddl.add_constraints(conn, nova.spec, source=nova.local_snapshot())
-            run_lock.assert_held(conn, lock_token(context))
-            conn.commit()
+        rep = pipeline_postgres.add_constraints(nova, postgres=postgres, run=run_ids(context))
         for line in rep.untranslated:
             context.log.warning(f"not translated: {line}")
         return dg.MaterializeResult(metadata={
