@@ -306,7 +306,11 @@ def _add_run_phases(dg, instance, run_id: str, phases: dict[str, float]) -> None
 
 
 NOVA_VARIANTS = {"default": [], "no-backup": ["--no-backup"],  # `migrate` as README shows it, and without its backup
-                 "encrypted-staging": ["--no-backup"]}  # the latter with the spec's staging_encryption: true
+                 "encrypted-staging": ["--no-backup"],  # the latter with the spec's staging_encryption: true
+                 # the --no-backup migrate with each Dagster executor (--target postgres|all-postgres: mongomock
+                 # forces in_process)
+                 "in-process": ["--no-backup", "--executor", "in_process"],
+                 "multiprocess": ["--no-backup", "--executor", "multiprocess"]}
 
 
 def encrypted_spec(spec_path: Path) -> Path:
@@ -437,9 +441,12 @@ LAYOUTS = {"both": f"MongoDB tables went to the in-process double ({MONGO_URI}).
            "postgres": "PostgreSQL tables only (--target postgres), every path.",
            "all-postgres": "every table, the log tables included, into PostgreSQL (--target all-postgres), every path."}
 NOVA_LABELS = {"default": "nova end to end", "no-backup": "nova end to end, --no-backup",
-               "encrypted-staging": "nova end to end, --no-backup, encrypted staging"}
+               "encrypted-staging": "nova end to end, --no-backup, encrypted staging",
+               "in-process": "nova --no-backup, in_process executor", "multiprocess": "nova --no-backup, multiprocess executor"}
 COMMANDS = {"default": "migrate", "no-backup": "migrate --no-backup",
-            "encrypted-staging": "migrate --no-backup, staging_encryption"}
+            "encrypted-staging": "migrate --no-backup, staging_encryption",
+            "in-process": "migrate --no-backup --executor in_process",
+            "multiprocess": "migrate --no-backup --executor multiprocess"}
 
 
 def render(scale: float, source_rows: int, pg_tables_rows: int, nova: dict[str, list[dict]], pgl: list[dict],

@@ -126,3 +126,17 @@ def test_the_executor_can_be_chosen_by_environment_and_mongomock_forces_in_proce
     with pytest.raises(ValueError, match="NOVA_EXECUTOR='threads': use one of in_process, multiprocess"):
         executor_name(spec)
 
+
+
+def test_the_code_location_takes_its_executor_from_nova_executor(setup, monkeypatch):
+    from click.testing import CliRunner
+
+    from nova_pipeline.cli.main import main
+    from nova_pipeline.orchestration.defs.build import build_definitions
+
+    spec = load_spec(setup["spec"])
+    monkeypatch.setenv("NOVA_EXECUTOR", "multiprocess")
+    assert build_definitions(spec, setup["spec"]).resolve_job_def("migrate").executor_def.name == "multiprocess"
+    monkeypatch.delenv("NOVA_EXECUTOR")
+    assert build_definitions(spec, setup["spec"]).resolve_job_def("migrate").executor_def.name == "in_process"
+    assert "mongomock targets run in_process" in " ".join(CliRunner().invoke(main, ["migrate", "--help"]).output.split())

@@ -55,9 +55,10 @@ def build_jobs(spec: Spec) -> list:
     return jobs
 
 
-# Imported once by the forkserver, so each step process starts with them loaded.
-PRELOAD_MODULES = ["dagster", "pyarrow.parquet", "psycopg", "nova_pipeline.orchestration.defs.build",
-                   "nova_pipeline.validate.expectations"]
+# Imported once by the forkserver, so each step process starts with them loaded (Great Expectations, which
+# every check step with expectations needs, after sqlalchemy.orm: see validate/expectations.preload).
+PRELOAD_MODULES = ["dagster", "pyarrow.parquet", "psycopg", "sqlalchemy.orm", "great_expectations",
+                   "nova_pipeline.orchestration.runs"]
 
 
 def executor_def(name: str) -> dg.ExecutorDefinition:
