@@ -15,8 +15,8 @@ import uuid
 import dagster as dg
 
 from nova_pipeline.core import connections
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.load import partitions
-from nova_pipeline.extract import snapshot
 from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.defs import partitions as P
 from nova_pipeline.orchestration.follow_ups import CLI_TAG
@@ -82,13 +82,14 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
 
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
-    source = snapshot.snapshot_path(spec) if read_snapshot else source_path(spec)
+    ctx = RunContext.for_spec(spec)  # the days the profile step stored for the snapshot: no second scan
+    source = ctx.local_snapshot() if read_snapshot else source_path(spec)
     defs, outcomes = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri), []
     for job_name, tables in P.jobs_by_name(spec).items():
         tables = [t for t in tables if target == "both" or spec.tables[t].target == target]
         if not tables:
             continue
-        ranges = [partitions.partition_range(spec, t, source) for t in tables]
+        ranges = [partitions.partition_range(spec, t, source, ctx.facts) for t in tables]
         first, last = min(r[0] for r in ranges), max(r[1] for r in ranges)
         keys = defs.resolve_job_def(job_name).partitions_def.get_partition_keys()
         # Readings before the first partition (a later `partition.start`) or after today have no partition.
