@@ -14,7 +14,8 @@ import pytest
 from nova_pipeline.extract import introspect
 from nova_pipeline.report import planning
 from nova_pipeline.load import postgres_ddl
-from nova_pipeline.extract.introspect import next_rowid, propose_spec
+from nova_pipeline.appschema.proposal import propose_spec
+from nova_pipeline.extract.introspect import next_rowid
 from nova_pipeline.load.postgres_load import load_table
 from nova_pipeline.core.spec import SpecError, parse_spec
 from nova_pipeline.core.sql_translate import Untranslatable, index_terms, table_definition, translate_expression
