@@ -210,6 +210,8 @@ def bench_spec(work: Path, sqlite: Path, target: str) -> Path:
         s["smoke_tests"] = [t for t in s.get("smoke_tests", []) if t.get("target", "postgres") == target]
     s.update(source={"sqlite": str(sqlite)}, staging=str(work / "staging"), reports=str(work / "reports"),
              backup={"dest": str(work / "backups")})
+    if target == "both":  # mongo_reference builds the documents again from the clean Parquet
+        s["keep_staging"] = True
     for t in s.get("smoke_tests", []):
         for k in ("expect_rows", "expect_value", "max_ms"):
             t.pop(k, None)
@@ -219,90 +221,20 @@ def bench_spec(work: Path, sqlite: Path, target: str) -> Path:
 
 
 def nova_phases(dagster_home: Path, since: float) -> dict[str, float]:
-    """Seconds per phase of the Dagster runs started after `since` (the main job and, e.g., the partition range run).
-
-    A step that materializes assets with `seconds` metadata is split by them (export, transform, load);
-    the rest of its time, and run time outside any step, is Dagster overhead. In a range run the transform
-    works beside the export and the load, so that step's phases add up to more than its wall time; the
-    snapshot counts its own seconds (`migrate` starts it before the run, beside "cli outside runs");
-    "in runs" is the runs' wall time.
-    """
+    """Seconds per phase of the Dagster runs started after `since` (the main job and, e.g., the partition range
+    run), split as the migration report splits them (orchestration.phase_times); "in runs" is the runs' wall time."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
 
+    from nova_pipeline.orchestration.phase_times import run_phases, run_wall
+
     instance = dg.DagsterInstance.get()
-    phases = dict.fromkeys(PHASES, 0.0)
-    runs = [r for r in instance.get_runs(limit=50) if (instance.get_run_record_by_id(r.run_id).create_timestamp
-                                                        .timestamp() >= since)]
-    for run in runs:
-        _add_run_phases(dg, instance, run.run_id, phases)
+    runs = [r.run_id for r in instance.get_runs(limit=50)
+            if instance.get_run_record_by_id(r.run_id).create_timestamp.timestamp() >= since]
+    phases = {**dict.fromkeys(PHASES, 0.0), **run_phases(instance, runs)}
     phases["runs"] = float(len(runs))
-    phases["in runs"] = sum(_run_wall(dg, instance, run.run_id) for run in runs)
+    phases["in runs"] = sum(run_wall(instance, run_id) for run_id in runs)
     return phases
-
-
-def _run_wall(dg, instance, run_id: str) -> float:
-    stamps = [rec.timestamp for rec in instance.all_logs(run_id, of_type={
-        dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE})]
-    return max(stamps) - min(stamps) if stamps else 0.0
-
-
-def _add_run_phases(dg, instance, run_id: str, phases: dict[str, float]) -> None:
-    starts, steps, assets = {}, {}, {}
-    run_start = run_end = snapshot = None
-    for rec in instance.all_logs(run_id):
-        ev = rec.dagster_event
-        if ev is None:
-            continue
-        if ev.event_type == dg.DagsterEventType.RUN_START:
-            run_start = rec.timestamp
-        elif ev.event_type in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
-            run_end = rec.timestamp
-        elif ev.event_type == dg.DagsterEventType.STEP_START:
-            starts[ev.step_key] = rec.timestamp
-        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            steps[ev.step_key] = rec.timestamp - starts[ev.step_key]
-        elif ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            mat = ev.event_specific_data.materialization
-            seconds = mat.metadata.get("seconds")
-            if mat.asset_key.path == ["source", "snapshot"] and seconds is not None:
-                # `migrate` starts the snapshot before its run, beside the imports: its own seconds, not the step's.
-                snapshot = float(seconds.value)
-            elif seconds is not None and mat.asset_key.path[0] in ("staging", "postgres", "mongo"):
-                # A range run reports the whole range's seconds on every partition: count it once.
-                key = (ev.step_key, tuple(mat.asset_key.path))
-                assets[key] = max(assets.get(key, 0.0), float(seconds.value))
-    busy = 0.0
-    for step, seconds in steps.items():
-        busy += seconds
-        inner = 0.0
-        for (s_key, path), sec in assets.items():
-            if s_key == step:
-                phase = ({"raw": "export", "clean": "transform"}.get(path[1]) if path[0] == "staging"
-                         else "constraints" if path == ("postgres", "constraints")
-                         else "load postgres" if path[0] == "postgres" else "load mongo")
-                phases[phase] += sec
-                inner += sec
-        if inner:
-            phases["dagster overhead"] += max(seconds - inner, 0.0)
-        elif step == "source__snapshot" and snapshot is not None:
-            phases["snapshot"] += max(snapshot, seconds)
-        elif step.startswith("source__"):
-            phases["snapshot"] += seconds
-        elif step.startswith("setup__"):
-            phases["setup"] += seconds
-        elif step == "postgres__constraints":
-            phases["constraints"] += seconds
-        elif step.startswith("validate_mongo"):
-            phases["validation mongo"] += seconds
-        elif step.startswith("validat") or "smoke" in step or "check" in step:
-            phases["validation postgres"] += seconds
-        elif step.startswith("reports__"):
-            phases["report"] += seconds
-        else:
-            phases["dagster overhead"] += seconds
-    if run_start and run_end:
-        phases["dagster overhead"] += max(run_end - run_start - busy, 0.0)
 
 
 NOVA_VARIANTS = {"default": [], "no-backup": ["--no-backup"],  # `migrate` as README shows it, and without its backup
@@ -325,7 +257,7 @@ def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int, variant: str = "
     name = f"nova_{variant}_{i}"
     url = pg.fresh_db(name)
     report = work / f"{name}.json"
-    env = {**os.environ, "NOVA_MONGO_URI": MONGO_URI, "DAGSTER_HOME": str(work / "dagster"),
+    env = {**os.environ, "NOVA_MONGO_URI": MONGO_URI, "DAGSTER_HOME": str(dagster_home(work)),
            "DAGSTER_DISABLE_TELEMETRY": "1", "NOVA_BACKUP_KEY": os.environ.get("NOVA_BACKUP_KEY") or BACKUP_KEY}
     if variant == "encrypted-staging":
         spec_path = encrypted_spec(spec_path)
@@ -346,6 +278,19 @@ def run_nova(work: Path, spec_path: Path, pg: Postgres, i: int, variant: str = "
 
 
 BACKUP_KEY = secrets.token_hex(32)
+
+
+def dagster_home(work: Path) -> Path:
+    """The runs' DAGSTER_HOME, configured as nova's default home is (its packaged dagster.yaml: event log
+    connections kept open); Dagster takes its own, slower, defaults in a DAGSTER_HOME without a dagster.yaml."""
+    import nova_pipeline
+
+    home = work / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text((Path(nova_pipeline.__file__).parent / "orchestration" / "dagster.yaml").read_text())
+    return home
 
 
 def backup_seconds(dest: Path) -> float:
