@@ -22,7 +22,7 @@ from dagster._core.execution.api import execute_run  # execute_job without a run
 
 from nova_pipeline.core import target_state
 from nova_pipeline.core.connections import connect_postgres, redact
-from nova_pipeline.orchestration.defs import assets as A
+from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.dagster_storage import dagster_instance
 from nova_pipeline.orchestration.defs.build import build_definitions
 from nova_pipeline.orchestration.executors import executor_name
