@@ -210,11 +210,11 @@ def load_partition(spec_path, table, key, postgres_url, mongo_uri, as_json):
 def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
     """Run every check against the existing targets (exit 1 when a blocking check fails)."""
     from nova_pipeline.core.staging import for_spec
-    from nova_pipeline.orchestration import migration
+    from nova_pipeline.pipeline.preflight import resolve_targets
     from nova_pipeline.validate import run_all_checks
 
     spec = load_spec(spec_path)
-    pg, mongo = migration.resolve_targets(spec, postgres_url, mongo_uri)
+    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri)
     results = run_all_checks(spec, pg, mongo, for_spec(spec))
     checks = [r.to_dict() for r in results]
     failed = [c for c in checks if not c["passed"] and c.get("severity", "ERROR") == "ERROR"]

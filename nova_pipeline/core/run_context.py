@@ -45,6 +45,8 @@ class RunContext:
 
     spec: Spec
     staging: Staging
+    source: Path  # the source SQLite file, resolved against the spec file
+    area: Path  # this machine's directory of the staging area (staging.local_area)
     facts: FactsStore = field(compare=False, repr=False)
     pending_snapshots: dict[Any, Future] = field(default_factory=dict, compare=False, repr=False)
 
@@ -52,7 +54,8 @@ class RunContext:
     def for_spec(cls, spec: Spec) -> RunContext:
         """The context of the spec's source (its staging area resolved as staging.for_spec does)."""
         staging = for_spec(spec)
-        return cls(spec=spec, staging=staging, facts=FactsStore(staging))
+        return cls(spec=spec, staging=staging, source=spec.resolve(spec.source.sqlite), area=local_area(spec),
+                   facts=FactsStore(staging))
 
     @property
     def remote(self) -> bool:
@@ -63,7 +66,7 @@ class RunContext:
     def snapshot_path(self) -> Path:
         """Where this machine keeps the snapshot: the staging area itself when local, else a temporary directory
         (it may be missing or stale: `local_snapshot` fetches it)."""
-        return local_area(self.spec) / SNAPSHOT_DIR / SNAPSHOT_FILE
+        return self.area / SNAPSHOT_DIR / SNAPSHOT_FILE
 
     @property
     def snapshot_location(self) -> str:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nova_pipeline.appschema import app_objects
-from nova_pipeline.core import connections, retention, run_lock, staging, target_state
+from nova_pipeline.core import connections, retention, run_lock
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
+from nova_pipeline.pipeline import preflight
 from nova_pipeline.report import phases as report_phases
 from nova_pipeline.report import report
 from nova_pipeline.extract import snapshot
@@ -32,36 +33,17 @@ QUICK_NOTE = ("the snapshot was checked with quick_check only (--integrity quick
               "not every index against its table")
 
 
-def resolve_targets(spec: Spec, postgres_url: str | None, mongo_uri: str | None, *, target: str = "both",
-                    mock_mongo_fallback: bool = False) -> tuple[str | None, str | None]:
-    """URLs of the targets the spec uses (of `target` only), checked reachable (TargetUnreachable otherwise)."""
-    pg = None
-    if spec.table_items("postgres") and target != "mongo":
-        pg = connections.postgres_url(spec, postgres_url)
-        connections.connect_postgres(pg).close()
-    mongo = None
-    if spec.table_items("mongo") and target != "postgres":
-        mongo = connections.mongo_uri(spec, mongo_uri)
-        if not mongo and mock_mongo_fallback:
-            mongo = "mongomock://nova-demo"
-        if not mongo:
-            raise connections.TargetUnreachable(
-                "no MongoDB configured for the spec's mongo tables: pass --mongo-uri or set NOVA_MONGO_URI")
-        connections.ping_mongo(connections.mongo_client(mongo), mongo)
-    return pg, mongo
-
-
-def not_migrated_objects(spec: Spec, reported: list[str] | None = None) -> list[str]:
+def not_migrated_objects(ctx: RunContext, reported: list[str] | None = None) -> list[str]:
     """Views, triggers, FTS and virtual tables of the snapshot that were not carried over, each with the reason
     and its SQL: what the app-objects step `reported`, or, when that step did not run, everything it would
     have carried over too."""
     if reported is not None:
         return reported
-    path = snapshot.snapshot_path(spec)
+    path = ctx.snapshot_path
     if not path.exists():
         return []
     with closing(snapshot.connect_readonly(path)) as conn:
-        objects = app_objects.plan_objects(spec, conn)
+        objects = app_objects.plan_objects(ctx.spec, conn)
     return [o.note() if not o.carried else f"{o.kind} {o.name} not created: the step creating views, triggers and "
             "full-text search did not run" for o in objects]
 
@@ -78,7 +60,7 @@ def exit_code(rep: report.MigrationReport) -> int:
     return 0 if rep.status == "succeeded" else 1
 
 
-def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
+def reconcile(ctx: RunContext, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
               started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
     """The report of a run (of the `target` tables): the migration_report asset's counts when it ran after the
     last load, else counted here from the snapshot, the quarantine and the targets; with this run's timings,
@@ -91,6 +73,7 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
     from nova_pipeline.orchestration.phase_times import run_phases
     from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
 
+    spec = ctx.spec
     instance = dagster_instance()
     run_id = outcome.migration_id or outcome.run_id
     runs = [r.run_id for r in migration_runs(instance, run_id)]
@@ -105,16 +88,16 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
             report.settle_table(t, seconds.get(name), errors.get(name))
     else:
         mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
-        rep = count_report(RunContext.for_spec(spec), postgres_url=pg_url, mongo_db=mongo_db, run_id=run_id,
+        rep = count_report(ctx, postgres_url=pg_url, mongo_db=mongo_db, run_id=run_id,
                            started_at=started_at, seconds=seconds, errors=errors, checks=checks, notes=notes)
-    counted = set(rep.tables) if snapshot.snapshot_path(spec).exists() else set()  # the source rows were counted
+    counted = set(rep.tables) if ctx.snapshot_path.exists() else set()  # the source rows were counted
     rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
     if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
         rep.notes.append(rep.snapshot["problem"])
     if target != "both":
         rep.tables = {n: t for n, t in rep.tables.items() if t.target == target}
     rep.phases = report_phases.phase_table(run_phases(instance, runs), rep.tables)
-    rep.notes += not_migrated_objects(spec, latest_not_carried(instance) if APP_OBJECTS in outcome.materialized else None)
+    rep.notes += not_migrated_objects(ctx, latest_not_carried(instance) if APP_OBJECTS in outcome.materialized else None)
     rep.notes += [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(spec)]
     other_errors = {k: v for k, v in outcome.errors.items() if k not in spec.tables}
     cause = next((f"step {k} failed: {v}" for k, v in other_errors.items()), "its steps did not run")
@@ -133,16 +116,14 @@ def reconcile(spec: Spec, outcome: RunOutcome, pg_url: str | None, mongo_uri: st
 
 def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
     """Check the source (SourceError: exit 2 before anything runs), then hold its staging area (AreaUnavailable
-    when another migration holds it) until `run_migration_locked(spec, spec_path, **options)` has written the report."""
-    if not options.get("resume"):  # a missing, empty, corrupt or locked source, or one without the spec's tables
-        snapshot.check_source(spec.resolve(spec.source.sqlite), [name for name, _ in spec.table_items()])
-    if spec.staging_encryption:  # a missing or wrong key: exit 2 before anything runs
-        staging.for_spec(spec).check_key()
+    when another migration holds it) until `run_migration_locked(ctx, spec_path, **options)` has written the report."""
+    ctx = RunContext.for_spec(spec)
+    preflight.check_inputs(ctx, resume=options.get("resume", False))  # exit 2 before anything runs
     with snapshot.exclusive_area(spec):
-        return run_migration_locked(spec, spec_path, **options)
+        return run_migration_locked(ctx, spec_path, **options)
 
 
-def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
+def run_migration_locked(ctx: RunContext, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
             mongo_uri: str | None = None, report_path: Path | None = None, backup: bool = True,
             mock_mongo_fallback: bool = False, resume_run: str | None = None,
             resume: bool = False, force: bool = False, executor: str | None = None) -> report.MigrationReport:
@@ -152,27 +133,20 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
     Raises TargetChanged, before anything runs, when target tables hold content nova-pipeline did not leave
     there, unless `force`.
     """
-    pg, mongo = resolve_targets(spec, postgres_url, mongo_uri, target=target, mock_mongo_fallback=mock_mongo_fallback)
+    spec = ctx.spec
     started = report.now_iso()
-    notes, tags = [], {}
-    if mongo:
-        notes.append(f"MongoDB documents went to {connections.describe_mongo(mongo)}.")
-    if not resume and snapshot.integrity_level() == "quick":
-        notes.append(QUICK_NOTE)
     with ExitStack() as stack:
-        if pg:
-            lock_conn = stack.enter_context(connections.connect_postgres(pg, autocommit=True))
-            lock = stack.enter_context(run_lock.migration_lock(lock_conn))
-            tags[run_lock.RUN_TOKEN_TAG] = lock.token
-            if target != "mongo" and (changed := target_state.changed_tables(lock_conn, spec)):
-                if not force:
-                    raise target_state.TargetChanged(
-                        f"target tables changed since the last migration by nova-pipeline: {changed}. Pass --force "
-                        "to replace them; a pre-migration backup is taken first (unless --no-backup)")
-                notes.append(f"--force: replaced target tables changed since the last migration: {changed}")
-        ctx, executor = RunContext.for_spec(spec), executor_name(spec, executor, mongo)
+        cleared = preflight.clear_targets(ctx, stack, postgres_url, mongo_uri, target=target, force=force,
+                                          mock_mongo_fallback=mock_mongo_fallback)
+        pg, mongo, lock = cleared.postgres_url, cleared.mongo_uri, cleared.lock
+        notes = [f"MongoDB documents went to {connections.describe_mongo(mongo)}."] if mongo else []
+        if not resume and snapshot.integrity_level() == "quick":
+            notes.append(QUICK_NOTE)
+        notes += cleared.notes
+        tags = {run_lock.RUN_TOKEN_TAG: lock.token} if lock else {}
+        executor = executor_name(spec, executor, mongo)
         if not resume and executor == "in_process":  # the job's snapshot asset, in this process, takes this copy
-            stack.enter_context(snapshot.started_snapshot(spec.resolve(spec.source.sqlite), ctx.snapshot_path,
+            stack.enter_context(snapshot.started_snapshot(ctx.source, ctx.snapshot_path,
                                                           ctx.pending_snapshots))
         if backup:  # beside the snapshot and Dagster's imports; complete before anything is written to a target
             pending_backup = _in_thread(_pre_migration_backup, spec, pg, mongo)
@@ -199,10 +173,10 @@ def run_migration_locked(spec: Spec, spec_path: str, *, target: str = "both", po
                                     exclude=later, tags=tags, runner=runner)
         outcome = _follow_ups(spec, spec_path, outcome, job=job_name(spec, target), target=target, postgres_url=pg,
                               mongo_uri=mongo, tags=tags, runner=runner)
-        if pg and (lost := lock.lost()):
+        if lock and (lost := lock.lost()):
             notes.append(f"lost the migration lock: {lost}; no write was committed without it")
     outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
-    rep = reconcile(spec, outcome, pg, mongo, started, notes, target)
+    rep = reconcile(ctx, outcome, pg, mongo, started, notes, target)
     if rep.status == "succeeded":  # a failed run keeps what resume needs
         rep.notes.append(retention.after_success(spec))
     report.write_report(rep, spec.resolve(spec.reports), report_path)
@@ -222,7 +196,7 @@ def _follow_ups(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, ta
 
     tags = {**tags, MIGRATION_TAG: outcome.migration_id}
     parts = load_all_partitions(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                tags=tags)
+                                tags=tags, runner=runner)
     if parts:
         parts.append(run_migration(spec, spec_path, job=job, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                    asset_selection=refreshed(spec, with_app_objects=True), tags=tags, runner=runner))

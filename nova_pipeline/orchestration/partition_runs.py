@@ -15,14 +15,13 @@ import uuid
 import dagster as dg
 
 from nova_pipeline.core import connections
-from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.load import partitions
 from nova_pipeline.orchestration.defs import keys as K
 from nova_pipeline.orchestration.defs import partitions as P
 from nova_pipeline.orchestration.follow_ups import CLI_TAG
 from nova_pipeline.pipeline.partition_range import source_path
 from nova_pipeline.orchestration.progress import planned_items, run_progress
-from nova_pipeline.orchestration.runs import QUIET, RunOutcome, dagster_instance, definitions, outcome_of
+from nova_pipeline.orchestration.runs import QUIET, Runner, RunOutcome, dagster_instance, definitions, outcome_of
 from nova_pipeline.core.spec import Spec
 
 
@@ -36,8 +35,9 @@ def _run_config(tables: list[str], read_snapshot: bool) -> dict:
 
 def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, postgres_url: str | None,
              mongo_uri: str | None, read_snapshot: bool, partition_key: str | None = None,
-             tags: dict[str, str] | None = None) -> RunOutcome:
-    job = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri).resolve_job_def(job_name)
+             tags: dict[str, str] | None = None, runner: Runner | None = None) -> RunOutcome:
+    job = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, runner=runner).resolve_job_def(
+        job_name)
     instance, run_id, selection = dagster_instance(), str(uuid.uuid4()), _selection(spec, tables)
     with run_progress(instance, run_id, planned_items(job, selection)):
         result = job.execute_in_process(
@@ -76,15 +76,17 @@ def load_partition(spec: Spec, spec_path: str, table: str, key: str, postgres_ur
 
 def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,
                         mongo_uri: str | None = None, read_snapshot: bool = True,
-                        tags: dict[str, str] | None = None) -> list[RunOutcome]:
+                        tags: dict[str, str] | None = None, runner: Runner | None = None) -> list[RunOutcome]:
     """One range run per partition job over [first reading, last reading] of its tables (of `target`, or all),
-    tagged with `tags` (a migration's id and run token).
+    tagged with `tags` (a migration's id and run token); with the command's `runner`, its run context and
+    Definitions.
 
     Also quarantines the rows whose timestamp no window holds, so every source row is loaded or quarantined.
     """
-    ctx = RunContext.for_spec(spec)  # the days the profile step stored for the snapshot: no second scan
+    runner = runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
+    ctx = runner.ctx  # the days the profile step stored for the snapshot: no second scan
     source = ctx.local_snapshot() if read_snapshot else source_path(spec)
-    defs, outcomes = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri), []
+    defs, outcomes = runner.definitions(), []
     for job_name, tables in P.jobs_by_name(spec).items():
         tables = [t for t in tables if target == "both" or spec.tables[t].target == target]
         if not tables:
@@ -96,7 +98,7 @@ def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", pos
         start = max(partitions.partition_key(spec, tables[0], first), keys[0])
         end = min(max(partitions.partition_key(spec, tables[0], last), start), keys[-1])
         outcomes.append(_execute(spec, spec_path, job_name, tables, postgres_url=postgres_url, mongo_uri=mongo_uri,
-                                 read_snapshot=read_snapshot, tags={**(tags or {}),
+                                 read_snapshot=read_snapshot, runner=runner, tags={**(tags or {}),
                                                                     "dagster/asset_partition_range_start": start,
                                                                     "dagster/asset_partition_range_end": end}))
     return outcomes

@@ -21,6 +21,9 @@ class Context(Protocol):
     staging: Staging
     facts: FactsStore
 
+    @property
+    def snapshot_path(self) -> Path: ...
+
     def local_snapshot(self) -> Path: ...
 
 
