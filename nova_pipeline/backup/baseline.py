@@ -61,8 +61,8 @@ def pre_migration_backup(spec: Spec, postgres_url: str | None, mongo_uri: str | 
     holding = tables_holding_rows(spec, postgres_url, mongo_uri)
     if holding:
         shown = ", ".join(holding[:5]) + (f" and {len(holding) - 5} more" if len(holding) > 5 else "")
-        raise BackupKeyError(f"pre-migration backup: the target already holds rows of {shown} and NOVA_BACKUP_KEY "
-                             f"is not set: {KEY_HINT} to back them up first, or pass --no-backup to migrate without one")
+        raise BackupKeyError(f"pre-migration backup: the target already holds rows of {shown}; backing them up needs "
+                             f"NOVA_BACKUP_KEY: {KEY_HINT}; or pass --no-backup to migrate without a backup")
     return create_baseline(spec, postgres_url, mongo_uri)
 
 
