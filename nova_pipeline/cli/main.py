@@ -28,6 +28,7 @@ from nova_pipeline.core.run_lock import MigrationLocked
 from nova_pipeline.extract.snapshot import SourceError
 from nova_pipeline.core.spec import SpecError, load_spec
 from nova_pipeline.core.staging_crypto import StagingKeyError
+from nova_pipeline.core import target_state
 from nova_pipeline.core.target_state import TargetChanged
 from nova_pipeline.orchestration import executors
 
@@ -36,7 +37,7 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 BAD_INPUT = (SpecError, SourceError, connections.TargetUnreachable, FileNotFoundError, MigrationLocked, BackupError,
-             TargetChanged, StagingKeyError)
+             TargetChanged, target_state.TargetTablesMissing, StagingKeyError)
 
 
 class NovaGroup(click.Group):
@@ -215,7 +216,20 @@ def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
 
     spec = load_spec(spec_path)
     pg, mongo = resolve_targets(spec, postgres_url, mongo_uri)
-    results = run_all_checks(spec, pg, mongo, for_spec(spec))
+    if pg and spec.table_items("postgres"):
+        with connections.connect_postgres(pg, autocommit=True) as conn:
+            if missing := target_state.missing_tables(conn, spec):
+                raise target_state.TargetTablesMissing(
+                    f"{connections.redact(pg)} has no table {', '.join(missing)}: run `nova-pipeline migrate` first")
+    staging = for_spec(spec)
+    if any(staging.files("clean", name) for name, _ in spec.table_items()):
+        results = run_all_checks(spec, pg, mongo, staging)
+    else:
+        from nova_pipeline.pipeline.restage import checks_on_fresh_staging
+
+        click.echo("no staged data (a successful migration removes it): checking the targets against a new "
+                   "snapshot of the source, staged in a temporary directory", err=True)
+        results = checks_on_fresh_staging(spec, pg, mongo)
     checks = [r.to_dict() for r in results]
     failed = [c for c in checks if not c["passed"] and c.get("severity", "ERROR") == "ERROR"]
     if report_path:

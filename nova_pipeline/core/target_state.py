@@ -34,6 +34,16 @@ class TargetChanged(RuntimeError):
     """Target tables hold content nova-pipeline did not leave there; replacing them needs --force."""
 
 
+class TargetTablesMissing(ValueError):
+    """Tables the spec sends to PostgreSQL are not in the target: nothing to validate yet."""
+
+
+def missing_tables(conn: psycopg.Connection, spec: Spec) -> list[str]:
+    """The qualified names of the spec's PostgreSQL tables that the target does not hold."""
+    names = [sql.Identifier(*pg_table(spec, t)).as_string(conn) for t, _ in spec.table_items("postgres")]
+    return [n for n in names if conn.execute("SELECT to_regclass(%s)", (n,)).fetchone()[0] is None]
+
+
 def _columns(conn: psycopg.Connection, regclass: str) -> str:
     return conn.execute(
         "SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)"
