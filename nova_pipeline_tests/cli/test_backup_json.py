@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from click.testing import CliRunner
-from nova_pipeline_tests.backup.test_backup_helpers import KEY_HEX, make_spec, pg_fingerprint, populate_mongo, populate_postgres
+from nova_pipeline_tests.backup.test_backup_cli import env  # noqa: F401  (fixture: a spec over populated targets)
+from nova_pipeline_tests.backup.test_backup_helpers import pg_fingerprint
 
 from nova_pipeline.cli.main import main
-
-
-@pytest.fixture
-def spec(tmp_path, pg_url, mongo_uri, monkeypatch):
-    monkeypatch.setenv("NOVA_BACKUP_KEY", KEY_HEX)
-    populate_postgres(pg_url)
-    populate_mongo(mongo_uri)
-    make_spec(tmp_path, pg_url, mongo_uri)
-    return str(tmp_path / "spec.yaml")
 
 
 def _json(*args, code=0):
@@ -27,12 +18,12 @@ def _json(*args, code=0):
     return json.loads(res.stdout)
 
 
-def test_every_backup_command_prints_json(spec, tmp_path, pg_url, make_pg_url):
-    created = _json("backup", "create", "--spec", spec, "--label", "pre-migration")
+def test_every_backup_command_prints_json(env, tmp_path, pg_url, make_pg_url):
+    created = _json("backup", "create", "--spec", env, "--label", "pre-migration")
     assert created["set"].startswith(str(tmp_path / "backups")) and created["pre_migration"] is True
     assert created["encrypted"] is True and created["state"] == "verified" and created["files"] >= 2
 
-    listed = _json("backup", "list", "--spec", spec)
+    listed = _json("backup", "list", "--spec", env)
     assert isinstance(listed, list) and [s["set"] for s in listed] == [created["set"]]
     assert listed[0]["manifest"] == "sealed" and listed[0]["stored_size"] > 0
 
@@ -44,29 +35,29 @@ def test_every_backup_command_prints_json(spec, tmp_path, pg_url, make_pg_url):
     assert restored["set"] == created["set"] and "postgres" in restored
     assert pg_fingerprint(target) == pg_fingerprint(pg_url)
 
-    pruned = _json("backup", "prune", "--spec", spec, "--dry-run")
+    pruned = _json("backup", "prune", "--spec", env, "--dry-run")
     assert pruned == {"dry_run": True, "deleted": []}
 
-    rolled = _json("rollback", "--spec", spec, "--reason", "json test")
+    rolled = _json("rollback", "--spec", env, "--reason", "json test")
     assert rolled["restored_set"] == created["set"] and rolled["safety_set"] and rolled["reason"] == "json test"
-    assert [s["label"] for s in _json("backup", "list", "--spec", spec)] == ["pre-migration", "pre-rollback"]
+    assert [s["label"] for s in _json("backup", "list", "--spec", env)] == ["pre-migration", "pre-rollback"]
 
 
-def test_list_json_of_no_sets_is_an_empty_array(spec):
-    assert _json("backup", "list", "--spec", spec) == []
+def test_list_json_of_no_sets_is_an_empty_array(env):
+    assert _json("backup", "list", "--spec", env) == []
 
 
-def test_json_errors_stay_one_line_on_stderr(spec, tmp_path, monkeypatch):
+def test_json_errors_stay_one_line_on_stderr(env, tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["backup", "verify", str(tmp_path / "nope"), "--json"])
     assert res.exit_code == 2 and res.stdout == "" and len(res.stderr.strip().splitlines()) == 1
     monkeypatch.delenv("NOVA_BACKUP_KEY")
-    res = CliRunner().invoke(main, ["backup", "create", "--spec", spec, "--json"])
+    res = CliRunner().invoke(main, ["backup", "create", "--spec", env, "--json"])
     assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and "NOVA_BACKUP_KEY" in res.stderr
 
 
-def test_verify_json_of_a_damaged_set_exits_1(spec):
-    path = _json("backup", "create", "--spec", spec)["set"]
+def test_verify_json_of_a_damaged_set_exits_1(env):
+    path = _json("backup", "create", "--spec", env)["set"]
     manifest = json.loads(open(f"{path}/manifest.json").read())
     name = manifest["files"][0]["name"]
     data = bytearray(open(f"{path}/{name}", "rb").read())
