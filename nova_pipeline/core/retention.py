@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import shutil
 
-from nova_pipeline.core.run_context import SNAPSHOT_DIR
 from nova_pipeline.core.scan_cache import FACTS_DIR
 from nova_pipeline.core.spec import Spec
-from nova_pipeline.core.staging import Staging, for_spec, local_area
+from nova_pipeline.core.staging import SNAPSHOT_DIR, for_spec, local_area
 
 PLAINTEXT = ("raw", "clean", SNAPSHOT_DIR, FACTS_DIR)
-
-
-def location(staging: Staging, folder: str = "") -> str:
-    """A staging folder as users name it: a path, or scheme://bucket/… (no query, no credentials)."""
-    base = staging.uri if staging.is_local else f"{staging.uri.split('://', 1)[0]}://{staging.root}"
-    return f"{base}/{folder}" if folder else base
 
 
 def remove_plaintext(spec: Spec, quarantine: bool = False) -> list[str]:
@@ -30,7 +23,7 @@ def remove_plaintext(spec: Spec, quarantine: bool = False) -> list[str]:
     the area (snapshot.exclusive_area)."""
     staging = for_spec(spec)
     folders = PLAINTEXT + (("quarantine",) if quarantine else ())
-    removed = [location(staging, f) for f in folders if staging.remove(f)]
+    removed = [staging.location(f) for f in folders if staging.remove(f)]
     local_copy = local_area(spec) / SNAPSHOT_DIR
     if not staging.is_local and local_copy.exists():
         shutil.rmtree(local_copy)
@@ -41,13 +34,13 @@ def remove_plaintext(spec: Spec, quarantine: bool = False) -> list[str]:
 def quarantine_left(spec: Spec) -> str | None:
     """Where quarantined rows of the spec's source are staged, or None when there are none."""
     staging = for_spec(spec)
-    return location(staging, "quarantine") if any(staging.files("quarantine", t) for t, _ in spec.table_items()) else None
+    return staging.location("quarantine") if any(staging.files("quarantine", t) for t, _ in spec.table_items()) else None
 
 
 def after_success(spec: Spec) -> str:
     """Apply the spec's retention after a successful migration; the line the report shows."""
     if spec.keep_staging:
-        return (f"staging kept at {location(for_spec(spec))} (keep_staging: true): raw and clean Parquet and the "
+        return (f"staging kept at {for_spec(spec).location()} (keep_staging: true): raw and clean Parquet and the "
                 "source snapshot stay in plaintext until `nova-pipeline clean`")
     remove_plaintext(spec)
     line = "plaintext staging and snapshot removed"

@@ -27,11 +27,10 @@ import pyarrow.fs as pafs
 
 from nova_pipeline.core.scan_cache import FactsStore
 from nova_pipeline.core.spec import Spec
-from nova_pipeline.core.staging import Staging, for_spec, local_area
+from nova_pipeline.core.staging import SNAPSHOT_DIR, SNAPSHOT_FILE, Staging, for_spec, identity_path, local_area, \
+    snapshot_in
 
-SNAPSHOT_DIR = "snapshot"
-SNAPSHOT_FILE = "source.sqlite"
-IDENTITY_FILE = "source.json"
+IDENTITY_FILE = identity_path(SNAPSHOT_FILE).name
 PROFILE_KEY = ("source_profile",)
 _CHUNK = 8 << 20
 
@@ -60,21 +59,20 @@ class RunContext:
     @property
     def remote(self) -> bool:
         """True when the staging area is on object storage (the snapshot is then published beside it)."""
-        return "://" in self.staging.uri
+        return not self.staging.is_local
 
     @property
     def snapshot_path(self) -> Path:
         """Where this machine keeps the snapshot: the staging area itself when local, else a temporary directory
         (it may be missing or stale: `local_snapshot` fetches it)."""
-        return self.area / SNAPSHOT_DIR / SNAPSHOT_FILE
+        return snapshot_in(self.area)
 
     @property
     def snapshot_location(self) -> str:
         """Where the snapshot every step reads lives: a local path, or its object-storage path beside staging."""
         if not self.remote:
             return str(self.snapshot_path)
-        scheme = self.staging.uri.split("://", 1)[0]
-        return f"{scheme}://{self._remote_snapshot_dir()}/{SNAPSHOT_FILE}"
+        return self.staging.location(f"{SNAPSHOT_DIR}/{SNAPSHOT_FILE}")
 
     def local_snapshot(self) -> Path:
         """A local path of the current snapshot, downloaded from beside the staging area when the copy here is
@@ -87,7 +85,7 @@ class RunContext:
             if path.exists():
                 return path
             raise FileNotFoundError(f"no snapshot at {self.snapshot_location}: run the source/snapshot step first")
-        if _sha256_of_identity(path.with_suffix(".json")) != remote.get("sha256") or not path.exists():
+        if _sha256_of_identity(identity_path(path)) != remote.get("sha256") or not path.exists():
             self._download(path)
         return path
 
@@ -102,14 +100,14 @@ class RunContext:
         if fs.get_file_info(identity).type != pafs.FileType.NotFound:
             fs.delete_file(identity)
         _copy(pafs.LocalFileSystem(), str(path), fs, f"{base}/{SNAPSHOT_FILE}")
-        _copy(pafs.LocalFileSystem(), str(path.with_suffix(".json")), fs, identity)
+        _copy(pafs.LocalFileSystem(), str(identity_path(path)), fs, identity)
 
     def snapshot_identity(self) -> dict[str, Any] | None:
         """The current snapshot's identity (source, taken_at, sha256, bytes, source_state), or None."""
         if self.remote:
             return self._remote_identity()
         try:
-            return json.loads(self.snapshot_path.with_suffix(".json").read_text())
+            return json.loads(identity_path(self.snapshot_path).read_text())
         except (OSError, ValueError):
             return None
 
@@ -141,7 +139,7 @@ class RunContext:
     def _download(self, path: Path) -> None:
         fs, base = self.staging.fs, self._remote_snapshot_dir()
         path.parent.mkdir(parents=True, exist_ok=True)
-        identity = path.with_suffix(".json")
+        identity = identity_path(path)
         identity.unlink(missing_ok=True)  # as take_snapshot: no moment where a new copy sits beside an old identity
         _copy(fs, f"{base}/{SNAPSHOT_FILE}", pafs.LocalFileSystem(), str(path))
         _copy(fs, f"{base}/{IDENTITY_FILE}", pafs.LocalFileSystem(), str(identity))

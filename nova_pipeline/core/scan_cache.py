@@ -23,12 +23,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow.fs as pafs
 
-if TYPE_CHECKING:
-    from nova_pipeline.core.staging import Staging
+from nova_pipeline.core.staging import Staging, identity_path
 
 T = TypeVar("T")
 MAX_ENTRIES = 256
@@ -127,7 +126,7 @@ def file_identity(sqlite_path: str | os.PathLike) -> tuple:
     (`<name>.json` beside it, written after the copy) is current, else (path, its and its WAL's mtime and size)."""
     path = Path(os.path.abspath(sqlite_path))
     stats = tuple((st.st_mtime_ns, st.st_size) for st in (os.stat(p) for p in (path, Path(f"{path}-wal")) if p.exists()))
-    identity = path.with_suffix(".json")
+    identity = identity_path(path)
     try:
         if stats and identity.stat().st_mtime_ns >= stats[0][0]:
             record = json.loads(identity.read_text())

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from nova_pipeline.core.spec import Spec
 
 KINDS = ("raw", "clean", "quarantine")
+SNAPSHOT_DIR, SNAPSHOT_FILE = "snapshot", "source.sqlite"
 # This machine's copy of an object-store area's snapshot, and its lock: outside the working directory.
 REMOTE_LOCAL_ROOT = Path(tempfile.gettempdir()) / "nova-pipeline" / "staging"
 
@@ -57,9 +58,19 @@ def area_name(source: str | os.PathLike) -> str:
 
 def local_area(spec: Spec) -> Path:
     """The local directory of the spec source's area: the area itself for a local staging root, else a directory
-    under data/.nova/staging that holds its snapshot and lock."""
+    under REMOTE_LOCAL_ROOT that holds this machine's copy of its snapshot and its lock."""
     root = spec.resolve(spec.staging) if "://" not in spec.staging else REMOTE_LOCAL_ROOT
     return root / area_name(spec.resolve(spec.source.sqlite))
+
+
+def snapshot_in(area: Path) -> Path:
+    """The snapshot's path in a local area directory."""
+    return area / SNAPSHOT_DIR / SNAPSHOT_FILE
+
+
+def identity_path(snapshot: str | os.PathLike) -> Path:
+    """Where a snapshot's identity (source, time, sha256, source state) is recorded: `<name>.json` beside it."""
+    return Path(snapshot).with_suffix(".json")
 
 
 def for_spec(spec: Spec) -> Staging:
@@ -106,6 +117,12 @@ class Staging:
     def root(self) -> str:
         """The area's directory on `fs` (filesystem path, no scheme)."""
         return self._fs_root[1]
+
+    def location(self, folder: str = "") -> str:
+        """The area, or one of its folders, as users name it: a path, or scheme://bucket/… (no query, no
+        credentials)."""
+        base = self.uri if self.is_local else f"{self.uri.split('://', 1)[0]}://{self.root}"
+        return f"{base}/{folder}" if folder else base
 
     def dir(self, kind: str, table: str, partition: str | None = None) -> str:
         """Directory (filesystem path, no scheme) of one table's files of one kind."""
@@ -211,14 +228,14 @@ class Staging:
                         decryption_config=staging_crypto.dataset_decryption_config()))
         return pads.dataset(files, filesystem=self.fs, format=fmt)
 
-    def remove(self, folder: str) -> str | None:
-        """Delete the area's `folder` (raw, clean, quarantine, snapshot) with everything in it; its location
-        when it existed, else None."""
-        path = f"{self._fs_root[1]}/{folder}"
+    def remove(self, folder: str) -> bool:
+        """Delete the area's `folder` (raw, clean, quarantine, snapshot) with everything in it; False when there
+        was none."""
+        path = f"{self.root}/{folder}"
         if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return None
+            return False
         self.fs.delete_dir(path)
-        return path if self.is_local else f"{self.uri.split('://')[0]}://{path}"
+        return True
 
     def write_keyed(self, kind: str, table: str, schema: pa.Schema,
                     keyed_batches: Iterable[tuple[str, pa.RecordBatch]], partitions: list[str]) -> dict[str, int]:

@@ -35,7 +35,7 @@ from typing import Any
 
 from nova_pipeline.core.file_modes import private_dir, restrict_tree
 from nova_pipeline.core.spec import Spec
-from nova_pipeline.core.staging import for_spec, local_area
+from nova_pipeline.core.staging import for_spec, identity_path, local_area, snapshot_in
 
 _CHUNK = 1 << 20
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -172,12 +172,7 @@ def sha256_file(path: Path) -> str:
 def snapshot_path(spec: Spec) -> Path:
     """Local path of the consistent SQLite copy of the spec's source that every export reads (one per source
     file: in the source's staging area)."""
-    return local_area(spec) / "snapshot" / "source.sqlite"
-
-
-def identity_path(snapshot: Path) -> Path:
-    """Where a snapshot's identity (source, time, sha256, source state) is recorded: `source.json` beside it."""
-    return Path(snapshot).with_suffix(".json")
+    return snapshot_in(local_area(spec))
 
 
 def verified_facts(spec: Spec, taken: dict[str, Any] | None = None) -> dict[str, Any]:
