@@ -23,16 +23,16 @@ import json
 import os
 import sqlite3
 import struct
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nova_pipeline.core.background import begun
 from nova_pipeline.core.file_modes import private_dir, restrict_tree
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core.staging import for_spec, identity_path, local_area, snapshot_in
@@ -208,16 +208,8 @@ def started_snapshot(source: Path, dest: Path, pending: dict) -> Iterator[None]:
     free), kept in `pending` (a RunContext's pending_snapshots); within the block, take_snapshot of the same
     files with the same `pending` returns its result or raises its error. On exit a result not taken is waited
     for (no copy outlives the block) and dropped."""
-    key, started = _started_key(source, dest), Future()
-
-    def run() -> None:
-        try:
-            started.set_result(_take_snapshot(source, dest))
-        except BaseException as e:
-            started.set_exception(e)
-
-    pending[key] = started
-    threading.Thread(target=run, name="snapshot", daemon=True).start()
+    key = _started_key(source, dest)
+    started = pending[key] = begun(_take_snapshot, source, dest, name="snapshot")
     try:
         yield
     finally:

@@ -8,14 +8,13 @@ its checks run in C beside those imports.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from concurrent.futures import Future
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.core import connections, retention, run_lock
+from nova_pipeline.core.background import begun
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.executors import executor_name
 from nova_pipeline.load import postgres_ddl
@@ -149,7 +148,7 @@ def run_migration_locked(ctx: RunContext, spec_path: str, *, target: str = "both
             stack.enter_context(snapshot.started_snapshot(ctx.source, ctx.snapshot_path,
                                                           ctx.pending_snapshots))
         if backup:  # beside the snapshot and Dagster's imports; complete before anything is written to a target
-            pending_backup = _in_thread(_pre_migration_backup, spec, pg, mongo)
+            pending_backup = begun(_pre_migration_backup, spec, pg, mongo, name="pre-migration-backup")
             stack.callback(pending_backup.exception)  # an early exit waits for it too
         from nova_pipeline.orchestration.follow_ups import refreshed
         from nova_pipeline.pipeline.partition_range import partitioned_tables
@@ -207,20 +206,6 @@ def _follow_ups(spec: Spec, spec_path: str, outcome: RunOutcome, *, job: str, ta
         outcome.materialized |= part.materialized
         outcome.planned |= part.planned
     return outcome
-
-
-def _in_thread(fn, *args) -> Future:
-    """fn(*args) begun at once in a thread of its own; its result or error through the future."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as e:
-            future.set_exception(e)
-
-    threading.Thread(target=run, name="pre-migration-backup", daemon=True).start()
-    return future
 
 
 def _pre_migration_backup(spec: Spec, pg_url: str | None, mongo_uri: str | None) -> str:
