@@ -9,7 +9,6 @@ without secrets.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from datetime import UTC, datetime
 
@@ -25,12 +24,12 @@ from nova_pipeline.backup.rollback import rollback
 from nova_pipeline.backup.sets import list_sets, sweep_leftovers
 from nova_pipeline.backup.verify import AUTHENTICATED, manifest_state, verify_set
 from nova_pipeline.core.spec import SpecError, load_spec
+from nova_pipeline.cli.json_output import json_option, print_json
 
 spec_option = click.option("--spec", "spec_path", default=lambda: os.environ.get("NOVA_SPEC", "data/nova.spec.yaml"),
                            show_default="NOVA_SPEC or data/nova.spec.yaml", type=click.Path(dir_okay=False),
                            help="Migration spec (YAML).")
 dest_option = click.option("--dest", default=None, help="Backup directory or fsspec URI (default: the spec's backup.dest).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 unsealed_option = click.option("--accept-unsealed", is_flag=True,
                                help="Use a set written before manifests were sealed (its label, dates and "
                                     "pre-migration flag are not authenticated).")
@@ -75,7 +74,7 @@ def create_cmd(spec_path, dest, postgres_url, mongo_uri, no_encrypt, label, as_j
                            no_encrypt=no_encrypt, label=label)
     m = backup.manifest
     if as_json:
-        return _print_json({**_set_json(backup), "files": len(m["files"]), "duration_s": m["duration_s"]})
+        return print_json({**_set_json(backup), "files": len(m["files"]), "duration_s": m["duration_s"]})
     click.echo(f"{len(m['files'])} files, {_size(backup.stored_size)}, {m['duration_s']:.1f} s, {backup.state}"
                + ("" if m["encryption"] else ", NOT encrypted"))
     click.echo(backup.location)
@@ -93,7 +92,7 @@ def list_cmd(spec_path, dest, as_json):
     sets = list_sets(where)
     key = key_from_env(required=False)
     if as_json:
-        return _print_json([{**_set_json(s), "manifest": manifest_state(s, key)} for s in sets])
+        return print_json([{**_set_json(s), "manifest": manifest_state(s, key)} for s in sets])
     if not sets:
         click.echo(f"no backup sets under {where}")
         return
@@ -116,7 +115,7 @@ def verify_cmd(path, accept_unsealed, as_json):
     """Authenticate the manifest, check every file against it and decrypt it; exit 1 naming what failed."""
     result = verify_set(path, accept_unsealed=accept_unsealed)
     if as_json:
-        _print_json({"set": path, **{k: result[k] for k in ("ok", "problems", "manifest", "checked_at")}})
+        print_json({"set": path, **{k: result[k] for k in ("ok", "problems", "manifest", "checked_at")}})
         raise SystemExit(0 if result["ok"] else 1)
     if not result["ok"]:
         for problem in result["problems"]:
@@ -138,7 +137,7 @@ def restore_cmd(path, postgres_url, mongo_uri, mongo_database, accept_unsealed, 
     done = restore(path, connections.postgres_url(None, postgres_url), mongo_uri, mongo_database=mongo_database,
                    accept_unsealed=accept_unsealed)
     if as_json:
-        return _print_json({**done, "postgres_url": connections.redact(postgres_url)})
+        return print_json({**done, "postgres_url": connections.redact(postgres_url)})
     if done["manifest"] != AUTHENTICATED:
         click.echo(f"note: {done['manifest']}")
     pg = done.get("postgres")
@@ -165,7 +164,7 @@ def prune_cmd(spec_path, dest, dry_run, as_json):
     removed = apply_retention(dest or backup_dest(spec), retention_days_setting(spec.backup.retention_days),
                               spec.backup.keep_last, dry_run=dry_run)
     if as_json:
-        return _print_json({"dry_run": dry_run, "deleted": removed})
+        return print_json({"dry_run": dry_run, "deleted": removed})
     for location in removed:
         click.echo(f"{'would delete' if dry_run else 'deleted'} {location}")
     click.echo(f"{len(removed)} set(s) {'to delete' if dry_run else 'deleted'}")
@@ -187,7 +186,7 @@ def rollback_command(spec_path, reason, dest, postgres_url, mongo_uri, accept_un
     entry = rollback(spec, connections.postgres_url(spec, postgres_url), connections.mongo_uri(spec, mongo_uri),
                      reason, dest, accept_unsealed=accept_unsealed)
     if as_json:
-        return _print_json(entry)
+        return print_json(entry)
     click.echo(f"restored {entry['restored_set']}")
     no_safety = "none (back to an empty baseline without NOVA_BACKUP_KEY; the tables held what the migration loaded)"
     click.echo(f"safety backup {entry['safety_set'] or no_safety}")
@@ -198,10 +197,6 @@ def _set_json(s) -> dict:
     return {"set": s.location, "set_id": s.set_id, "created_at": s.manifest["created_at"], "label": s.manifest.get("label"),
             "pre_migration": s.pre_migration, "baseline": bool(s.manifest.get("baseline")), "encrypted": s.encrypted,
             "stored_size": s.stored_size, "state": s.state}
-
-
-def _print_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def _sweep(dest: str) -> None:

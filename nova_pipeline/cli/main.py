@@ -22,6 +22,7 @@ import psycopg
 
 from nova_pipeline.core import connections, file_modes
 from nova_pipeline.cli.backup import backup_group, rollback_command
+from nova_pipeline.cli.json_output import json_option, print_json
 from nova_pipeline.cli.ui import ui_command
 from nova_pipeline.backup.errors import BackupError, VerificationError
 from nova_pipeline.core.run_lock import MigrationLocked
@@ -70,7 +71,6 @@ spec_option = click.option("--spec", "spec_path", default="data/nova.spec.yaml",
                            type=click.Path(dir_okay=False), help="Migration spec (YAML).")
 pg_option = click.option("--postgres-url", default=None, help="PostgreSQL URL (default: spec, env, embedded server).")
 mongo_option = click.option("--mongo-uri", default=None, help="MongoDB URI (default: spec, NOVA_MONGO_URI, MONGO_URI).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 executor_option = click.option(
     "--executor", type=click.Choice(executors.EXECUTORS), default=None,
     help=f"Dagster executor: each step in this process, or each in its own (default: {executors.ENV} or "
@@ -236,7 +236,7 @@ def validate(spec_path, postgres_url, mongo_uri, report_path, as_json):
         Path(report_path).write_text(json.dumps({"status": "failed" if failed else "succeeded", "checks": checks},
                                                 indent=2, default=str))
     if as_json:
-        click.echo(json.dumps(checks, indent=2, default=str))
+        print_json(checks)
     else:
         for c in checks:
             click.echo(f"{'PASS' if c['passed'] else 'FAIL':4} {c['table']}: {c['check']} — {c.get('detail', '')}")
@@ -368,7 +368,7 @@ def demo(scale, spec_path, postgres_url, mongo_uri, regenerate, as_json):
 
 def _print_report(rep, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(rep.to_dict(), indent=2, default=str))
+        print_json(rep.to_dict())
     else:
         click.echo(rep.to_markdown())
 
