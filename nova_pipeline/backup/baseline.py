@@ -24,7 +24,7 @@ from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.backup.sets import (FORMAT, MANIFEST, BackupSet, filesystem, load_set, location_of, new_set_id,
                                        sweep_leftovers, write_json)
 from nova_pipeline.backup.workdir import WorkArea
-from nova_pipeline.core import connections
+from nova_pipeline.core import connections, target_state
 from nova_pipeline.core.identifiers import mongo_collection, pg_table
 from nova_pipeline.core.spec import Spec
 
@@ -71,18 +71,10 @@ def tables_holding_rows(spec: Spec, postgres_url: str | None, mongo_uri: str | N
     found = []
     if postgres_url and spec.targets.postgres is not None:
         with connections.connect_postgres(postgres_url, autocommit=True) as conn:
-            for name, _ in spec.table_items("postgres"):
-                table = sql.Identifier(*pg_table(spec, name))
-                if conn.execute("SELECT to_regclass(%s)", (table.as_string(conn),)).fetchone()[0] is not None and \
-                        conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table)).fetchone()[0]:
-                    found.append(".".join(pg_table(spec, name)))
+            found += [".".join(pg_table(spec, name)) for name in target_state.tables_holding_rows(conn, spec)]
     if mongo_uri and spec.targets.mongo is not None:
         db = _mongo_db(mongo_uri, spec.targets.mongo.database)
-        present = set(mongo.collection_names(db))
-        for name, _ in spec.table_items("mongo"):
-            coll = mongo_collection(spec, name)
-            if coll in present and db[coll].find_one({}, {"_id": 1}) is not None:
-                found.append(f"{db.name}.{coll}")
+        found += [f"{db.name}.{mongo_collection(spec, name)}" for name in target_state.collections_holding_rows(db, spec)]
     return found
 
 

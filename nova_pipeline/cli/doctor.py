@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from psycopg import sql
-
-from nova_pipeline.core import connections, identifiers
+from nova_pipeline.core import connections, target_state
 from nova_pipeline.backup.crypto import parse_key
 from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.core.spec import Spec, SpecError, load_spec
@@ -71,7 +69,7 @@ def _postgres(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
         url = connections.postgres_url(spec, explicit, embedded=False)
         with connections.connect_postgres(url) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-            tables = [t for t, _ in spec.table_items("postgres") if _pg_has_rows(conn, spec, t)]
+            tables = target_state.tables_holding_rows(conn, spec)
             tls, local = connections.session_tls(conn), connections.is_local_connection(conn)
         where = f"PostgreSQL {version} at {connections.redact(url)}"
         if tls:
@@ -90,14 +88,6 @@ def _postgres(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
                                          "and that the server runs"), []
 
 
-def _pg_has_rows(conn, spec: Spec, table: str) -> bool:
-    schema, name = identifiers.pg_table(spec, table)
-    qualified = sql.Identifier(schema, name)
-    if conn.execute("SELECT to_regclass(%s)", [qualified.as_string(conn)]).fetchone()[0] is None:
-        return False
-    return conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(qualified)).fetchone()[0]
-
-
 def _mongo(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
     uri = connections.mongo_uri(spec, explicit)
     if not uri:
@@ -108,9 +98,7 @@ def _mongo(spec: Spec, explicit: str | None) -> tuple[Check, list[str]]:
         connections.ping_mongo(client, uri)
     except connections.TargetUnreachable as e:
         return Check("mongo", "fail", f"{e} — check NOVA_MONGO_URI and that mongod runs (docker compose up mongo)"), []
-    database = client[spec.targets.mongo.database]
-    tables = [t for t, _ in spec.table_items("mongo")
-              if database[identifiers.mongo_collection(spec, t)].find_one({}, {"_id": 1}) is not None]
+    tables = target_state.collections_holding_rows(client[spec.targets.mongo.database], spec)
     return Check("mongo", "ok", f"MongoDB at {connections.redact(uri)}"), tables
 
 

@@ -18,7 +18,7 @@ import json
 import psycopg
 from psycopg import sql
 
-from nova_pipeline.core.identifiers import pg_table
+from nova_pipeline.core.identifiers import mongo_collection, pg_table
 from nova_pipeline.core.run_lock import META_SCHEMA
 from nova_pipeline.core.spec import Spec
 
@@ -36,6 +36,23 @@ class TargetChanged(RuntimeError):
 
 class TargetTablesMissing(ValueError):
     """Tables the spec sends to PostgreSQL are not in the target: nothing to validate yet."""
+
+
+def tables_holding_rows(conn: psycopg.Connection, spec: Spec) -> list[str]:
+    """The spec's PostgreSQL tables (source names) whose target table exists and holds at least one row."""
+    out = []
+    for name, _ in spec.table_items("postgres"):
+        table = sql.Identifier(*pg_table(spec, name))
+        if (conn.execute("SELECT to_regclass(%s)", (table.as_string(conn),)).fetchone()[0] is not None
+                and conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(table)).fetchone()[0]):
+            out.append(name)
+    return out
+
+
+def collections_holding_rows(db, spec: Spec) -> list[str]:
+    """The spec's MongoDB tables (source names) whose collection in `db` holds at least one document."""
+    return [name for name, _ in spec.table_items("mongo")
+            if db[mongo_collection(spec, name)].find_one({}, {"_id": 1}) is not None]
 
 
 def missing_tables(conn: psycopg.Connection, spec: Spec) -> list[str]:
