@@ -73,7 +73,7 @@ def tables_holding_rows(spec: Spec, postgres_url: str | None, mongo_uri: str | N
         with connections.connect_postgres(postgres_url, autocommit=True) as conn:
             found += [".".join(pg_table(spec, name)) for name in target_state.tables_holding_rows(conn, spec)]
     if mongo_uri and spec.targets.mongo is not None:
-        db = _mongo_db(mongo_uri, spec.targets.mongo.database)
+        db = connections.mongo_database(mongo_uri, spec.targets.mongo.database)
         found += [f"{db.name}.{mongo_collection(spec, name)}" for name in target_state.collections_holding_rows(db, spec)]
     return found
 
@@ -89,7 +89,7 @@ def create_baseline(spec: Spec, postgres_url: str | None, mongo_uri: str | None,
     if postgres_url and spec.targets.postgres is not None:
         sources["postgres"] = _postgres_inventory(spec, postgres_url)
     if mongo_uri and spec.targets.mongo is not None:
-        db = _mongo_db(mongo_uri, spec.targets.mongo.database)
+        db = connections.mongo_database(mongo_uri, spec.targets.mongo.database)
         sources["mongo"] = {"database": db.name, "collections": mongo.collection_names(db),
                             "emptied": [mongo_collection(spec, t) for t, _ in spec.table_items("mongo")]}
     manifest = {
@@ -115,7 +115,7 @@ def restore_baseline(backup: BackupSet, postgres_url: str | None, mongo_uri: str
         done["postgres"] = _drop_since(postgres_url, sources["postgres"])
     if mongo_uri and "mongo" in sources:
         info = sources["mongo"]
-        db = _mongo_db(mongo_uri, mongo_database or info["database"])
+        db = connections.mongo_database(mongo_uri, mongo_database or info["database"])
         dropped = [n for n in mongo.collection_names(db) if n not in info["collections"]]
         for name in dropped:
             db.drop_collection(name)
@@ -155,9 +155,3 @@ def _drop_since(url: str, info: dict[str, Any]) -> dict[str, Any]:
             if ["TABLE", name] in info["objects"].get(schema, []):
                 conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.Identifier(schema, name)))
     return {"schemas": info["schemas"], "dropped": dropped}
-
-
-def _mongo_db(uri: str, database: str):
-    client = connections.mongo_client(uri)
-    connections.ping_mongo(client, uri)
-    return client[database]

@@ -52,9 +52,7 @@ def restore(set_path: str, postgres_url: str | None, mongo_uri: str | None = Non
 
 
 def _restore_mongo(fs, path: str, info: dict[str, Any], uri: str, database: str | None, key: bytes | None) -> dict:
-    client = connections.mongo_client(uri)
-    connections.ping_mongo(client, uri)
-    db = client[database or info["database"]]
+    db = connections.mongo_database(uri, database or info["database"])
     wanted = {c["name"] for c in info["collections"]}
     for name in mongo.collection_names(db):
         if name not in wanted:  # created after the backup: the restored database holds exactly the set's collections

@@ -198,6 +198,13 @@ def ping_mongo(client, uri: str) -> None:
         raise TargetUnreachable(f"MongoDB unreachable at {redact(uri)}: {redact(str(e).splitlines()[0])}") from None
 
 
+def mongo_database(uri: str, database: str):
+    """`database` on the client for `uri`, once the server answers (TargetUnreachable otherwise)."""
+    client = mongo_client(uri)
+    ping_mongo(client, uri)
+    return client[database]
+
+
 def describe_mongo(uri: str) -> str:
     """Which MongoDB a URI reaches, for reports: the in-process double, or the server's version and address."""
     if is_mock_uri(uri):

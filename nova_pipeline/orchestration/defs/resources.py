@@ -63,9 +63,7 @@ class MongoResource(dg.ConfigurableResource):
         uri = self.uri(spec)
         if not uri:
             raise connections.TargetUnreachable("no MongoDB configured: set NOVA_MONGO_URI or targets.mongo.uri")
-        client = connections.mongo_client(uri)
-        connections.ping_mongo(client, uri)
-        return client[spec.targets.mongo.database]
+        return connections.mongo_database(uri, spec.targets.mongo.database)
 
     def is_mock(self, spec: Spec) -> bool:
         """True when documents go to the in-process double, not a real server."""
