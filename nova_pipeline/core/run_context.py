@@ -126,15 +126,7 @@ class RunContext:
         return f"{self.staging.root}/{SNAPSHOT_DIR}"
 
     def _remote_identity(self) -> dict[str, Any] | None:
-        try:
-            with self.staging.fs.open_input_stream(f"{self._remote_snapshot_dir()}/{IDENTITY_FILE}") as f:
-                return json.loads(f.read())
-        except (FileNotFoundError, ValueError):
-            return None
-        except OSError as e:
-            if "not found" in str(e).lower() or "nosuchkey" in str(e).lower():
-                return None
-            raise
+        return self.staging.read_json(f"{self._remote_snapshot_dir()}/{IDENTITY_FILE}")
 
     def _download(self, path: Path) -> None:
         fs, base = self.staging.fs, self._remote_snapshot_dir()

@@ -25,8 +25,6 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pyarrow.fs as pafs
-
 from nova_pipeline.core.staging import Staging, identity_path
 
 T = TypeVar("T")
@@ -90,17 +88,7 @@ class FactsStore:
         return f"{self.staging.root}/{FACTS_DIR}/{name}.json"
 
     def _read(self, name: str) -> dict | None:
-        if self.staging is None:
-            return None
-        try:
-            with self.staging.fs.open_input_stream(self._path(name)) as f:
-                return json.loads(f.read())
-        except (FileNotFoundError, ValueError):
-            return None
-        except OSError as e:  # object stores report a missing key as a generic OSError
-            if "not found" in str(e).lower() or "nosuchkey" in str(e).lower():
-                return None
-            raise
+        return self.staging.read_json(self._path(name)) if self.staging is not None else None
 
     def _write(self, name: str, record: dict) -> None:
         if self.staging is None:
@@ -111,14 +99,6 @@ class FactsStore:
         with fs.open_output_stream(tmp) as out:
             out.write(json.dumps(record).encode())
         fs.move(tmp, path)  # readers never see half a file
-
-    def clear(self) -> None:
-        """Forget every stored fact (memory and files)."""
-        self._memo.clear()
-        if self.staging is not None:
-            base = f"{self.staging.root}/{FACTS_DIR}"
-            if self.staging.fs.get_file_info(base).type != pafs.FileType.NotFound:
-                self.staging.fs.delete_dir(base)
 
 
 def file_identity(sqlite_path: str | os.PathLike) -> tuple:

@@ -22,6 +22,7 @@ s3fs, since pyarrow's own S3 client cannot request it; with
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -211,6 +212,18 @@ class Staging:
                              and not i.base_name.startswith(".")), None):
                 with self.parquet_file(path):
                     return
+
+    def read_json(self, path: str) -> Any | None:
+        """A small JSON file on the area's filesystem, or None when it is missing or not JSON."""
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return json.loads(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        except OSError as e:  # object stores report a missing key as a generic OSError
+            if "not found" in str(e).lower() or "nosuchkey" in str(e).lower():
+                return None
+            raise
 
     def parquet_file(self, path: str) -> pq.ParquetFile:
         """One staged file, opened (and decrypted when encrypted); close it with `.close()` or `with`."""
