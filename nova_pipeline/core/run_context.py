@@ -89,6 +89,21 @@ class RunContext:
             self._download(path)
         return path
 
+    def snapshot_exists(self) -> bool:
+        """True when the snapshot is where snapshot_location says (its identity may still be missing)."""
+        if not self.remote:
+            return self.snapshot_path.exists()
+        found = self.staging.fs.get_file_info(f"{self._remote_snapshot_dir()}/{SNAPSHOT_FILE}")
+        return found.type == pafs.FileType.File
+
+    def taken_snapshot(self) -> Path | None:
+        """local_snapshot(), or None when no snapshot was taken (nothing published, nothing here)."""
+        try:
+            path = self.local_snapshot()
+        except FileNotFoundError:
+            return None
+        return path if path.exists() else None
+
     def publish_snapshot(self) -> None:
         """Upload the snapshot taken here and its identity beside the staging area (object storage only);
         the identity goes last, so a reader never pairs a new copy with an old identity."""

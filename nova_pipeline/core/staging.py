@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 KINDS = ("raw", "clean", "quarantine")
 SNAPSHOT_DIR, SNAPSHOT_FILE = "snapshot", "source.sqlite"
-# This machine's copy of an object-store area's snapshot, and its lock: outside the working directory.
-REMOTE_LOCAL_ROOT = Path(tempfile.gettempdir()) / "nova-pipeline" / "staging"
 
 
 def area_name(source: str | os.PathLike) -> str:
@@ -59,8 +57,10 @@ def area_name(source: str | os.PathLike) -> str:
 
 def local_area(spec: Spec) -> Path:
     """The local directory of the spec source's area: the area itself for a local staging root, else a directory
-    under REMOTE_LOCAL_ROOT that holds this machine's copy of its snapshot and its lock."""
-    root = spec.resolve(spec.staging) if "://" not in spec.staging else REMOTE_LOCAL_ROOT
+    under this process's temporary directory that holds this machine's copy of its snapshot and its lock
+    (outside the working directory)."""
+    remote = "://" in spec.staging
+    root = Path(tempfile.gettempdir()) / "nova-pipeline" / "staging" if remote else spec.resolve(spec.staging)
     return root / area_name(spec.resolve(spec.source.sqlite))
 
 

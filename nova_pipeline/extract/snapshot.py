@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from nova_pipeline.core.background import begun
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.file_modes import private_dir, restrict_tree
 from nova_pipeline.core.spec import Spec
-from nova_pipeline.core.staging import for_spec, identity_path, local_area, snapshot_in
+from nova_pipeline.core.staging import identity_path, local_area, snapshot_in
 
 _CHUNK = 1 << 20
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -175,22 +176,20 @@ def snapshot_path(spec: Spec) -> Path:
     return snapshot_in(local_area(spec))
 
 
-def verified_facts(spec: Spec, taken: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the spec's migration read, for the report: the identity of its source's snapshot and staging area,
-    with `problem` set unless the snapshot is of this spec's source and (given `taken`, the sha256 and taken_at
-    a run recorded when it took its snapshot) the very one that run took."""
-    path = snapshot_path(spec)
-    source = str(spec.resolve(spec.source.sqlite).resolve())
-    try:
-        facts = json.loads(identity_path(path).read_text())
-    except (OSError, ValueError):
-        facts = {"source": source}
-    facts.update(path=str(path), staging=for_spec(spec).uri)
+def verified_facts(ctx: RunContext, taken: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the migration read, for the report: the identity of its source's snapshot (local, or beside an
+    object-store staging area) and its staging area, with `problem` set unless the snapshot is of the spec's
+    source and (given `taken`, the sha256 and taken_at a run recorded when it took its snapshot) the very one
+    that run took."""
+    path = ctx.snapshot_location
+    source = str(ctx.source.resolve())
+    facts = ctx.snapshot_identity() or {"source": source}
+    facts.update(path=path, staging=ctx.staging.uri)
     if "sha256" not in facts:
         facts["problem"] = f"snapshot {path} has no identity record: it was never completed"
     elif facts.get("source") != source:
         facts["problem"] = f"snapshot {path} is of {facts.get('source')}, not of this spec's source {source}"
-    elif not path.exists():
+    elif not ctx.snapshot_exists():
         facts["problem"] = f"snapshot {path} is missing"
     elif taken and (taken.get("sha256"), taken.get("taken_at")) != (facts["sha256"], facts.get("taken_at")):
         facts["problem"] = (f"snapshot {path} was taken at {facts.get('taken_at')} by another run, not at "

@@ -38,8 +38,8 @@ def not_migrated_objects(ctx: RunContext, reported: list[str] | None = None) -> 
     have carried over too."""
     if reported is not None:
         return reported
-    path = ctx.snapshot_path
-    if not path.exists():
+    path = ctx.taken_snapshot()
+    if path is None:
         return []
     with closing(snapshot.connect_readonly(path)) as conn:
         objects = app_objects.plan_objects(ctx.spec, conn)
@@ -89,8 +89,8 @@ def reconcile(ctx: RunContext, outcome: RunOutcome, pg_url: str | None, mongo_ur
         mongo_db = connections.mongo_client(mongo_uri)[spec.targets.mongo.database] if mongo_uri else None
         rep = count_report(ctx, postgres_url=pg_url, mongo_db=mongo_db, run_id=run_id,
                            started_at=started_at, seconds=seconds, errors=errors, checks=checks, notes=notes)
-    counted = set(rep.tables) if ctx.snapshot_path.exists() else set()  # the source rows were counted
-    rep.snapshot = snapshot.verified_facts(spec, snapshot_taken_in_run(instance, outcome.run_id))
+    counted = set(rep.tables) if ctx.taken_snapshot() else set()  # the source rows were counted
+    rep.snapshot = snapshot.verified_facts(ctx, snapshot_taken_in_run(instance, outcome.run_id))
     if "problem" in rep.snapshot:  # the checks compared against another source's or another run's snapshot
         rep.notes.append(rep.snapshot["problem"])
     if target != "both":

@@ -15,8 +15,8 @@ from nova_pipeline.report import report
 
 def snapshot_row_counts(ctx: Context) -> dict[str, int]:
     """Source rows per table, counted in the snapshot (the copy every export read); empty without one."""
-    path = ctx.snapshot_path
-    if not path.exists():
+    path = ctx.taken_snapshot()
+    if path is None:
         return {}
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return {name: conn.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nova_pipeline.core.connections import connect_postgres, mongo_client
-from nova_pipeline.extract.snapshot import snapshot_path
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core.staging import Staging
 from nova_pipeline.core import results as r
@@ -36,9 +36,10 @@ def run_all_checks(spec: Spec, pg_url: str | None, mongo_uri: str | None, stagin
                                    "(a successful one removes its staging unless the spec says keep_staging: true)"))
             continue
         out += table_checks(spec, name, source_facts(spec, name, staging), pg_url=pg_url, mongo_uri=mongo_uri)
-    if pg_url and spec.table_items("postgres") and snapshot_path(spec).exists():
+    snapshot = RunContext.for_spec(spec).taken_snapshot() if pg_url and spec.table_items("postgres") else None
+    if snapshot:
         from nova_pipeline.appschema import app_objects  # it reports through this package's CheckResult
 
         with connect_postgres(pg_url, autocommit=True) as conn:
-            out += app_objects.run_checks(spec, snapshot_path(spec), conn)  # views' rows, parity statements
+            out += app_objects.run_checks(spec, snapshot, conn)  # views' rows, parity statements
     return out

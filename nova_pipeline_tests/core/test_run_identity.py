@@ -22,6 +22,7 @@ from nova_pipeline.appschema import proposal
 from nova_pipeline.extract import export, snapshot
 from nova_pipeline.orchestration import migration
 from nova_pipeline.cli.main import main
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.spec import load_spec
 
 
@@ -139,18 +140,19 @@ def test_a_report_fails_when_the_snapshot_is_not_the_one_its_run_took(tmp_path):
     make_source(tmp_path / "a.sqlite", "a", 3).close()
     make_source(tmp_path / "b.sqlite", "b", 2).close()
     spec_a = load_spec(write_spec(tmp_path, "a.sqlite", "a.spec.yaml"))
+    ctx_a = RunContext.for_spec(spec_a)
     mine = snapshot.take_snapshot(tmp_path / "a.sqlite", snapshot.snapshot_path(spec_a))
     taken = {"sha256": mine.sha256, "taken_at": mine.taken_at}
-    assert "problem" not in snapshot.verified_facts(spec_a, taken)
+    assert "problem" not in snapshot.verified_facts(ctx_a, taken)
 
     with sqlite3.connect(tmp_path / "a.sqlite") as conn:
         conn.execute("INSERT INTO users (name) VALUES ('later')")
     again = snapshot.take_snapshot(tmp_path / "a.sqlite", snapshot.snapshot_path(spec_a))  # another run's copy
-    facts = snapshot.verified_facts(spec_a, taken)
+    facts = snapshot.verified_facts(ctx_a, taken)
     assert f"was taken at {again.taken_at} by another run, not at {mine.taken_at} by this one" in facts["problem"]
 
     snapshot.take_snapshot(tmp_path / "b.sqlite", snapshot.snapshot_path(spec_a))  # another source's copy
-    facts = snapshot.verified_facts(spec_a)
+    facts = snapshot.verified_facts(ctx_a)
     assert facts["problem"].endswith(f"is of {(tmp_path / 'b.sqlite').resolve()}, not of this spec's source "
                                      f"{(tmp_path / 'a.sqlite').resolve()}")
 

@@ -2,8 +2,10 @@
 server) and the Dagster instance in PostgreSQL (dagster-postgres, from the user's DAGSTER_HOME).
 
 The CLI runs in a subprocess whose working directory is an empty directory; every step runs in its own
-process (Dagster's multiprocess executor) and finds what earlier steps left only through the object store
-and the run context rebuilt from the spec file. Afterwards the working directory is still empty.
+process (Dagster's multiprocess executor), and STEP_DIRS_HOOK gives each step process, as it is forked, a new
+empty working and temporary directory of its own: a step finds what earlier steps left only through the
+object store and the run context rebuilt from the spec file, as on another machine. Afterwards the working
+directory is still empty.
 """
 
 import hashlib
@@ -41,6 +43,19 @@ def _source(path) -> None:
         conn.commit()
 
 
+# Loaded by every interpreter of the run (PYTHONPATH); in the forkserver it registers a hook that moves each
+# forked step process into a fresh directory under NOVA_TEST_STEP_DIRS (cwd, TMPDIR and tempfile's cache).
+STEP_DIRS_HOOK = """
+import os, tempfile
+if os.environ.get("NOVA_TEST_STEP_DIRS"):
+    def _own_directories():
+        here = tempfile.mkdtemp(prefix="step-", dir=os.environ["NOVA_TEST_STEP_DIRS"])
+        os.chdir(here)
+        os.environ["TMPDIR"] = tempfile.tempdir = here
+    os.register_at_fork(after_in_child=_own_directories)
+"""
+
+
 def _digest(rows) -> str:
     return hashlib.sha256(json.dumps(sorted(rows, key=repr), default=str).encode()).hexdigest()
 
@@ -68,19 +83,22 @@ def setup(tmp_path, s3_endpoint, pg_url, make_pg_url):  # noqa: F811
     proposed["keep_staging"] = True  # to look at the object store afterwards
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(proposed))
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
+    home, work, steps, hook = (tmp_path / d for d in ("home", "work", "steps", "hook"))
+    for d in (home, work, steps, hook):
+        d.mkdir()
+    (hook / "sitecustomize.py").write_text(STEP_DIRS_HOOK)
     instance_url = make_pg_url()
     (home / "dagster.yaml").write_text(  # dagster-postgres with the psycopg2 driver (VERIFIED.md §9)
         f"storage:\n  postgres:\n    postgres_url: \"{instance_url.replace('postgresql://', 'postgresql+psycopg2://', 1)}\"\n"
         "telemetry:\n  enabled: false\n")
-    return {"spec": str(spec_path), "home": home, "work": work, "instance_url": instance_url, "pg_url": pg_url,
-            "tmp": tmp_path}
+    return {"spec": str(spec_path), "home": home, "work": work, "steps": steps, "hook": hook,
+            "instance_url": instance_url, "pg_url": pg_url, "tmp": tmp_path}
 
 
 def _migrate(setup, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DAGSTER_HOME": str(setup["home"]), "DAGSTER_DISABLE_TELEMETRY": "1"}
+    env = {**os.environ, "DAGSTER_HOME": str(setup["home"]), "DAGSTER_DISABLE_TELEMETRY": "1",
+           "NOVA_TEST_STEP_DIRS": str(setup["steps"]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(setup["hook"]), os.environ.get("PYTHONPATH")]))}
     env.pop("NOVA_EXECUTOR", None)
     return subprocess.run([sys.executable, "-m", "nova_pipeline.cli.main", "migrate", "--spec", setup["spec"],
                            "--postgres-url", setup["pg_url"], *args], cwd=setup["work"], env=env,
@@ -102,6 +120,9 @@ def test_migrate_multiprocess_with_s3_staging_and_postgres_instance(setup):
             "AND dagster_event_type = 'STEP_START'", (run_id,))}
     assert tags["nova/executor"] == "multiprocess"
     assert len(pids) > 3  # each step in its own process
+    step_dirs = list(setup["steps"].iterdir())
+    assert len(step_dirs) >= len(pids)  # ... each in its own working and temporary directory
+    assert any((d / "nova-pipeline" / "staging").is_dir() for d in step_dirs)  # where steps fetched the snapshot
 
     ctx = RunContext.for_spec(load_spec(setup["spec"]))
     assert ctx.snapshot_location == f"s3://{ctx.staging.root}/snapshot/source.sqlite"  # beside staging

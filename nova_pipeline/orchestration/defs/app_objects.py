@@ -11,7 +11,7 @@ import dagster as dg
 from nova_pipeline.appschema import app_objects
 from nova_pipeline.orchestration.defs.keys import APP_OBJECTS, PG_CONSTRAINTS
 from nova_pipeline.orchestration.defs.resources import Nova, PostgresResource
-from nova_pipeline.extract.snapshot import connect_readonly, snapshot_path
+from nova_pipeline.extract.snapshot import connect_readonly
 from nova_pipeline.core.spec import Spec
 
 
@@ -26,7 +26,7 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
                           "over is listed with its reason and SQL.")
     def app_objects_asset(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource):
         s = nova.spec
-        with closing(connect_readonly(snapshot_path(s))) as conn:
+        with closing(connect_readonly(nova.local_snapshot())) as conn:
             objects = app_objects.plan_objects(s, conn)
         with postgres.connect(s, autocommit=True) as conn:
             app_objects.create_objects(conn, objects)
@@ -53,7 +53,7 @@ def build_app_objects_defs(spec: Spec) -> tuple[list[dg.AssetsDefinition], list[
     def validate_app_objects(nova: Nova, postgres: PostgresResource):
         s = nova.spec
         with postgres.connect(s, autocommit=True) as pg:
-            results = app_objects.run_checks(s, snapshot_path(s), pg)
+            results = app_objects.run_checks(s, nova.local_snapshot(), pg)
         for r in results:
             yield dg.AssetCheckResult(
                 asset_key=APP_OBJECTS, check_name=r.check, passed=r.passed, description=r.detail,

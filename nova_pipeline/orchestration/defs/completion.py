@@ -138,7 +138,7 @@ def build_completion_assets(spec: Spec, check_keys: list[dg.AssetCheckKey]) -> l
                    if mongo_db is not None and mongo.is_mock(s) else [])
             + [f"not translated: {line}" for line in postgres_ddl.untranslated_checks(s)]
             + (latest_not_carried(context.instance) or []))
-        rep.snapshot = verified_facts(s, snapshot_taken_in_run(context.instance, context.run_id))
+        rep.snapshot = verified_facts(nova, snapshot_taken_in_run(context.instance, context.run_id))
         if "problem" in rep.snapshot:
             rep.status, rep.notes = "failed", [*rep.notes, rep.snapshot["problem"]]
         if any(t.status == "failed" for t in rep.tables.values()) or any(not c["passed"] for c in checks
