@@ -116,26 +116,24 @@ class NovaSqliteStorage(DagsterSqliteStorage):
 
 DEFAULT_DAGSTER_HOME = Path("data/.nova/dagster")
 INSTANCE_YAML = Path(__file__).with_name("dagster.yaml").read_text()  # the default home's
-_INSTANCES: dict[Path, DagsterInstance] = {}
 
 
 def dagster_instance() -> DagsterInstance:
     """The instance of the user's DAGSTER_HOME as its dagster.yaml configures it, or of the default home
-    (created with INSTANCE_YAML when DAGSTER_HOME is unset); one per home and process."""
+    (created with INSTANCE_YAML when DAGSTER_HOME is unset), opened anew: a command keeps the one it opened
+    (orchestration/runs.Runner.instance)."""
     user_home = os.environ.get("DAGSTER_HOME")
     home = Path(user_home or DEFAULT_DAGSTER_HOME).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
-    if home not in _INSTANCES:
-        private_dir(home)  # run storage and compute logs hold row values and errors: owner-only
-        # Two commands starting at once in a fresh directory must not both create the storage's tables.
-        with open(home / ".create.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not user_home and not (home / "dagster.yaml").exists():
-                (home / "dagster.yaml").write_text(INSTANCE_YAML)
-            instance = file_runs_under_code_location(DagsterInstance.get())
-            if not (home / ".storage-created").exists():
-                with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
-                    instance.upgrade()
-                (home / ".storage-created").touch()
-        _INSTANCES[home] = instance
-    return _INSTANCES[home]
+    private_dir(home)  # run storage and compute logs hold row values and errors: owner-only
+    # Two commands starting at once in a fresh directory must not both create the storage's tables.
+    with open(home / ".create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not user_home and not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text(INSTANCE_YAML)
+        instance = file_runs_under_code_location(DagsterInstance.get())
+        if not (home / ".storage-created").exists():
+            with contextlib.redirect_stdout(io.StringIO()):  # upgrade() prints what it creates
+                instance.upgrade()
+            (home / ".storage-created").touch()
+    return instance

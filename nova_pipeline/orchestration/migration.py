@@ -25,6 +25,8 @@ from nova_pipeline.extract import snapshot
 from nova_pipeline.core.spec import Spec
 
 if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
     from nova_pipeline.orchestration.runs import RunOutcome
 
 JOB_FOR_TARGET = {"both": "migrate", "postgres": "migrate_postgres", "mongo": "migrate_mongo"}
@@ -59,8 +61,8 @@ def exit_code(rep: report.MigrationReport) -> int:
     return 0 if rep.status == "succeeded" else 1
 
 
-def reconcile(ctx: RunContext, outcome: RunOutcome, pg_url: str | None, mongo_uri: str | None,
-              started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
+def reconcile(ctx: RunContext, instance: DagsterInstance, outcome: RunOutcome, pg_url: str | None,
+              mongo_uri: str | None, started_at: str, notes: list[str], target: str = "both") -> report.MigrationReport:
     """The report of a run (of the `target` tables): the migration_report asset's counts when it ran after the
     last load, else counted here from the snapshot, the quarantine and the targets; with this run's timings,
     errors, checks and notes."""
@@ -70,10 +72,9 @@ def reconcile(ctx: RunContext, outcome: RunOutcome, pg_url: str | None, mongo_ur
     from nova_pipeline.pipeline.report import count_report
     from nova_pipeline.orchestration.defs.app_objects import latest_not_carried
     from nova_pipeline.orchestration.phase_times import run_phases
-    from nova_pipeline.orchestration.runs import dagster_instance, migration_runs
+    from nova_pipeline.orchestration.runs import migration_runs
 
     spec = ctx.spec
-    instance = dagster_instance()
     run_id = outcome.migration_id or outcome.run_id
     runs = [r.run_id for r in migration_runs(instance, run_id)]
     smoke = latest_smoke_checks(instance, runs) if SMOKE_TESTS in outcome.materialized else []
@@ -152,8 +153,8 @@ def run_migration_locked(ctx: RunContext, spec_path: str, *, target: str = "both
             stack.callback(pending_backup.exception)  # an early exit waits for it too
         from nova_pipeline.orchestration.follow_ups import refreshed
         from nova_pipeline.pipeline.partition_range import partitioned_tables
-        from nova_pipeline.orchestration.runs import (Runner, dagster_instance, migration_checks, record_status,
-                                                      resume_migration, run_migration)
+        from nova_pipeline.orchestration.runs import (Runner, migration_checks, record_status, resume_migration,
+                                                      run_migration)
 
         runner = Runner(ctx, spec_path, pg, mongo, executor)
 
@@ -174,12 +175,12 @@ def run_migration_locked(ctx: RunContext, spec_path: str, *, target: str = "both
                               mongo_uri=mongo, tags=tags, runner=runner)
         if lock and (lost := lock.lost()):
             notes.append(f"lost the migration lock: {lost}; no write was committed without it")
-    outcome.checks = migration_checks(dagster_instance(), outcome.migration_id)  # a resumed migration's too
-    rep = reconcile(ctx, outcome, pg, mongo, started, notes, target)
+    outcome.checks = migration_checks(runner.instance, outcome.migration_id)  # a resumed migration's too
+    rep = reconcile(ctx, runner.instance, outcome, pg, mongo, started, notes, target)
     if rep.status == "succeeded":  # a failed run keeps what resume needs
         rep.notes.append(retention.after_success(spec))
     report.write_report(rep, spec.resolve(spec.reports), report_path)
-    record_status(dagster_instance(), outcome.migration_id, rep.status)
+    record_status(runner.instance, outcome.migration_id, rep.status)
     return rep
 
 

@@ -21,7 +21,7 @@ from nova_pipeline.orchestration.defs import partitions as P
 from nova_pipeline.orchestration.follow_ups import CLI_TAG
 from nova_pipeline.pipeline.partition_range import source_path
 from nova_pipeline.orchestration.progress import planned_items, run_progress
-from nova_pipeline.orchestration.runs import QUIET, Runner, RunOutcome, dagster_instance, definitions, outcome_of
+from nova_pipeline.orchestration.runs import QUIET, Runner, RunOutcome, outcome_of
 from nova_pipeline.core.spec import Spec
 
 
@@ -36,9 +36,9 @@ def _run_config(tables: list[str], read_snapshot: bool) -> dict:
 def _execute(spec: Spec, spec_path: str, job_name: str, tables: list[str], *, postgres_url: str | None,
              mongo_uri: str | None, read_snapshot: bool, partition_key: str | None = None,
              tags: dict[str, str] | None = None, runner: Runner | None = None) -> RunOutcome:
-    job = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, runner=runner).resolve_job_def(
-        job_name)
-    instance, run_id, selection = dagster_instance(), str(uuid.uuid4()), _selection(spec, tables)
+    runner = runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
+    job = runner.definitions().resolve_job_def(job_name)
+    instance, run_id, selection = runner.instance, str(uuid.uuid4()), _selection(spec, tables)
     with run_progress(instance, run_id, planned_items(job, selection)):
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, partition_key=partition_key, asset_selection=selection,
@@ -66,12 +66,13 @@ def load_partition(spec: Spec, spec_path: str, table: str, key: str, postgres_ur
         if not mongo_uri:
             raise connections.TargetUnreachable(f"table {table!r} goes to MongoDB: pass --mongo-uri or set NOVA_MONGO_URI")
         connections.ping_mongo(connections.mongo_client(mongo_uri), mongo_uri)
-    pdef = definitions(spec, spec_path).resolve_job_def(job_name).partitions_def
+    runner = Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
+    pdef = runner.definitions().resolve_job_def(job_name).partitions_def
     if not pdef.has_partition_key(key):
         first, last = pdef.get_first_partition_key(), pdef.get_last_partition_key()
         raise partitions.PartitionError(f"table {table!r}: no partition {key!r} (partitions run from {first} to {last})")
     return _execute(spec, spec_path, job_name, [table], postgres_url=postgres_url, mongo_uri=mongo_uri,
-                    read_snapshot=False, partition_key=key)
+                    read_snapshot=False, partition_key=key, runner=runner)
 
 
 def load_all_partitions(spec: Spec, spec_path: str, *, target: str = "both", postgres_url: str | None = None,

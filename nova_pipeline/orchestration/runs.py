@@ -65,6 +65,7 @@ class Runner:
     mongo_uri: str | None = None
     executor: str | None = None  # as requested; None: NOVA_EXECUTOR or the default
     _built: dg.Definitions | None = field(default=None, init=False, repr=False)
+    _instance: dg.DagsterInstance | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def for_spec(cls, spec: Spec, spec_path: str, postgres_url: str | None = None, mongo_uri: str | None = None,
@@ -75,6 +76,13 @@ class Runner:
     def executor_name(self) -> str:
         """The executor runs get: the requested one, unless targets or the machine force in_process."""
         return executor_name(self.ctx.spec, self.executor, self.mongo_uri)
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        """The Dagster instance the command's runs are recorded in (dagster_storage.dagster_instance), opened once."""
+        if self._instance is None:
+            self._instance = dagster_instance()
+        return self._instance
 
     def definitions(self) -> dg.Definitions:
         """build_definitions of the spec for this command (in-process runs share its run context)."""
@@ -115,12 +123,6 @@ def reconstruct_job(spec_path: str, job: str) -> dg.JobDefinition:
     """The job as a multiprocess step rebuilds it: from the spec file, with the targets the CLI resolved."""
     return build_definitions(load_spec(spec_path), spec_path, postgres_url=os.environ.get(POSTGRES_ENV),
                              mongo_uri=os.environ.get(MONGO_ENV), executor="multiprocess").resolve_job_def(job)
-
-
-def definitions(spec: Spec, spec_path: str, *, postgres_url: str | None = None, mongo_uri: str | None = None,
-                runner: Runner | None = None) -> dg.Definitions:
-    """The runner's Definitions (built once per command), or a fresh build for these arguments."""
-    return (runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)).definitions()
 
 
 def _table_of_step(spec: Spec, step_key: str) -> str | None:
@@ -170,7 +172,7 @@ def run_migration(spec: Spec, spec_path: str, *, job: str = "migrate", postgres_
     `tags` carry the run token and the migration id (a new migration when absent)."""
     runner = runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
     job_def = runner.definitions().resolve_job_def(job)
-    instance, run_id = dagster_instance(), str(uuid.uuid4())
+    instance, run_id = runner.instance, str(uuid.uuid4())
     graph = job_def.asset_layer.asset_graph
     if asset_selection is None and exclude:
         asset_selection = sorted(job_def.asset_layer.executable_asset_keys - exclude)
@@ -240,11 +242,11 @@ def resume_migration(spec: Spec, spec_path: str, run_id: str | None, *, postgres
     Raises TargetChanged when another migration has loaded tables this one had loaded (resuming would mix
     two migrations), unless `force`.
     """
-    instance = dagster_instance()
+    runner = runner or Runner.for_spec(spec, spec_path, postgres_url, mongo_uri)
+    instance = runner.instance
     run = last_unfinished_run(instance, run_id)
     migration_id = run.tags.get(K.MIGRATION_TAG, run.run_id)
-    graph = definitions(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, runner=runner).resolve_job_def(
-        run.job_name).asset_layer.asset_graph
+    graph = runner.definitions().resolve_job_def(run.job_name).asset_layer.asset_graph
     planned = set(run.asset_selection or graph.executable_asset_keys)
     done = {e.dagster_event.asset_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
             if e.dagster_event and e.dagster_event.asset_key}

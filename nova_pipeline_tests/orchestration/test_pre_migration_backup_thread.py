@@ -3,7 +3,6 @@
 import threading
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from nova_pipeline.backup.errors import BackupKeyError
