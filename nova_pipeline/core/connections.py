@@ -13,7 +13,6 @@ and URLs rebuilt from a live connection carry `tls_parameters`.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import re
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 import psycopg
 
+from nova_pipeline.core import mongo_double
 from nova_pipeline.core.spec import Spec, resolve_setting
 
 EMBEDDED_DIR = Path("data/.nova/pg")
@@ -30,7 +30,6 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 TLS_PARAMETERS = ("sslmode", "sslnegotiation", "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode",
                   "sslrootcert", "sslcrl", "sslcrldir", "sslsni", "ssl_min_protocol_version",
                   "ssl_max_protocol_version", "hostaddr")
-_MOCK_CLIENTS: dict[str, object] = {}
 
 
 class TargetUnreachable(RuntimeError):
@@ -175,12 +174,9 @@ def is_mock_uri(uri: str) -> bool:
 
 
 def mongo_client(uri: str):
-    """A pymongo client, or the shared in-process mongomock client for mongomock:// URIs."""
+    """A pymongo client, or for mongomock:// URIs the process's in-process double of that name (mongo_double)."""
     if is_mock_uri(uri):
-        import mongomock
-
-        patch_mongomock_bulk_sort()
-        return _MOCK_CLIENTS.setdefault(uri, mongomock.MongoClient(tz_aware=True))
+        return mongo_double.client(uri)
     import pymongo
 
     return pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
@@ -217,25 +213,3 @@ def describe_mongo(uri: str) -> str:
     except pymongo.errors.PyMongoError as e:
         return f"MongoDB at {redact(uri)} (version unknown: {redact(str(e).splitlines()[0])})"
     return f"MongoDB {version} at {redact(uri)}"
-
-
-def patch_mongomock_bulk_sort() -> None:
-    """mongomock 4.3 rejects the `sort` keyword pymongo ≥ 4.11 passes to bulk builders; accept it when unused."""
-    from mongomock import collection as mc
-
-    builder = mc.BulkOperationBuilder
-    if getattr(builder, "_nova_sort_shim", False):
-        return
-
-    def drop_sort(fn):
-        @functools.wraps(fn)
-        def wrapper(self, *args, sort=None, **kwargs):
-            if sort is not None:
-                raise NotImplementedError("sort= is not supported by mongomock")
-            return fn(self, *args, **kwargs)
-
-        return wrapper
-
-    builder.add_update = drop_sort(builder.add_update)
-    builder.add_replace = drop_sort(builder.add_replace)
-    builder._nova_sort_shim = True
