@@ -68,6 +68,12 @@ class SourceObjects:
     virtual_tables: list[introspect.VirtualTable]
     fts: list[fts.FtsTable]
 
+    def named(self) -> list[str]:
+        """'view v', 'trigger t', 'fts f', 'virtual table x': every object, views first."""
+        fts_names = {f.name for f in self.fts}
+        return ([f"view {v.name}" for v in self.views] + [f"trigger {t.name}" for t in self.triggers]
+                + [f"{'fts' if v.name in fts_names else 'virtual table'} {v.name}" for v in self.virtual_tables])
+
 
 def read_objects(conn: sqlite3.Connection) -> SourceObjects:
     """Views, triggers, virtual and FTS tables of the database, in creation order."""

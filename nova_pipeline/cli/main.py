@@ -139,10 +139,7 @@ def migrate(spec_path, target, postgres_url, mongo_uri, report_path, no_backup, 
 
     if integrity:  # read where the snapshot is checked, in this process or a step's
         os.environ[INTEGRITY_ENV] = integrity
-    spec = load_spec(spec_path)
-    if executor == "multiprocess" and executors.executor_name(spec, executor, mongo_uri) == "in_process":
-        click.echo(f"note: {executors.MOCK_NOTE} (or this machine has one core)", err=True)
-    rep = migration.migrate(spec, spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
+    rep = migration.migrate(spec_path, target=target, postgres_url=postgres_url, mongo_uri=mongo_uri,
                             report_path=Path(report_path) if report_path else None, backup=not no_backup,
                             force=force, executor=executor)
     _print_report(rep, as_json)
@@ -161,9 +158,8 @@ def resume(run_id, spec_path, postgres_url, mongo_uri, report_path, force, as_js
     """Re-execute the last failed or interrupted migration (or RUN_ID) from where it stopped."""
     from nova_pipeline.orchestration import migration
 
-    spec = load_spec(spec_path)
     try:
-        rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri,
+        rep = migration.migrate(spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri,
                                 report_path=Path(report_path) if report_path else None, backup=False,
                                 resume=True, resume_run=run_id, force=force)
     except ValueError as e:
@@ -353,7 +349,7 @@ def demo(scale, spec_path, postgres_url, mongo_uri, regenerate, as_json):
     if regenerate or not db.exists():
         counts = sample.generate(db, scale=scale)
         click.echo(f"generated {db}: {sum(counts.values()):,} rows in {len(counts)} tables", err=True)
-    rep = migration.migrate(spec, spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, backup=False,
+    rep = migration.migrate(spec_path, postgres_url=postgres_url, mongo_uri=mongo_uri, backup=False,
                             mock_mongo_fallback=True)
     if as_json:
         _print_report(rep, as_json)

@@ -16,13 +16,13 @@ from nova_pipeline.appschema import app_objects
 from nova_pipeline.core import connections, retention, run_lock
 from nova_pipeline.core.background import begun
 from nova_pipeline.core.run_context import RunContext
-from nova_pipeline.orchestration.executors import executor_name
+from nova_pipeline.orchestration.executors import MOCK_NOTE, executor_name
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.pipeline import preflight
 from nova_pipeline.report import phases as report_phases
 from nova_pipeline.report import report
 from nova_pipeline.extract import snapshot
-from nova_pipeline.core.spec import Spec
+from nova_pipeline.core.spec import Spec, load_spec
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -35,18 +35,17 @@ QUICK_NOTE = ("the snapshot was checked with quick_check only (--integrity quick
 
 
 def not_migrated_objects(ctx: RunContext, reported: list[str] | None = None) -> list[str]:
-    """Views, triggers, FTS and virtual tables of the snapshot that were not carried over, each with the reason
-    and its SQL: what the app-objects step `reported`, or, when that step did not run, everything it would
-    have carried over too."""
+    """Views, triggers, FTS and virtual tables of the snapshot that were not carried over: what the app-objects
+    step `reported` (each with the reason and its SQL), or, when that step did not run, every one of them."""
     if reported is not None:
         return reported
     path = ctx.taken_snapshot()
     if path is None:
         return []
     with closing(snapshot.connect_readonly(path)) as conn:
-        objects = app_objects.plan_objects(ctx.spec, conn)
-    return [o.note() if not o.carried else f"{o.kind} {o.name} not created: the step creating views, triggers and "
-            "full-text search did not run" for o in objects]
+        found = app_objects.read_objects(conn)
+    return [f"{name} not created: the step creating views, triggers and full-text search did not run"
+            for name in found.named()]
 
 
 def job_name(spec: Spec, target: str) -> str:
@@ -114,12 +113,13 @@ def reconcile(ctx: RunContext, instance: DagsterInstance, outcome: RunOutcome, p
     return rep
 
 
-def migrate(spec: Spec, spec_path: str, **options) -> report.MigrationReport:
-    """Check the source (SourceError: exit 2 before anything runs), then hold its staging area (AreaUnavailable
-    when another migration holds it) until `run_migration_locked(ctx, spec_path, **options)` has written the report."""
-    ctx = RunContext.for_spec(spec)
+def migrate(spec_path: str, **options) -> report.MigrationReport:
+    """Load the spec (SpecError) and check its source (SourceError: exit 2 before anything runs), then hold its
+    staging area (AreaUnavailable when another migration holds it) until `run_migration_locked(ctx, spec_path,
+    **options)` has written the report."""
+    ctx = RunContext.for_spec(load_spec(spec_path))
     preflight.check_inputs(ctx, resume=options.get("resume", False))  # exit 2 before anything runs
-    with snapshot.exclusive_area(spec):
+    with snapshot.exclusive_area(ctx.spec):
         return run_migration_locked(ctx, spec_path, **options)
 
 
@@ -144,7 +144,9 @@ def run_migration_locked(ctx: RunContext, spec_path: str, *, target: str = "both
             notes.append(QUICK_NOTE)
         notes += cleared.notes
         tags = {run_lock.RUN_TOKEN_TAG: lock.token} if lock else {}
-        executor = executor_name(spec, executor, mongo)
+        requested, executor = executor, executor_name(spec, executor, mongo)
+        if requested and requested != executor:
+            notes.append(f"ran {executor}, not {requested}: {MOCK_NOTE} (or this machine has one core)")
         if not resume and executor == "in_process":  # the job's snapshot asset, in this process, takes this copy
             stack.enter_context(snapshot.started_snapshot(ctx.source, ctx.snapshot_path,
                                                           ctx.pending_snapshots))

@@ -66,7 +66,7 @@ def test_a_run_reads_its_own_source_while_another_spec_snapshots_in_the_same_dir
 
     monkeypatch.setattr(export, "export_table", export_after_b_started)
     url = make_pg_url()
-    rep = migration.migrate(spec_a, spec_a.spec_path, postgres_url=url, backup=False)
+    rep = migration.migrate(spec_a.spec_path, postgres_url=url, backup=False)
     assert interleaved and rep.status == "succeeded"
     assert user_names(url) == [f"a{i}" for i in range(30)]
     assert rep.snapshot["source"] == str((tmp_path / "a.sqlite").resolve()) and "problem" not in rep.snapshot
@@ -231,7 +231,7 @@ def test_checks_ignore_the_staged_facts_of_another_source_with_a_table_of_the_sa
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(postgres_load, "load_table", other_run_stages_users_then_load)
-    rep = migration.migrate(spec, spec.spec_path, postgres_url=pg_url, backup=False)
+    rep = migration.migrate(spec.spec_path, postgres_url=pg_url, backup=False)
     assert rep.status == "succeeded", (rep.notes, [c for c in rep.checks if not c["passed"]])
     assert {c["check"] for c in rep.checks if c["table"] == "postgres/public/users"} >= {"row_reconciliation",
                                                                                          "content_hash"}
@@ -250,14 +250,14 @@ def test_resume_verifies_it_continues_on_the_snapshot_its_migration_took(tmp_pat
     for retaken in (False, True):
         url = make_pg_url()
         monkeypatch.setattr(postgres_load, "load_table", load_fails)
-        failed = migration.migrate(spec, spec.spec_path, postgres_url=url, backup=False)
+        failed = migration.migrate(spec.spec_path, postgres_url=url, backup=False)
         assert failed.status == "failed" and "problem" not in failed.snapshot
         monkeypatch.setattr(postgres_load, "load_table", real_load)
         if retaken:  # the source changed and its snapshot was taken again since (not by this migration)
             with sqlite3.connect(tmp_path / "a.sqlite") as conn:
                 conn.execute("INSERT INTO users (name) VALUES ('later')")
             snapshot.take_snapshot(tmp_path / "a.sqlite", snapshot.snapshot_path(spec))
-        rep = migration.migrate(spec, spec.spec_path, postgres_url=url, backup=False, resume=True,
+        rep = migration.migrate(spec.spec_path, postgres_url=url, backup=False, resume=True,
                                 resume_run=failed.run_id)
         if retaken:
             assert rep.status == "failed"
@@ -292,7 +292,7 @@ def test_the_report_holds_its_own_smoke_tests_and_timings_not_those_of_another_s
         return real_reconcile(*args, **kwargs)
 
     monkeypatch.setattr(migration, "reconcile", other_spec_smoke_tests_then_reconcile)
-    rep = migration.migrate(spec, spec.spec_path, postgres_url=pg_url, backup=False)
+    rep = migration.migrate(spec.spec_path, postgres_url=pg_url, backup=False)
     assert rep.status == "succeeded", rep.checks
     smoke = [c for c in rep.checks if c["table"].startswith("smoke")]
     assert [(c["table"], c["check"], c["passed"]) for c in smoke] == [("smoke/postgres", "thirty users", True)]

@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from nova_pipeline.backup.errors import BackupKeyError
 from nova_pipeline.cli.main import main
-from nova_pipeline.core.spec import load_spec
 from nova_pipeline.orchestration import migration, runs
 from nova_pipeline_tests.orchestration.test_migration_e2e import make_foreign_db
 
@@ -27,7 +26,7 @@ def _migrate_with(tmp_path, pg_url, monkeypatch, backup):
     make_foreign_db(db)
     assert CliRunner().invoke(main, ["init", "--source", str(db), "--out", str(spec_path)]).exit_code == 0
     try:
-        return migration.migrate(load_spec(spec_path), str(spec_path), postgres_url=pg_url), events
+        return migration.migrate(str(spec_path), postgres_url=pg_url), events
     except BackupKeyError:
         return None, events
 
