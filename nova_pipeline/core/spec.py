@@ -310,7 +310,7 @@ class Spec(Model):
     staging_kms_key_id: str | None = Field(None, description="KMS key id or ARN for staging_sse: aws:kms (else the "
                                                              "bucket's default KMS key).")
     reports: str = Field("data/reports", description="Where migration reports are written.")
-    batch_rows: int = Field(100_000, gt=0, description="Rows per Arrow batch: bounds memory.")
+    batch_rows: int = Field(25_000, gt=0, description="Rows per Arrow batch: bounds memory.")
     targets: Targets = Field(default_factory=Targets, description="Target stores.")
     tables: dict[str, TableSpec] = Field(description="Source tables, by source name.")
     casts: list[CastRule] = Field(default_factory=list, description="Type rules applied before per-column overrides.")
