@@ -10,11 +10,8 @@ from pathlib import Path
 
 import click
 
-from nova_pipeline.orchestration import code_location
-from nova_pipeline.orchestration.dagster_storage import dagster_instance
-
 MOCK_MONGO = "mongomock://demo"
-INSTALLED_WORKSPACE = Path(code_location.__file__).with_name("workspace.yaml")
+INSTALLED_WORKSPACE = Path(__file__).resolve().parents[1] / "orchestration" / "workspace.yaml"  # beside code_location.py
 
 
 def _in_this_project() -> bool:
@@ -34,6 +31,8 @@ def ui_command(dg_args: tuple[str, ...]) -> None:
     if dg is None:
         click.echo("nova-pipeline: `dg` not found (pip install dagster-dg-cli)", err=True)
         sys.exit(2)
+    from nova_pipeline.orchestration.dagster_storage import dagster_instance  # Dagster: seconds, this command only
+
     dagster_instance()  # sets DAGSTER_HOME; creates the default home when it is unset
     if not (os.environ.get("NOVA_MONGO_URI") or os.environ.get("MONGO_URI")):
         os.environ["NOVA_MONGO_URI"] = MOCK_MONGO

@@ -1,10 +1,20 @@
-"""Spec-declared column expectations (min/max, allowed values, regex), run by Great Expectations inside PostgreSQL."""
+"""Spec-declared column expectations (min/max, allowed values, regex), run by Great Expectations inside PostgreSQL.
+
+Great Expectations is large (its import takes seconds and holds ~130-260 MB: pandas, SciPy, Altair). A
+process that has not imported it runs the suites in a worker process of its own (GX_WORKER): started by
+`preload` when the snapshot is taken, it imports GX on the other core while this process exports, and the
+migrating process stays that much smaller. A process that has GX already (a multiprocess step, whose
+forkserver preloads it) runs them itself.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
-import threading
+import multiprocessing
+import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import psycopg
@@ -32,14 +42,23 @@ def sqlalchemy_url(conn: psycopg.Connection) -> str:
 
 
 def preload(spec: Spec) -> None:
-    """When the spec declares expectations, import Great Expectations (seconds of module loading) in a
-    background thread, overlapping phases that run in C; the first check waits only for what is left."""
+    """When the spec declares expectations and this process has no Great Expectations, start the GX worker
+    now, so that it imports GX beside the export; the first check waits only for what is left."""
     if any(c.expect is not None for _, t in spec.table_items() for c in t.columns.values()):
-        # Imported here first: a thread that imports a package with import cycles beside another thread
-        # using it can see it half initialized (SQLAlchemy's ORM, which GX imports and Dagster's storage uses).
-        importlib.import_module("sqlalchemy.orm")
-        threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True,
-                         name="preload-great-expectations").start()
+        _gx_worker()
+
+
+def _gx_worker() -> ProcessPoolExecutor | None:
+    """This process's GX worker, or None when GX is imported here already."""
+    return None if "great_expectations" in sys.modules else _started_worker()
+
+
+@functools.cache  # one worker per process: a helper process, not run state
+def _started_worker() -> ProcessPoolExecutor:
+    worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=importlib.import_module, initargs=("great_expectations",))
+    worker.submit(int)  # start the process, and its import, now rather than at the first suite
+    return worker
 
 
 def _suite(expects: dict[str, Expectation]) -> list[Any]:
@@ -67,11 +86,21 @@ def _describe(cfg) -> str:
 
 def check_expectations(conn: psycopg.Connection, spec: Spec, table: str, schema: str, relname: str,
                        url: str | None = None) -> CheckResult:
-    """Run the table's ColumnSpec.expect rules with GX on a SQL datasource; a failure is a WARN with counts and keys."""
+    """Run the table's ColumnSpec.expect rules with GX on a SQL datasource (in the GX worker when this process
+    has no GX); a failure is a WARN with counts and keys."""
     ts = spec.tables[table]
     expects = {target_column(ts, s): c.expect for s, c in ts.columns.items() if c.expect is not None}
     if not expects:
         return CheckResult(table, r.EXPECTATIONS, True, "no expectations declared", severity="WARN")
+    url = url or sqlalchemy_url(conn)
+    worker = _gx_worker()
+    if worker is None:
+        return _run_suite(url, spec, table, schema, relname, expects)
+    return worker.submit(_run_suite, url, spec, table, schema, relname, expects).result()
+
+
+def _run_suite(url: str, spec: Spec, table: str, schema: str, relname: str,
+               expects: dict[str, Expectation]) -> CheckResult:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -79,7 +108,7 @@ def check_expectations(conn: psycopg.Connection, spec: Spec, table: str, schema:
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     with warnings.catch_warnings():  # "use PostgresDatasource": its URL check rejects unix-socket URLs
         warnings.simplefilter("ignore")
-        ds = ctx.data_sources.add_sql(name="nova", connection_string=url or sqlalchemy_url(conn))
+        ds = ctx.data_sources.add_sql(name="nova", connection_string=url)
     batch = ds.add_table_asset(name=table, table_name=relname, schema_name=schema).add_batch_definition_whole_table("all")
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"{table}_expectations", expectations=_suite(expects)))
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{table}_validation", data=batch, suite=suite))

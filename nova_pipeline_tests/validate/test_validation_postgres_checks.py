@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -185,6 +187,23 @@ def test_expectation_out_of_range_fails_as_warning_with_count(env):
     assert not res.passed and res.severity == "WARN"
     assert "amount between 0.0 and 1000.0: 2 unexpected (id=3; id=4)" in res.detail
     assert res.failing_keys == [{"id": 3}, {"id": 4}]
+
+
+def test_a_process_without_great_expectations_runs_the_suites_in_its_gx_worker(env, pg_url):
+    env[1].execute("UPDATE core.accounts SET amount = 2000 WHERE id = 5")
+    script = ("import json, sys, psycopg\n"
+              "from nova_pipeline.core.spec import parse_spec\n"
+              "from nova_pipeline.validate.expectations import check_expectations, preload\n"
+              f"spec = parse_spec({SPEC!r})\n"
+              "preload(spec)\n"
+              "with psycopg.connect(sys.argv[1]) as conn:\n"
+              "    res = check_expectations(conn, spec, 'accounts', 'core', 'accounts')\n"
+              "print(json.dumps([res.passed, res.detail, res.failing_keys, 'great_expectations' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script, pg_url], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    passed, detail, keys, imported_here = json.loads(done.stdout.splitlines()[-1])
+    assert not passed and "amount between 0.0 and 1000.0: 1 unexpected (id=5)" in detail and keys == [{"id": 5}]
+    assert not imported_here  # the suite ran in the worker; this process never imported GX
 
 
 def test_quarantine_beyond_tolerance_fails(env, tmp_path):
