@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from nova_pipeline.core.background import begun
-from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.file_modes import private_dir, restrict_tree
+from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core.staging import identity_path, local_area, snapshot_in
 

@@ -1,8 +1,8 @@
 """Spec-declared column expectations (min/max, allowed values, regex), run by Great Expectations inside PostgreSQL.
 
 Great Expectations is large (its import takes seconds and holds ~130-260 MB: pandas, SciPy, Altair). A
-process that has not imported it runs the suites in a worker process of its own (GX_WORKER): started by
-`preload` when the snapshot is taken, it imports GX on the other core while this process exports, and the
+process that has not imported it runs the suites in a worker process of its own, started by `preload` when
+the snapshot is taken: the worker imports GX on the other core while this process exports, and the
 migrating process stays that much smaller. A process that has GX already (a multiprocess step, whose
 forkserver preloads it) runs them itself.
 """

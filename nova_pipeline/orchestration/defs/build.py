@@ -56,7 +56,7 @@ def build_jobs(spec: Spec) -> list:
 
 
 # Imported once by the forkserver, so each step process starts with them loaded (Great Expectations, which
-# every check step with expectations needs, after sqlalchemy.orm: see validate/expectations.preload).
+# every check step with expectations needs, after sqlalchemy.orm: GX imports the ORM, which has import cycles).
 PRELOAD_MODULES = ["dagster", "pyarrow.parquet", "psycopg", "sqlalchemy.orm", "great_expectations",
                    "nova_pipeline.orchestration.runs"]
 
