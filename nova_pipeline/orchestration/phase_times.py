@@ -1,8 +1,9 @@
 """Seconds per phase of a migration's Dagster runs, from their step events and the `seconds` of materializations.
 
 A step that materializes assets with `seconds` metadata is split by them
-(export, transform, load); the rest of its time, and run time outside any
-step, is Dagster overhead. In a partition range run the transform works
+(export, transform, load; a clean table's `facts_seconds`, its source facts
+for the checks, count as validation); the rest of its time, and run time
+outside any step, is Dagster overhead. In a partition range run the transform works
 beside the export and the load, so that step's phases add up to more than
 its wall time. `migrate` takes the snapshot beside its start-up, before the
 run: the snapshot counts its own seconds when they exceed its step's.
@@ -59,6 +60,9 @@ def _add_run(instance: dg.DagsterInstance, run_id: str, phases: dict[str, float]
                 # A range run reports the whole range's seconds on every partition: count it once.
                 key = (ev.step_key, tuple(mat.asset_key.path))
                 assets[key] = max(assets.get(key, 0.0), float(seconds.value))
+                if facts := mat.metadata.get("facts_seconds"):
+                    key = (ev.step_key, ("validation", *mat.asset_key.path))
+                    assets[key] = max(assets.get(key, 0.0), float(facts.value))
     busy = 0.0
     for step, seconds in steps.items():
         busy += seconds
@@ -78,6 +82,8 @@ def _add_run(instance: dg.DagsterInstance, run_id: str, phases: dict[str, float]
 
 
 def _asset_phase(path: tuple[str, ...]) -> str:
+    if path[0] == "validation":
+        return "validation postgres"
     if path[0] == "staging":
         return _STAGING_PHASE.get(path[1], "export")
     if path == ("postgres", "constraints"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,9 +46,11 @@ def transform_table(ctx: Context, table: str, run_id: str) -> transform.Transfor
     table's source facts go to the facts store for its checks (a MongoDB load may still quarantine orphans or
     oversize documents: its facts are read at check time)."""
     res = transform.transform_table(ctx.spec, table, ctx.staging, run_id=run_id)
-    if ctx.spec.tables[table].target == "postgres":
-        cached_source_facts(ctx.spec, table, ctx.staging, facts=ctx.facts)
-    return res
+    if ctx.spec.tables[table].target != "postgres":
+        return res
+    started = time.perf_counter()
+    cached_source_facts(ctx.spec, table, ctx.staging, facts=ctx.facts)
+    return dataclasses.replace(res, facts_seconds=time.perf_counter() - started)
 
 
 def load_table(ctx: Context, table: str, *, postgres: PostgresTarget, mongo: MongoTarget, run: RunIds) -> Loaded:

@@ -48,6 +48,7 @@ class TransformResult:
     reasons: dict[str, int] = field(default_factory=dict)  # "column: reason" → rows, most frequent first
     files: int = 0
     seconds: float = 0.0
+    facts_seconds: float = 0.0  # the clean rows' source facts for the checks, taken right after (pipeline/table.py)
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ def _clean_metadata(ctx: RunContext, table: str, r: transform.TransformResult) -
     stg, columns = ctx.staging, ctx.spec.tables[table].columns
     return {"dagster/row_count": r.rows_out, "rows_in": r.rows_in, "quarantined": r.quarantined,
             "quarantine_reasons": dg.MetadataValue.json(r.reasons), "seconds": round(r.seconds, 3),
+            "facts_seconds": round(r.facts_seconds, 3),
             "rows_per_s": rate(r.rows_in, r.seconds), "path": dg.MetadataValue.path(stg.dir("clean", table)),
             "preview": dg.MetadataValue.md(preview_markdown(stg, "clean", table,
                                                             {(c.name or n): c.type for n, c in columns.items()})),
