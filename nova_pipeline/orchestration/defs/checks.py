@@ -18,7 +18,7 @@ from nova_pipeline.core.spec import Spec
 from nova_pipeline.core import results as r
 from nova_pipeline.validate.mongo_checks import mongo_checks
 from nova_pipeline.validate.postgres_checks import postgres_checks
-from nova_pipeline.validate.run import run_all_checks
+from nova_pipeline.validate.all_checks import run_all_checks
 from nova_pipeline.validate.source_facts import cached_source_facts
 
 __all__ = ["build_table_checks", "run_all_checks"]
