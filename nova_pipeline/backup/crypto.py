@@ -27,7 +27,7 @@ from nova_pipeline.core import keys
 MAGIC = b"NOVABK01"
 FRAME_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 20
-ZSTD_LEVEL = 1  # the backup competes with the snapshot for CPU; level 3 cost more than its smaller files save (docs/performance.md)
+ZSTD_LEVEL = 1  # the backup competes with the snapshot for CPU (docs/performance.md)
 _FRAME_HEAD = struct.Struct(">IB")
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
