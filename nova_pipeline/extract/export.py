@@ -208,25 +208,36 @@ def raw_batches(sqlite_path: str, table: str, columns: list[str], batch_rows: in
 def export_table(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,
                  batch_rows: int = 100_000, partition: str | None = None,
                  where: tuple[str, tuple] | None = None, file_rows: int = 1_000_000,
-                 classes: dict[str, set[str]] | None = None, facts: FactsStore | None = None) -> ExportResult:
+                 classes: dict[str, set[str]] | None = None, facts: FactsStore | None = None,
+                 sink=None) -> ExportResult:
     """Export `columns` of `table` (all rows, or those matching `where` = (SQL, params)) to raw Parquet.
 
     Files are `raw/<table>[/<partition>]/part-NNNNN.parquet`, a new one every `file_rows` rows;
     earlier files of the same table/partition are removed first, and on failure none are left.
     `classes` (from table_storage_classes), or their record in `facts`, spares the scan that finds each
-    column's storage classes.
+    column's storage classes. `sink` (e.g. pipeline.handoff.Handoff) gets `start(schema)`, then each raw batch
+    by `put(batch)` as it is written.
     """
     start = time.perf_counter()
     staging.clear("raw", table, partition)
     try:
         with _raw_stream(sqlite_path, table, columns, where, classes, batch_rows, facts=facts) as (schema, batches):
             raw = (_to_raw(batch, schema, table) for batch in batches)
+            if sink is not None:
+                sink.start(schema)
+                raw = _passed_on(raw, sink)
             rows, files = staging.write_parts("raw", table, schema, raw, partition, file_rows)
     except BaseException:
         staging.clear("raw", table, partition)
         raise
     size = sum(staging.fs.get_file_info(p).size for p in staging.files("raw", table, partition))
     return ExportResult(rows=rows, files=files, bytes=size, seconds=time.perf_counter() - start)
+
+
+def _passed_on(batches: Iterator[pa.RecordBatch], sink) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        sink.put(batch)
+        yield batch
 
 
 def export_days(sqlite_path: str, table: str, columns: list[str], staging: Staging, *,

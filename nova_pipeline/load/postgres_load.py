@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -54,6 +54,10 @@ _TEXTUAL = {"text", "varchar", "bpchar", "json", "name", "bytea", "citext"}
 
 class LoadError(RuntimeError):
     """A table could not be loaded; one line naming the table. The target kept its previous state."""
+
+
+class ConnectionLost(LoadError):
+    """The connection to PostgreSQL was lost on every attempt; a later attempt may succeed."""
 
 
 @dataclass
@@ -299,7 +303,8 @@ def _min_max(staging: Staging, table: str, partition: str | Sequence[str] | None
 
 def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Staging,
                partition: str | Sequence[str] | None, window: tuple[datetime, datetime] | None,
-               ready: Callable[[str], None] | None, lock_token: str | None, migration: str | None) -> LoadResult:
+               ready: Callable[[str], None] | None, lock_token: str | None, migration: str | None,
+               batches: Iterable[pa.RecordBatch] | None) -> LoadResult:
     ts = spec.tables[table]
     schema, name = pg_table(spec, table)
     target = sql.Identifier(schema, name)
@@ -307,7 +312,7 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
     parts = [partition] if partition is None or isinstance(partition, str) else list(partition)
     if ready is not None and parts[0] is not None:
         ready(parts[0])
-    arrow_schema = staging.schema("clean", table, parts[0])
+    arrow_schema = staging.schema("clean", table, parts[0]) if batches is None else None
     if arrow_schema is not None and [c for c in arrow_schema.names if c != ROWID] != columns:
         raise LoadError(f"clean Parquet columns {arrow_schema.names} differ from the target's {columns}")
     part_col = target_column(ts, ts.partition.column) if ts.partition else None
@@ -343,7 +348,8 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
             for part in parts:
                 if ready is not None and part is not None:
                     ready(part)
-                for batch in staging.read_batches("clean", table, part, columns=columns):
+                for batch in (staging.read_batches("clean", table, part, columns=columns) if batches is None
+                              else _selected(batches, columns)):
                     if window is not None:
                         _check_window(batch.column(part_col), lo, hi)
                     for chunk in _chunks(batch):
@@ -356,6 +362,15 @@ def _load_once(conn: psycopg.Connection, spec: Spec, table: str, staging: Stagin
         target_state.record_load(conn, target, None if window is not None else rows, migration)
         assert_held(conn, lock_token)
     return LoadResult(rows, sent, time.perf_counter() - started, orphans)
+
+
+def _selected(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The target's columns of clean batches handed over by a transform (as read_batches would read them)."""
+    for batch in batches:
+        missing = [c for c in columns if c not in batch.schema.names]
+        if missing:
+            raise LoadError(f"clean batches lack the target's columns {missing}")
+        yield batch.select(columns)
 
 
 def _as_datetime(v) -> datetime:
@@ -372,7 +387,8 @@ def _check_window(column: pa.Array, lo, hi) -> None:
 def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, staging: Staging, *,
                partition: str | Sequence[str] | None = None, window: tuple[datetime, datetime] | None = None,
                tries: int = 3, backoff_s: float = 1.0, ready: Callable[[str], None] | None = None,
-               lock_token: str | None = None, migration: str | None = None) -> LoadResult:
+               lock_token: str | None = None, migration: str | None = None,
+               batches: Iterable[pa.RecordBatch] | None = None) -> LoadResult:
     """Replace a table's rows (or one window's) with its clean Parquet, in one transaction.
 
     With a URL, a lost connection retries the whole transaction `tries` times
@@ -384,12 +400,15 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
     clean files are read (they may still be being written). With `lock_token`,
     the commit checks that the migration still holds the lock (run_lock):
     LockLost, never retried. `migration` (its id) is recorded with what the
-    load left (target_state). Failure raises LoadError naming the table;
-    nothing of the attempt is committed.
+    load left (target_state). `batches` (a whole unpartitioned table's clean batches, as a transform hands them
+    over) are loaded instead of the clean files, in one attempt. Failure raises LoadError naming the table
+    (ConnectionLost when the connection was lost on every attempt); nothing of the attempt is committed.
     """
+    if batches is not None and (partition is not None or spec.tables[table].partition is not None):
+        raise ValueError(f"{table}: handed-over batches load a whole unpartitioned table only")
     if partition is not None and window is None and spec.tables[table].partition is not None:
         window = partition_window(spec, table, partition)
-    attempts = tries if isinstance(url_or_conn, str) else 1
+    attempts = tries if isinstance(url_or_conn, str) and batches is None else 1
     reason = ""
     for attempt in range(attempts):
         if attempt:
@@ -397,8 +416,10 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
         try:
             if isinstance(url_or_conn, str):
                 with connect_postgres(url_or_conn) as conn:
-                    return _load_once(conn, spec, table, staging, partition, window, ready, lock_token, migration)
-            return _load_once(url_or_conn, spec, table, staging, partition, window, ready, lock_token, migration)
+                    return _load_once(conn, spec, table, staging, partition, window, ready, lock_token, migration,
+                                      batches)
+            return _load_once(url_or_conn, spec, table, staging, partition, window, ready, lock_token, migration,
+                              batches)
         except LockLost:
             raise
         except (psycopg.OperationalError, TargetUnreachable) as e:
@@ -407,7 +428,7 @@ def load_table(url_or_conn: str | psycopg.Connection, spec: Spec, table: str, st
             raise LoadError(f"load of {table!r} failed: {_first_line(e)}") from None
         except (LoadError, DDLError) as e:
             raise LoadError(f"load of {table!r} failed: {e}") from None
-    raise LoadError(f"load of {table!r} failed after {attempts} attempt(s), connection lost: {reason}")
+    raise ConnectionLost(f"load of {table!r} failed after {attempts} attempt(s), connection lost: {reason}")
 
 
 def _first_line(e: Exception) -> str:

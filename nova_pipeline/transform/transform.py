@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -173,16 +174,21 @@ def _failure_fields(row: dict, failed: list[tuple[str, str]], blob: dict[str, bo
 
 
 def transform_table(spec: Spec, table: str, staging: Staging, *, partition: str | None = None, run_id: str = "",
-                    file_rows: int = 1_000_000) -> TransformResult:
+                    file_rows: int = 1_000_000, raw: tuple[pa.Schema, Iterable[pa.RecordBatch]] | None = None,
+                    sink=None) -> TransformResult:
     """Cast a table's raw Parquet into clean Parquet and quarantine Parquet (both replaced; none left on failure).
 
+    `raw` = (schema, batches) casts those batches (as an export hands them over) instead of the staged raw files.
+    `sink` (e.g. pipeline.handoff.Handoff) gets `start(clean schema)`, then each clean batch by `put(batch)`.
     `run_id` is accepted so callers can pass the Dagster run for log context; outputs do not depend on it.
     """
     start = time.perf_counter()
     t = spec.tables[table]
-    raw_schema = staging.schema("raw", table, partition)
+    raw_schema, raw_batches = raw or (staging.schema("raw", table, partition), None)
     if raw_schema is None:
         raise TransformError(f"{table}: no raw export in staging (run the export first)")
+    if raw_batches is None:
+        raw_batches = staging.read_batches("raw", table, partition)
     columns = _columns(spec, table, raw_schema)
     schema = clean_schema(spec, table)
     strict = [k for k, c in enumerate(columns) if not c.spec.nullable]
@@ -194,14 +200,19 @@ def transform_table(spec: Spec, table: str, staging: Staging, *, partition: str 
     try:
         with staging.writer("quarantine", table, QUARANTINE_SCHEMA, partition) as qw:
             def clean_batches():
-                for batch in staging.read_batches("raw", table, partition):
+                for batch in raw_batches:
                     out, q, nl = _transform_batch(spec, table, t.primary_key, batch, columns, schema,
                                                   strict, loose, reasons)
                     if q or nl:
                         qw.write_table(pa.Table.from_pylist(q + nl, schema=QUARANTINE_SCHEMA))
                     counts.update(rows_in=batch.num_rows, quarantined=len(q),
                                   nulled=len({r["source_key"] for r in nl}))
+                    if sink is not None:
+                        sink.put(out)
                     yield out
+
+            if sink is not None:
+                sink.start(schema)
 
             rows_out, files = staging.write_parts("clean", table, schema, clean_batches(), partition, file_rows)
     except BaseException:

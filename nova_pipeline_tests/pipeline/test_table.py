@@ -2,6 +2,8 @@
 
 import importlib
 import sqlite3
+
+import psycopg
 import pytest
 
 from nova_pipeline.core.run_context import RunContext
@@ -51,3 +53,119 @@ def test_migrate_table_runs_only_the_phases_asked_for(ctx):
     assert [phase for phase, _ in migrate_table(ctx, "items", postgres=None, mongo=None, run=RunIds("r", "m"),
                                                 phases=[RAW])] == [RAW]
     assert ctx.staging.row_count("raw", "items") == 10 and not ctx.staging.files("clean", "items")
+
+
+@pytest.fixture
+def many(tmp_path, pg_url, request):
+    """A 200-row table read two rows a batch, its target created and holding one earlier row; the spec's
+    on_bad_row is the test's parameter (default: quarantine)."""
+    db = tmp_path / "many.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT, qty INTEGER)")
+        conn.executemany("INSERT INTO items (label, qty) VALUES (?, ?)",
+                         [(f"item {i}", i if i != 150 else 2 ** 40) for i in range(200)])  # 2**40: no integer
+    spec = parse_spec({"source": {"sqlite": str(db)}, "staging": str(tmp_path / "staging"), "batch_rows": 2,
+                       "on_bad_row": getattr(request, "param", "quarantine"), "tables": {"items": {"primary_key": ["id"], "columns": {
+                           "id": {"type": "bigint"}, "label": {"type": "text"}, "qty": {"type": "integer"}}}}})
+    ctx = RunContext.for_spec(spec)
+    snapshot.take_snapshot(db, ctx.snapshot_path)
+    pg = Postgres(pg_url)
+    with pg.connect() as conn:
+        postgres_ddl.create_tables(conn, spec)
+        conn.execute("INSERT INTO public.items VALUES (-1, 'earlier', 0)")
+        conn.commit()
+    return ctx, pg
+
+
+def _target_ids(pg) -> list[int]:
+    with pg.connect() as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM public.items ORDER BY id")]
+
+
+def test_an_unpartitioned_postgres_table_is_loaded_while_it_is_still_being_exported(many, monkeypatch):
+    ctx, pg = many
+    seen = []
+    export_mod, load_mod = importlib.import_module("nova_pipeline.extract.export"), importlib.import_module(
+        "nova_pipeline.load.postgres_load")
+    to_raw, encode = export_mod._to_raw, load_mod._encode_batch
+    monkeypatch.setattr(export_mod, "_to_raw", lambda *a: seen.append("read") or to_raw(*a))
+    monkeypatch.setattr(load_mod, "_encode_batch", lambda *a: seen.append("sent") or encode(*a))
+    done = dict(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
+    assert (done[RAW].rows, done[CLEAN].rows_out, done[CLEAN].quarantined, done[TARGET].rows) == (200, 199, 1, 199)
+    assert _target_ids(pg) == [i for i in range(1, 201) if i != 151]
+    assert (ctx.staging.row_count("raw", "items"), ctx.staging.row_count("clean", "items"),
+            ctx.staging.row_count("quarantine", "items")) == (200, 199, 1)
+    # 100 batches read, with at most a few waiting between the phases: the first ones are sent long before the last
+    # is read.
+    assert seen.count("read") == 100 and seen.index("sent") < seen.index("read") + 10 < 50
+    with pg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM nova_meta.nova_quarantine WHERE table_name = 'items'").fetchone()[0] == 1
+
+
+def test_a_failed_streamed_load_leaves_the_target_as_it_was_and_the_staged_files_complete(many, monkeypatch):
+    ctx, pg = many
+    load_mod = importlib.import_module("nova_pipeline.load.postgres_load")
+    encode = load_mod._encode_column
+    calls = []
+
+    def fails_at_the_tenth_column(*a):
+        calls.append(1)
+        if len(calls) == 10:
+            raise ValueError("cannot encode")
+        return encode(*a)
+
+    monkeypatch.setattr(load_mod, "_encode_column", fails_at_the_tenth_column)
+    done = []
+    with pytest.raises(load_mod.LoadError, match="load of 'items' failed: column .*cannot encode"):
+        done.extend(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
+    assert [phase for phase, _ in done] == [RAW, CLEAN]  # as when the phases run one after another
+    assert (ctx.staging.row_count("raw", "items"), ctx.staging.row_count("clean", "items")) == (200, 199)
+    assert _target_ids(pg) == [-1]
+
+
+@pytest.mark.parametrize("many", ["fail"], indirect=True)
+def test_a_failed_streamed_transform_stops_the_load_not_the_export(many):
+    ctx, pg = many
+    done = []
+    with pytest.raises(Exception, match=r"items: column qty: key \{\"id\":151\}.*on_bad_row is 'fail'"):
+        done.extend(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
+    assert [phase for phase, _ in done] == [RAW]
+    assert ctx.staging.row_count("raw", "items") == 200 and not ctx.staging.files("clean", "items")
+    assert _target_ids(pg) == [-1]
+
+
+def test_a_failed_streamed_export_stops_the_phases_after_it(many, monkeypatch):
+    ctx, pg = many
+    export_mod = importlib.import_module("nova_pipeline.extract.export")
+    to_raw, calls = export_mod._to_raw, []
+
+    def fails_at_the_thirtieth_batch(*a):
+        calls.append(1)
+        if len(calls) == 30:
+            raise export_mod.ExportError("items: the source went away")
+        return to_raw(*a)
+
+    monkeypatch.setattr(export_mod, "_to_raw", fails_at_the_thirtieth_batch)
+    done = []
+    with pytest.raises(export_mod.ExportError, match="the source went away"):
+        done.extend(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
+    assert done == []
+    assert not ctx.staging.files("raw", "items") and not ctx.staging.files("clean", "items")
+    assert _target_ids(pg) == [-1]
+
+
+def test_a_streamed_load_that_lost_its_connection_is_loaded_again_from_the_clean_files(many, monkeypatch):
+    ctx, pg = many
+    load_mod = importlib.import_module("nova_pipeline.load.postgres_load")
+    load_once, handed_over = load_mod._load_once, []
+
+    def connection_lost_while_streaming(*a):
+        handed_over.append(a[-1] is not None)
+        if a[-1] is not None:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return load_once(*a)
+
+    monkeypatch.setattr(load_mod, "_load_once", connection_lost_while_streaming)
+    done = dict(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
+    assert handed_over == [True, False] and done[TARGET].rows == 199
+    assert _target_ids(pg) == [i for i in range(1, 201) if i != 151]
