@@ -24,9 +24,10 @@ class UpstreamFailed(RuntimeError):
 
 
 class Handoff:
-    """Batches from a producer thread to a consumer thread, at most `depth` waiting (memory: depth batches)."""
+    """Batches from a producer thread to a consumer thread, at most `depth` waiting (memory: depth batches; one
+    waiting kept the phases as busy as two, with less memory: docs/performance.md)."""
 
-    def __init__(self, depth: int = 2):
+    def __init__(self, depth: int = 1):
         self._queue: queue.Queue = queue.Queue(depth)
         self._abandoned = threading.Event()
         self.producer_waited = self.consumer_waited = 0.0
