@@ -39,3 +39,21 @@ def test_definitions_module_loads_from_nova_spec(monkeypatch):
 
     module = importlib.reload(module)
     assert isinstance(module.defs, dg.Definitions)
+
+
+def test_per_table_steps_name_their_table_by_op_tag():
+    """Every per-table step runs one shared function that reads its table from the op tag: no step closes
+    over a table (or the spec) at build time."""
+    from nova_pipeline.orchestration.defs import assets, checks, partitions
+    from nova_pipeline.orchestration.defs.keys import TABLE_TAG
+
+    spec = load_spec(SAMPLE_SPEC)
+    defs = build_definitions(spec, str(SAMPLE_SPEC))
+    graph = defs.resolve_asset_graph()
+    nodes = {id(a): a for a in graph.assets_defs} | {id(c): c for c in defs.asset_checks}
+    per_table = [n for n in nodes.values() if TABLE_TAG in n.op.tags]
+    tables = {n.op.tags[TABLE_TAG] for n in per_table}
+    assert tables == {name for name, _ in spec.table_items()}
+    steps = {n.op.compute_fn.decorated_fn for n in per_table}
+    assert steps == {assets.migrate_table_step, checks.validate_table_step, partitions.load_partitions_step,
+                     partitions.validate_partitions_step}

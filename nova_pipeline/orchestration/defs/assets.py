@@ -20,7 +20,8 @@ from nova_pipeline.load import postgres_ddl
 from nova_pipeline.transform import transform
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs.keys import (MONGO_COLLECTIONS, PG_CONSTRAINTS, PG_SCHEMA, PROFILE, SNAPSHOT,
-                                                    clean_key, key_part, raw_key, run_ids, target_key)
+                                                    clean_key, key_part, raw_key, run_ids, table_of,
+                                                    table_tags, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.pipeline import postgres as pipeline_postgres
 from nova_pipeline.pipeline import source
@@ -153,17 +154,18 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
                                   description=f"Table `{table}` loaded into {t.target} `{target_label}`; a re-run "
                                               f"replaces the content, never duplicates it.{about}"))
 
-    @dg.multi_asset(name=f"migrate_{key_part(table)}", specs=specs, can_subset=True,
-                    description=f"Export, transform and load `{table}`.")
-    def migrate_table(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource,
-                      mongo: MongoResource):
-        keys = {RAW: raw_key(table), CLEAN: clean_key(table), TARGET: tkey}
-        phases = [phase for phase, key in keys.items() if key in context.selected_asset_keys]
-        for phase, res in pipeline_table.migrate_table(nova, table, postgres=postgres, mongo=mongo,
-                                                       run=run_ids(context), phases=phases):
-            yield dg.MaterializeResult(asset_key=keys[phase], metadata=METADATA[phase](nova, table, res))
+    return dg.multi_asset(name=f"migrate_{key_part(table)}", specs=specs, can_subset=True, op_tags=table_tags(table),
+                          description=f"Export, transform and load `{table}`.")(migrate_table_step)
 
-    return migrate_table
+
+def migrate_table_step(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource, mongo: MongoResource):
+    """The step of one table's multi-asset: the selected phases of pipeline.table.migrate_table, each materialized."""
+    table = table_of(context)
+    keys = {RAW: raw_key(table), CLEAN: clean_key(table), TARGET: target_key(nova.spec, table)}
+    phases = [phase for phase, key in keys.items() if key in context.selected_asset_keys]
+    for phase, res in pipeline_table.migrate_table(nova, table, postgres=postgres, mongo=mongo,
+                                                   run=run_ids(context), phases=phases):
+        yield dg.MaterializeResult(asset_key=keys[phase], metadata=METADATA[phase](nova, table, res))
 
 
 def _raw_metadata(ctx: RunContext, table: str, r: export.ExportResult) -> dict:

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from nova_pipeline.orchestration.defs.keys import table_of, table_tags
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.core import results as r
@@ -50,22 +51,25 @@ def build_table_checks(spec: Spec, table: str, asset_key: dg.AssetKey) -> list[d
              for n in names]
     op = "".join(c if c.isalnum() else "_" for c in "_".join(asset_key.path))
 
-    @dg.multi_asset_check(specs=specs, name=f"validate_{op}", description=f"Validation of `{table}` in {target}.")
-    def validate(nova: Nova, postgres: PostgresResource,
-                 mongo: MongoResource):
-        s = nova.spec
-        facts = cached_source_facts(s, table, nova.staging, facts=nova.facts)  # stored by the transform step
-        if target == "postgres":
-            with postgres.connect(s, autocommit=True) as conn:
-                results = postgres_checks(conn, s, table, facts)
-        else:
-            results = mongo_checks(mongo.database(s), s, table, facts)
-        for res in results:
-            yield dg.AssetCheckResult(
-                asset_key=asset_key, check_name=res.check, passed=res.passed, description=res.detail,
-                severity=dg.AssetCheckSeverity.ERROR if res.severity == "ERROR" else dg.AssetCheckSeverity.WARN,
-                metadata={"detail": res.detail, "failing_keys": dg.MetadataValue.json(_jsonable(res.failing_keys)),
-                          "seconds": res.metadata.get("seconds", 0.0),
-                          "facts": dg.MetadataValue.json(_jsonable(res.metadata))})
+    return [dg.multi_asset_check(specs=specs, name=f"validate_{op}", op_tags=table_tags(table),
+                                 description=f"Validation of `{table}` in {target}.")(validate_table_step)]
 
-    return [validate]
+
+def validate_table_step(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
+                        mongo: MongoResource):
+    """The step of one table's checks: every check against the source facts the transform step stored."""
+    s, table = nova.spec, table_of(context)
+    asset_key = context.check_specs[0].asset_key
+    facts = cached_source_facts(s, table, nova.staging, facts=nova.facts)  # stored by the transform step
+    if s.tables[table].target == "postgres":
+        with postgres.connect(s, autocommit=True) as conn:
+            results = postgres_checks(conn, s, table, facts)
+    else:
+        results = mongo_checks(mongo.database(s), s, table, facts)
+    for res in results:
+        yield dg.AssetCheckResult(
+            asset_key=asset_key, check_name=res.check, passed=res.passed, description=res.detail,
+            severity=dg.AssetCheckSeverity.ERROR if res.severity == "ERROR" else dg.AssetCheckSeverity.WARN,
+            metadata={"detail": res.detail, "failing_keys": dg.MetadataValue.json(_jsonable(res.failing_keys)),
+                      "seconds": res.metadata.get("seconds", 0.0),
+                      "facts": dg.MetadataValue.json(_jsonable(res.metadata))})

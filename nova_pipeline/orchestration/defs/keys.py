@@ -18,6 +18,17 @@ APP_OBJECTS = dg.AssetKey(["postgres", "app_objects"])
 SMOKE_TESTS = dg.AssetKey(["validation", "smoke_tests"])
 REPORT = dg.AssetKey(["reports", "migration_report"])
 MIGRATION_TAG = "nova/migration"  # run tag: the id of the migration's first run (orchestration/runs.py)
+TABLE_TAG = "nova/table"  # op tag: the source table a step moves or checks
+
+
+def table_tags(table: str) -> dict[str, str]:
+    """The op tags naming the table of a per-table step."""
+    return {TABLE_TAG: table}
+
+
+def table_of(context) -> str:
+    """The source table of the running per-table step (its op tag): step bodies hold no table of their own."""
+    return context.op_def.tags[TABLE_TAG]
 
 
 def migration_id(context) -> str:

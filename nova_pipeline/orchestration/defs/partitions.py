@@ -79,25 +79,27 @@ def build_partitioned_assets(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
                                  f"duplicate.{about}"),
     ]
 
-    @dg.multi_asset(name=f"partitions_{K.key_part(table)}", specs=specs, can_subset=True,
-                    backfill_policy=dg.BackfillPolicy.single_run(),
-                    description=f"Partitioned export, transform and load of `{table}`.")
-    def load_partitions(context: dg.AssetExecutionContext, config: PartitionRunConfig, nova: Nova,
-                        postgres: PostgresResource, mongo: MongoResource):
-        phases = {RAW: raw, CLEAN: clean, TARGET: tkey}
-        source = nova.local_snapshot() if config.read_snapshot else source_path(nova.spec)
-        done = load_partition_range(nova, table, context.partition_keys, source=source, postgres=postgres, mongo=mongo,
-                                    run=K.run_ids(context),
-                                    phases=[p for p, k in phases.items() if k in context.selected_asset_keys])
-        for phase, key in phases.items():
-            if key in context.selected_asset_keys:
-                n, seconds = sum(done.rows[phase].values()), done.seconds[phase]
-                yield dg.MaterializeResult(asset_key=key, metadata={
-                    "dagster/row_count": n, "rows_per_partition": dg.MetadataValue.json(done.rows[phase]),
-                    "seconds": round(seconds, 3), "rows_per_s": rate(n, seconds),
-                    "source": "snapshot" if config.read_snapshot else "live"})
+    return dg.multi_asset(name=f"partitions_{K.key_part(table)}", specs=specs, can_subset=True,
+                          backfill_policy=dg.BackfillPolicy.single_run(), op_tags=K.table_tags(table),
+                          description=f"Partitioned export, transform and load of `{table}`.")(load_partitions_step)
 
-    return load_partitions
+
+def load_partitions_step(context: dg.AssetExecutionContext, config: PartitionRunConfig, nova: Nova,
+                         postgres: PostgresResource, mongo: MongoResource):
+    """The step of one partitioned table: the selected phases over the run's partition keys, each materialized."""
+    table = K.table_of(context)
+    phases = {RAW: K.raw_key(table), CLEAN: K.clean_key(table), TARGET: K.target_key(nova.spec, table)}
+    source = nova.local_snapshot() if config.read_snapshot else source_path(nova.spec)
+    done = load_partition_range(nova, table, context.partition_keys, source=source, postgres=postgres, mongo=mongo,
+                                run=K.run_ids(context),
+                                phases=[p for p, k in phases.items() if k in context.selected_asset_keys])
+    for phase, key in phases.items():
+        if key in context.selected_asset_keys:
+            n, seconds = sum(done.rows[phase].values()), done.seconds[phase]
+            yield dg.MaterializeResult(asset_key=key, metadata={
+                "dagster/row_count": n, "rows_per_partition": dg.MetadataValue.json(done.rows[phase]),
+                "seconds": round(seconds, 3), "rows_per_s": rate(n, seconds),
+                "source": "snapshot" if config.read_snapshot else "live"})
 
 
 def check_result(asset_key: dg.AssetKey, res: CheckResult, partition: str | None = None):
@@ -121,28 +123,32 @@ def build_partitioned_checks(spec: Spec, table: str, pdef: dg.PartitionsDefiniti
         specs = [dg.AssetCheckSpec(n, asset=tkey, partitions_def=pdef, blocking=n in r.BLOCKING,
                                    description=DESCRIPTIONS[n].format(t=table)) for n in names]
 
-    @dg.multi_asset_check(specs=specs, name=f"validate_partitions_{K.key_part(table)}",
-                          description=f"Validation of each loaded window of `{table}` in {t.target}.")
-    def validate_partitions(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
-                            mongo: MongoResource):
-        keys = context.partition_keys
-        per_key = range_checks(nova.spec, table, nova.staging, keys, postgres, mongo, nova.facts)
-        if len(keys) == 1:
-            for res in per_key[keys[0]]:
-                yield check_result(tkey, res)
-            return
-        # A range run has one check step: each partition's evaluation is logged under its key, and the
-        # step's own result per check summarises the range (it fails when any partition failed).
-        for key, results in per_key.items():
-            for res in results:
-                context.op_execution_context.log_event(check_result(tkey, res, key))
-        for name in names:
-            failed = [k for k, results in per_key.items() for res in results if res.check == name and not res.passed]
-            detail = (f"{len(keys)} partition(s) {keys[0]}..{keys[-1]} passed" if not failed
-                      else f"{name}: failed in {len(failed)} partition(s): {', '.join(failed[:10])}")
-            yield check_result(tkey, CheckResult(table, name, not failed, detail, failed))
+    return dg.multi_asset_check(specs=specs, name=f"validate_partitions_{K.key_part(table)}",
+                                op_tags=K.table_tags(table),
+                                description=f"Validation of each loaded window of `{table}` in {t.target}.")(
+        validate_partitions_step)
 
-    return validate_partitions
+
+def validate_partitions_step(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
+                             mongo: MongoResource):
+    """The step of one partitioned table's checks over the run's partition keys."""
+    table, keys = K.table_of(context), context.partition_keys
+    tkey, names = context.check_specs[0].asset_key, [c.name for c in context.check_specs]
+    per_key = range_checks(nova.spec, table, nova.staging, keys, postgres, mongo, nova.facts)
+    if len(keys) == 1:
+        for res in per_key[keys[0]]:
+            yield check_result(tkey, res)
+        return
+    # A range run has one check step: each partition's evaluation is logged under its key, and the
+    # step's own result per check summarises the range (it fails when any partition failed).
+    for key, results in per_key.items():
+        for res in results:
+            context.op_execution_context.log_event(check_result(tkey, res, key))
+    for name in names:
+        failed = [k for k, results in per_key.items() for res in results if res.check == name and not res.passed]
+        detail = (f"{len(keys)} partition(s) {keys[0]}..{keys[-1]} passed" if not failed
+                  else f"{name}: failed in {len(failed)} partition(s): {', '.join(failed[:10])}")
+        yield check_result(tkey, CheckResult(table, name, not failed, detail, failed))
 
 
 def build_partition_schedule(job: dg.JobDefinition, grain: str) -> dg.ScheduleDefinition:
