@@ -20,8 +20,8 @@ from nova_pipeline.load import postgres_ddl
 from nova_pipeline.transform import transform
 from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.orchestration.defs.keys import (MONGO_COLLECTIONS, PG_CONSTRAINTS, PG_SCHEMA, PROFILE, SNAPSHOT,
-                                                    clean_key, key_part, raw_key, run_ids, table_of,
-                                                    table_tags, target_key)
+                                                    clean_key, key_part, phase_keys, raw_key, run_ids,
+                                                    table_of, table_tags, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.pipeline import postgres as pipeline_postgres
 from nova_pipeline.pipeline import source
@@ -161,7 +161,7 @@ def build_table_assets(spec: Spec, table: str) -> dg.AssetsDefinition:
 def migrate_table_step(context: dg.AssetExecutionContext, nova: Nova, postgres: PostgresResource, mongo: MongoResource):
     """The step of one table's multi-asset: the selected phases of pipeline.table.migrate_table, each materialized."""
     table = table_of(context)
-    keys = {RAW: raw_key(table), CLEAN: clean_key(table), TARGET: target_key(nova.spec, table)}
+    keys = phase_keys(nova.spec, table)
     phases = [phase for phase, key in keys.items() if key in context.selected_asset_keys]
     for phase, res in pipeline_table.migrate_table(nova, table, postgres=postgres, mongo=mongo,
                                                    run=run_ids(context), phases=phases):

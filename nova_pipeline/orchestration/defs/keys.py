@@ -8,6 +8,7 @@ import dagster as dg
 from nova_pipeline.core import identifiers, run_lock
 from nova_pipeline.core.spec import Spec
 from nova_pipeline.pipeline.context import RunIds
+from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET
 
 SNAPSHOT = dg.AssetKey(["source", "snapshot"])
 PROFILE = dg.AssetKey(["source", "profile"])
@@ -69,3 +70,8 @@ def target_key(spec: Spec, table: str) -> dg.AssetKey | None:
         return dg.AssetKey(["mongo", key_part(spec.targets.mongo.database),
                             key_part(identifiers.mongo_collection(spec, table))])
     return None
+
+
+def phase_keys(spec: Spec, table: str) -> dict[str, dg.AssetKey | None]:
+    """A table's phases (pipeline.table's RAW, CLEAN, TARGET) → the asset each materializes."""
+    return {RAW: raw_key(table), CLEAN: clean_key(table), TARGET: target_key(spec, table)}

@@ -30,7 +30,6 @@ from nova_pipeline.pipeline.context import rate
 from nova_pipeline.pipeline.partition_checks import MONGO_CHECKS, POSTGRES_CHECKS, WINDOW_BOUNDS, range_checks
 from nova_pipeline.pipeline.partition_range import (first_day, load_partition_range, partitioned_tables,
                                                     source_path)
-from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET
 
 JOB = "telemetry_partitions"
 DESCRIPTIONS = {
@@ -88,7 +87,7 @@ def load_partitions_step(context: dg.AssetExecutionContext, config: PartitionRun
                          postgres: PostgresResource, mongo: MongoResource):
     """The step of one partitioned table: the selected phases over the run's partition keys, each materialized."""
     table = K.table_of(context)
-    phases = {RAW: K.raw_key(table), CLEAN: K.clean_key(table), TARGET: K.target_key(nova.spec, table)}
+    phases = K.phase_keys(nova.spec, table)
     source = nova.local_snapshot() if config.read_snapshot else source_path(nova.spec)
     done = load_partition_range(nova, table, context.partition_keys, source=source, postgres=postgres, mongo=mongo,
                                 run=K.run_ids(context),
