@@ -40,7 +40,8 @@ class RunContext:
     """Spec, staging area, snapshot location, source profile and facts store of one migration.
 
     `pending_snapshots` holds a snapshot begun early (extract.snapshot.started_snapshot) until a step takes
-    it; it only helps steps that run in the process that began it."""
+    it, and `pending_facts` each table's source facts begun in the facts worker (validate/facts_worker.py) until
+    its checks wait for them; both only help steps that run in the process that began them."""
 
     spec: Spec
     staging: Staging
@@ -48,6 +49,7 @@ class RunContext:
     area: Path  # this machine's directory of the staging area (staging.local_area)
     facts: FactsStore = field(compare=False, repr=False)
     pending_snapshots: dict[Any, Future] = field(default_factory=dict, compare=False, repr=False)
+    pending_facts: dict[str, Future] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def for_spec(cls, spec: Spec) -> RunContext:

@@ -15,6 +15,8 @@ from nova_pipeline.core import connections
 from nova_pipeline.core.spec import Spec
 
 EXECUTORS = ("in_process", "multiprocess")
+# Dagster's names of the executors that run every step in the run's process (the second: the Runner's runs).
+IN_PROCESS_EXECUTORS = ("in_process", "execute_in_process_executor")
 DEFAULT_EXECUTOR = "in_process"
 ENV = "NOVA_EXECUTOR"
 MOCK_NOTE = "mongomock targets run in_process: the in-process MongoDB double's data lives in one process"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ class Context(Protocol):
     spec: Spec
     staging: Staging
     facts: FactsStore
+    pending_facts: dict[str, Future]
 
     @property
     def snapshot_path(self) -> Path: ...

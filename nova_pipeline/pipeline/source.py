@@ -12,16 +12,19 @@ from nova_pipeline.core.run_context import RunContext
 from nova_pipeline.extract import export, introspect, snapshot
 from nova_pipeline.load import partitions
 from nova_pipeline.pipeline.context import Context
-from nova_pipeline.validate import expectations
+from nova_pipeline.validate import expectations, facts_worker
 
 PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are counted in rowid ranges
 
 
-def take_snapshot(ctx: RunContext) -> snapshot.Snapshot:
+def take_snapshot(ctx: RunContext, steps_here: bool = False) -> snapshot.Snapshot:
     """Copy the live source consistently (or take the copy begun early in this process), hash and check it, and
-    publish it beside an object-store staging area for steps elsewhere."""
+    publish it beside an object-store staging area for steps elsewhere. `steps_here`: the steps after it run
+    in this process (an in_process run), which then starts the source facts' worker for them."""
     s = ctx.spec
     expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
+    if steps_here:
+        facts_worker.start()
     snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), ctx.snapshot_path, ctx.pending_snapshots)
     ctx.publish_snapshot()
     return snap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from nova_pipeline.load import postgres_ddl, postgres_load
 from nova_pipeline.pipeline.handoff import Handoff
 from nova_pipeline.pipeline.context import Context, MongoTarget, PostgresTarget, RunIds
 from nova_pipeline.transform import transform
+from nova_pipeline.validate import facts_worker
 from nova_pipeline.validate.source_facts import cached_source_facts
 
 RAW, CLEAN, TARGET = "raw", "clean", "target"
@@ -51,12 +53,27 @@ def transform_table(ctx: Context, table: str, run_id: str) -> transform.Transfor
 
 
 def _with_facts(ctx: Context, table: str, res: transform.TransformResult) -> transform.TransformResult:
-    """A PostgreSQL table's transform result once its source facts are in the facts store, with their seconds."""
+    """A PostgreSQL table's transform result once its source facts are begun in the facts worker, or, without
+    one, are in the facts store (with their seconds)."""
     if ctx.spec.tables[table].target != "postgres":
+        return res
+    if (pending := facts_worker.submit(ctx.spec, table, ctx.staging)) is not None:
+        ctx.pending_facts[table] = pending
         return res
     started = time.perf_counter()
     cached_source_facts(ctx.spec, table, ctx.staging, facts=ctx.facts)
     return dataclasses.replace(res, facts_seconds=time.perf_counter() - started)
+
+
+def table_facts(ctx: Context, table: str) -> dict[str, Any]:
+    """A table's source facts for its checks: those its transform began in the facts worker once done, else
+    read from its staged files now. A worker that failed is not trusted: the facts are then computed here
+    (raising the error again if it was the data's)."""
+    pending = ctx.pending_facts.pop(table, None)
+    if pending is not None:
+        with contextlib.suppress(Exception):  # this process's own computation decides
+            pending.result()
+    return cached_source_facts(ctx.spec, table, ctx.staging, facts=ctx.facts)
 
 
 def load_table(ctx: Context, table: str, *, postgres: PostgresTarget, mongo: MongoTarget, run: RunIds) -> Loaded:

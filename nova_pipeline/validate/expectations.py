@@ -10,8 +10,6 @@ forkserver preloads it) runs them itself.
 from __future__ import annotations
 
 import functools
-import importlib
-import multiprocessing
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +19,7 @@ import psycopg
 from sqlalchemy.engine import URL
 
 from nova_pipeline.core.connections import tls_parameters
+from nova_pipeline.core.helper_process import helper_pool
 from nova_pipeline.core.identifiers import target_column
 from nova_pipeline.core.spec import Expectation, Spec
 from nova_pipeline.validate import canonical as cn
@@ -55,10 +54,7 @@ def _gx_worker() -> ProcessPoolExecutor | None:
 
 @functools.cache  # one worker per process: a helper process, not run state
 def _started_worker() -> ProcessPoolExecutor:
-    worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=importlib.import_module, initargs=("great_expectations",))
-    worker.submit(int)  # start the process, and its import, now rather than at the first suite
-    return worker
+    return helper_pool("great_expectations")
 
 
 def _suite(expects: dict[str, Expectation]) -> list[Any]:

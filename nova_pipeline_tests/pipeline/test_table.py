@@ -2,6 +2,8 @@
 
 import importlib
 import sqlite3
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import psycopg
 import pytest
@@ -11,7 +13,8 @@ from nova_pipeline.core.spec import parse_spec
 from nova_pipeline.extract import snapshot
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.pipeline.context import RunIds
-from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET, migrate_table
+from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET, migrate_table, table_facts
+from nova_pipeline.validate import facts_worker
 from nova_pipeline.validate.source_facts import cached_source_facts
 from nova_pipeline_tests.pipeline.targets import Postgres
 
@@ -47,6 +50,35 @@ def test_migrate_table_runs_the_phases_in_order_and_loads_what_was_not_quarantin
     sf = importlib.import_module("nova_pipeline.validate.source_facts")  # the module (the package exports the function)
     monkeypatch.setattr(sf, "source_facts", lambda *a, **k: pytest.fail("facts read again"))
     assert cached_source_facts(ctx.spec, "items", ctx.staging, facts=ctx.facts)["quarantined_rows"] == 1
+
+
+def test_with_a_facts_worker_the_facts_are_computed_there_and_the_checks_wait_for_them(ctx, pg_url, monkeypatch):
+    pg = Postgres(pg_url)
+    with pg.connect() as conn:
+        postgres_ddl.create_tables(conn, ctx.spec)
+        conn.commit()
+    facts_worker.start()
+    sf = importlib.import_module("nova_pipeline.validate.source_facts")
+    computed_here = []
+    real = sf.source_facts
+    monkeypatch.setattr(sf, "source_facts", lambda *a, **k: computed_here.append(a[1]) or real(*a, **k))
+    done = dict(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("run-1", "migration-1")))
+    assert done[CLEAN].facts_seconds == 0 and set(ctx.pending_facts) == {"items"}
+    facts = table_facts(ctx, "items")
+    assert computed_here == [] and ctx.pending_facts == {}  # the worker's, read from the facts store
+    assert facts == real(ctx.spec, "items", ctx.staging) and facts["quarantined_rows"] == 1
+
+
+def test_facts_the_worker_failed_to_compute_are_computed_for_the_checks(ctx, monkeypatch):
+    failed = Future()
+    failed.set_exception(BrokenProcessPool("the worker died"))
+    monkeypatch.setattr(facts_worker, "submit", lambda *a: failed)
+    sf = importlib.import_module("nova_pipeline.validate.source_facts")
+    computed_here, real = [], sf.source_facts
+    monkeypatch.setattr(sf, "source_facts", lambda *a, **k: computed_here.append(a[1]) or real(*a, **k))
+    list(migrate_table(ctx, "items", postgres=None, mongo=None, run=RunIds("r", "m"), phases=[RAW, CLEAN]))
+    assert ctx.pending_facts == {"items": failed} and computed_here == []
+    assert table_facts(ctx, "items")["clean_rows"] == 9 and computed_here == ["items"] and ctx.pending_facts == {}
 
 
 def test_migrate_table_runs_only_the_phases_asked_for(ctx):

@@ -45,9 +45,9 @@ def test_migrate_report_says_where_the_time_went(tmp_path, pg_url):
     assert by["export"]["rows"] == by["load postgres"]["rows"] == source
     assert "## Phases" in (run.spec.resolve(run.spec.reports) / "migration_report.md").read_text()
 
-    # Each table's source facts for the checks, taken in its migrate step, count as validation, not as Dagster's.
+    # An in_process run hands each table's source facts to the facts worker: the migrate steps spend no time on
+    # them (the check steps, which wait for them, count as validation).
     instance = dagster_instance()
     facts = [instance.get_latest_materialization_event(clean_key(t)).asset_materialization.metadata["facts_seconds"].value
              for t in run.report["tables"]]
-    assert all(f > 0 for f in facts)
-    assert by["validation postgres"]["seconds"] >= round(sum(facts), 2)
+    assert facts and all(f == 0 for f in facts)

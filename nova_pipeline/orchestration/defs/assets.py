@@ -23,6 +23,7 @@ from nova_pipeline.orchestration.defs.keys import (MONGO_COLLECTIONS, PG_CONSTRA
                                                     clean_key, key_part, phase_keys, raw_key, run_ids,
                                                     table_of, table_tags, target_key)
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
+from nova_pipeline.orchestration.executors import IN_PROCESS_EXECUTORS
 from nova_pipeline.pipeline import postgres as pipeline_postgres
 from nova_pipeline.pipeline import source
 from nova_pipeline.pipeline import table as pipeline_table
@@ -50,7 +51,7 @@ def build_source_assets(spec: Spec) -> list[dg.AssetsDefinition]:
               description="Consistent online copy of the SQLite source (backup API) with sha256, "
                           "integrity_check and foreign_key_check. Every export reads this copy, never the live file.")
     def source_snapshot(context: dg.AssetExecutionContext, nova: Nova) -> dg.MaterializeResult:
-        snap = source.take_snapshot(nova)
+        snap = source.take_snapshot(nova, steps_here=context.job_def.executor_def.name in IN_PROCESS_EXECUTORS)
         if snap.integrity != ["ok"]:
             context.log.warning(f"integrity_check: {snap.integrity[:5]}")
         return dg.MaterializeResult(metadata={

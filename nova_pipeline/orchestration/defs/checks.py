@@ -20,7 +20,7 @@ from nova_pipeline.core import results as r
 from nova_pipeline.validate.mongo_checks import mongo_checks
 from nova_pipeline.validate.postgres_checks import postgres_checks
 from nova_pipeline.validate.all_checks import run_all_checks
-from nova_pipeline.validate.source_facts import cached_source_facts
+from nova_pipeline.pipeline.table import table_facts
 
 __all__ = ["build_table_checks", "run_all_checks"]
 
@@ -57,10 +57,10 @@ def build_table_checks(spec: Spec, table: str, asset_key: dg.AssetKey) -> list[d
 
 def validate_table_step(context: dg.AssetCheckExecutionContext, nova: Nova, postgres: PostgresResource,
                         mongo: MongoResource):
-    """The step of one table's checks: every check against the source facts the transform step stored."""
+    """The step of one table's checks: every check against the source facts its transform step began."""
     s, table = nova.spec, table_of(context)
     asset_key = context.check_specs[0].asset_key
-    facts = cached_source_facts(s, table, nova.staging, facts=nova.facts)  # stored by the transform step
+    facts = table_facts(nova, table)  # begun by the transform step
     if s.tables[table].target == "postgres":
         with postgres.connect(s, autocommit=True) as conn:
             results = postgres_checks(conn, s, table, facts)
