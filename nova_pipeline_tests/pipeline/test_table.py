@@ -15,7 +15,6 @@ from nova_pipeline.load import postgres_ddl
 from nova_pipeline.pipeline.context import RunIds
 from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET, migrate_table, table_facts
 from nova_pipeline.validate import facts_worker
-from nova_pipeline.validate.source_facts import cached_source_facts
 from nova_pipeline_tests.pipeline.targets import Postgres
 
 
@@ -46,10 +45,11 @@ def test_migrate_table_runs_the_phases_in_order_and_loads_what_was_not_quarantin
     assert loaded.where == {"table": "public.items"}
     with pg.connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.items").fetchone()[0] == 9
-    # The transform stored the facts the checks compare against: they are not read from staging again.
+    # The transform stored (or began, in the facts worker) the facts the checks compare against: the checks do
+    # not read them from staging again.
     sf = importlib.import_module("nova_pipeline.validate.source_facts")  # the module (the package exports the function)
     monkeypatch.setattr(sf, "source_facts", lambda *a, **k: pytest.fail("facts read again"))
-    assert cached_source_facts(ctx.spec, "items", ctx.staging, facts=ctx.facts)["quarantined_rows"] == 1
+    assert table_facts(ctx, "items")["quarantined_rows"] == 1
 
 
 def test_with_a_facts_worker_the_facts_are_computed_there_and_the_checks_wait_for_them(ctx, pg_url, monkeypatch):
