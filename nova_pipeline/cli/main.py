@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from nova_pipeline.core import connections, file_modes
+from nova_pipeline.core import connections, file_modes, helper_process
 from nova_pipeline.cli.backup import backup_group, rollback_command
 from nova_pipeline.cli.json_output import json_option, print_json
 from nova_pipeline.cli.ui import ui_command
@@ -378,7 +378,8 @@ def entry() -> None:
     """The console command: `main`, then a quick exit once its output is flushed.
 
     Tearing the interpreter down (thousands of modules of Dagster, Great
-    Expectations, pandas) takes a noticeable time after the work is done. Exit
+    Expectations, pandas) takes a noticeable time after the work is done. The
+    helper processes (Great Expectations, source facts) are ended first; exit
     handlers still run; only when no other non-daemon thread is left does the
     process end without the teardown.
     """
@@ -390,6 +391,7 @@ def entry() -> None:
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
+    helper_process.stop_helpers()
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()

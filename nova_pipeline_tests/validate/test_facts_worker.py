@@ -42,3 +42,20 @@ def test_the_worker_ends_with_the_process_that_started_it():
     finally:
         if starter.poll() is None:
             starter.kill()
+
+
+STOPPER = """
+import threading, time, psutil
+from nova_pipeline.core import helper_process
+helper_process.helper_pool("json").submit(int).result()
+workers = [c for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())]
+helper_process.stop_helpers()
+threads = [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+print(len(workers), threads, [w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers])
+"""
+
+
+def test_stopped_helpers_leave_no_pool_thread_and_no_worker():
+    # No non-daemon thread left: the CLI can then end without tearing the interpreter down.
+    out = subprocess.run([sys.executable, "-c", STOPPER], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["1", "[]", "[False]"]
