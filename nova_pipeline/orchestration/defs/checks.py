@@ -67,9 +67,18 @@ def validate_table_step(context: dg.AssetCheckExecutionContext, nova: Nova, post
     else:
         results = mongo_checks(mongo.database(s), s, table, facts)
     for res in results:
-        yield dg.AssetCheckResult(
-            asset_key=asset_key, check_name=res.check, passed=res.passed, description=res.detail,
-            severity=dg.AssetCheckSeverity.ERROR if res.severity == "ERROR" else dg.AssetCheckSeverity.WARN,
-            metadata={"detail": res.detail, "failing_keys": dg.MetadataValue.json(_jsonable(res.failing_keys)),
-                      "seconds": res.metadata.get("seconds", 0.0),
-                      "facts": dg.MetadataValue.json(_jsonable(res.metadata))})
+        yield check_result(asset_key, res, with_facts=True)
+
+
+def check_result(asset_key: dg.AssetKey, res: r.CheckResult, partition: str | None = None, with_facts: bool = False):
+    """A check result as Dagster's: the step's own result, or one partition's evaluation; `with_facts` adds the
+    check's seconds and the facts it compared."""
+    meta = {"detail": res.detail, "failing_keys": dg.MetadataValue.json(_jsonable(res.failing_keys))}
+    if with_facts:
+        meta |= {"seconds": res.metadata.get("seconds", 0.0), "facts": dg.MetadataValue.json(_jsonable(res.metadata))}
+    severity = dg.AssetCheckSeverity.ERROR if res.severity == "ERROR" else dg.AssetCheckSeverity.WARN
+    if partition is None:
+        return dg.AssetCheckResult(asset_key=asset_key, check_name=res.check, passed=res.passed,
+                                   description=res.detail, severity=severity, metadata=meta)
+    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=res.check, passed=res.passed, partition=partition,
+                                   description=res.detail, severity=severity, metadata=meta)

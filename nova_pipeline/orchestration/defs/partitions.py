@@ -11,7 +11,6 @@ nova_pipeline.pipeline.partition_checks. The new-readings sensor is in
 defs/sensors.py.
 """
 
-import json
 import warnings
 from datetime import timedelta, timezone
 
@@ -24,6 +23,7 @@ from nova_pipeline.core.spec import Spec
 from nova_pipeline.load import partitions
 from nova_pipeline.orchestration.defs import assets as A
 from nova_pipeline.orchestration.defs import keys as K
+from nova_pipeline.orchestration.defs.checks import check_result
 from nova_pipeline.orchestration.defs.resources import MongoResource, Nova, PostgresResource
 from nova_pipeline.orchestration.defs.sensors import build_partition_sensor
 from nova_pipeline.pipeline.context import rate
@@ -99,17 +99,6 @@ def load_partitions_step(context: dg.AssetExecutionContext, config: PartitionRun
                 "dagster/row_count": n, "rows_per_partition": dg.MetadataValue.json(done.rows[phase]),
                 "seconds": round(seconds, 3), "rows_per_s": rate(n, seconds),
                 "source": "snapshot" if config.read_snapshot else "live"})
-
-
-def check_result(asset_key: dg.AssetKey, res: CheckResult, partition: str | None = None):
-    """A check result as Dagster's: the step's own result, or one partition's evaluation."""
-    meta = {"detail": res.detail, "failing_keys": dg.MetadataValue.json(json.loads(json.dumps(res.failing_keys, default=str)))}
-    severity = dg.AssetCheckSeverity.ERROR if res.severity == "ERROR" else dg.AssetCheckSeverity.WARN
-    if partition is None:
-        return dg.AssetCheckResult(asset_key=asset_key, check_name=res.check, passed=res.passed,
-                                   description=res.detail, severity=severity, metadata=meta)
-    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=res.check, passed=res.passed, partition=partition,
-                                   description=res.detail, severity=severity, metadata=meta)
 
 
 def build_partitioned_checks(spec: Spec, table: str, pdef: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
