@@ -20,10 +20,10 @@ PROFILE_PART_ROWS = 500_000  # rows per part when a table's storage classes are 
 def take_snapshot(ctx: RunContext, steps_here: bool = False) -> snapshot.Snapshot:
     """Copy the live source consistently (or take the copy begun early in this process), hash and check it, and
     publish it beside an object-store staging area for steps elsewhere. `steps_here`: the steps after it run
-    in this process (an in_process run), which then starts the source facts' worker for them."""
+    in this process (an in_process run), which then starts the source facts' worker for its PostgreSQL tables."""
     s = ctx.spec
     expectations.preload(s)  # while SQLite copies and checks the file in C, with the GIL free
-    if steps_here:
+    if steps_here and s.table_items("postgres"):
         facts_worker.start()
     snap = snapshot.take_snapshot(s.resolve(s.source.sqlite), ctx.snapshot_path, ctx.pending_snapshots)
     ctx.publish_snapshot()

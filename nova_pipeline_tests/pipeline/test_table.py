@@ -13,6 +13,7 @@ from nova_pipeline.core.spec import parse_spec
 from nova_pipeline.extract import snapshot
 from nova_pipeline.load import postgres_ddl
 from nova_pipeline.pipeline.context import RunIds
+from nova_pipeline.pipeline import source
 from nova_pipeline.pipeline.table import CLEAN, RAW, TARGET, migrate_table, table_facts
 from nova_pipeline.validate import facts_worker
 from nova_pipeline_tests.pipeline.targets import Postgres
@@ -201,3 +202,18 @@ def test_a_streamed_load_that_lost_its_connection_is_loaded_again_from_the_clean
     done = dict(migrate_table(ctx, "items", postgres=pg, mongo=None, run=RunIds("r", "m")))
     assert handed_over == [True, False] and done[TARGET].rows == 199
     assert _target_ids(pg) == [i for i in range(1, 201) if i != 151]
+
+
+@pytest.mark.parametrize("target, started", [("postgres", [True]), ("mongo", [])])
+def test_an_in_process_snapshot_starts_the_facts_worker_only_for_postgresql_tables(tmp_path, monkeypatch, target,
+                                                                                 started):
+    db = tmp_path / "app.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT)")
+    spec = parse_spec({"source": {"sqlite": str(db)}, "staging": str(tmp_path / "staging"),
+                       "targets": {"mongo": {"uri": "mongomock://facts-worker", "database": "app"}},
+                       "tables": {"items": {"target": target, "primary_key": ["id"]}}})
+    calls = []
+    monkeypatch.setattr(facts_worker, "start", lambda: calls.append(True))
+    source.take_snapshot(RunContext.for_spec(spec), steps_here=True)
+    assert calls == started
